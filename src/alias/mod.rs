@@ -1,0 +1,302 @@
+//! Aliases: who they stand for, how they are made and checked, how long they live.
+//!
+//! `format` holds the normative formats of DESIGN.md section 2; `Aliaser` binds
+//! them to the configured key, domain and lifetime.
+
+mod format;
+mod ttl;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use format::{check_tag, is_dot_atom, make_alias, TagCheck};
+pub use ttl::Ttl;
+
+/// The HMAC key; its bytes are never printed (Debug is redacted).
+#[derive(Clone)]
+pub struct AliasKey(Vec<u8>);
+
+/// DESIGN.md asks for 32 random bytes or more.
+pub const MIN_KEY_LEN: usize = 32;
+
+impl AliasKey {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, AliasError> {
+        if bytes.len() < MIN_KEY_LEN {
+            return Err(AliasError::ShortKey(bytes.len()));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// A key from configuration: `hex:…` or plain text of 32+ bytes.
+    pub fn parse(text: &str) -> Result<Self, AliasError> {
+        let bytes = match text.strip_prefix("hex:") {
+            Some(h) => hex::decode(h.trim()).map_err(|_| AliasError::BadKeyHex)?,
+            None => text.as_bytes().to_vec(),
+        };
+        Self::new(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AliasKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AliasKey(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AliasError {
+    #[error("alias.hmac_key is {0} bytes; at least 32 are required")]
+    ShortKey(usize),
+    #[error("alias.hmac_key starts with hex: but is not valid hex")]
+    BadKeyHex,
+    #[error("`{0}` is not an e-mail address (expected local@domain)")]
+    BadEmail(String),
+    #[error("an address under the alias domain cannot be a participant")]
+    AliasAsParticipant,
+    #[error("`{0}` is not a valid {1} (letters, digits, `.`, `_`, `-`; 1 to 128 characters)")]
+    BadId(String, &'static str),
+    #[error("unknown role `{0}` (customer, store or contact)")]
+    BadRole(String),
+    #[error("unknown mask mode `{0}` (hard or soft)")]
+    BadMode(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskMode {
+    Hard,
+    Soft,
+}
+
+impl MaskMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskMode::Hard => "hard",
+            MaskMode::Soft => "soft",
+        }
+    }
+}
+
+impl FromStr for MaskMode {
+    type Err = AliasError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hard" => Ok(MaskMode::Hard),
+            "soft" => Ok(MaskMode::Soft),
+            other => Err(AliasError::BadMode(other.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Store,
+    Contact,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Store => "store",
+            Role::Contact => "contact",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = AliasError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "customer" => Ok(Role::Customer),
+            "store" => Ok(Role::Store),
+            "contact" => Ok(Role::Contact),
+            other => Err(AliasError::BadRole(other.to_string())),
+        }
+    }
+}
+
+/// One alias row: a participant of one order under one mask mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The alias as made (soft aliases keep the local part's case).
+    pub alias: String,
+    pub store: String,
+    pub order: String,
+    pub role: Role,
+    /// The real address. Never logged, never shown outside delivery.
+    pub email: String,
+    pub mode: MaskMode,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub disabled: bool,
+}
+
+impl Participant {
+    /// Lookup key: aliases are case-insensitive.
+    pub fn key(&self) -> String {
+        self.alias.to_lowercase()
+    }
+
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        !self.disabled && now < self.expires_at
+    }
+}
+
+/// Binds the alias formats to this relay's key, domain and alias lifetime.
+#[derive(Debug, Clone)]
+pub struct Aliaser {
+    key: AliasKey,
+    domain: String,
+    ttl: Ttl,
+}
+
+impl Aliaser {
+    pub fn new(key: AliasKey, domain: &str, ttl: Ttl) -> Self {
+        Self {
+            key,
+            domain: domain.to_ascii_lowercase(),
+            ttl,
+        }
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// True for the alias domain and any name under it.
+    pub fn is_alias_domain(&self, domain: &str) -> bool {
+        let d = domain.to_ascii_lowercase();
+        d == self.domain || d.ends_with(&format!(".{}", self.domain))
+    }
+
+    pub fn check(&self, address: &str) -> TagCheck {
+        check_tag(&self.key, &self.domain, address)
+    }
+
+    /// The participant row for (store, order, role, email) in `mode`, created now.
+    /// Validates its inputs; the same inputs always give the same alias.
+    pub fn participant(
+        &self,
+        store: &str,
+        order: &str,
+        role: Role,
+        email: &str,
+        mode: MaskMode,
+        now: DateTime<Utc>,
+    ) -> Result<Participant, AliasError> {
+        validate_id(store, "store id")?;
+        validate_id(order, "order id")?;
+        let email = email.trim();
+        let (_, domain) = split_address(email)?;
+        if self.is_alias_domain(domain) {
+            return Err(AliasError::AliasAsParticipant);
+        }
+        let (alias, mode) = make_alias(&self.key, &self.domain, store, order, role, email, mode);
+        Ok(Participant {
+            alias,
+            store: store.to_string(),
+            order: order.to_string(),
+            role,
+            email: email.to_string(),
+            mode,
+            created_at: now,
+            expires_at: self.ttl.after(now),
+            disabled: false,
+        })
+    }
+}
+
+/// Split `local@domain`, refusing what cannot be a mailbox.
+pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
+    let bad = || AliasError::BadEmail(email.to_string());
+    let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
+    let forbidden = |c: char| c.is_whitespace() || c.is_control() || "<>,;".contains(c);
+    if local.is_empty()
+        || domain.is_empty()
+        || local.len() > 64
+        || domain.len() > 255
+        || email.contains(forbidden)
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
+        return Err(bad());
+    }
+    Ok((local, domain))
+}
+
+/// Store and order ids appear in aliases' HMAC input and in URLs: keep them plain.
+pub fn validate_id(id: &str, what: &'static str) -> Result<(), AliasError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AliasError::BadId(id.to_string(), what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aliaser() -> Aliaser {
+        let key = AliasKey::new((0u8..32).collect()).unwrap();
+        Aliaser::new(key, "ct.test", Ttl::Months(2))
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert_eq!(AliasKey::parse("short").unwrap_err(), AliasError::ShortKey(5));
+        assert!(AliasKey::parse(&format!("hex:{}", "00".repeat(32))).is_ok());
+        assert_eq!(AliasKey::parse("hex:zz").unwrap_err(), AliasError::BadKeyHex);
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let key = AliasKey::parse("a-very-secret-key-of-32-bytes-or-more!").unwrap();
+        assert!(!format!("{key:?}").contains("secret"));
+    }
+
+    #[test]
+    fn participant_expires_two_calendar_months_later() {
+        let now = "2026-12-31T10:00:00Z".parse().unwrap();
+        let p = aliaser()
+            .participant("acme", "1", Role::Customer, "a@b.com", MaskMode::Hard, now)
+            .unwrap();
+        assert_eq!(p.expires_at.to_rfc3339(), "2027-02-28T10:00:00+00:00");
+        assert!(p.is_active(now));
+        assert!(!p.is_active(p.expires_at));
+    }
+
+    #[test]
+    fn bad_participants_are_refused() {
+        let now = Utc::now();
+        let a = aliaser();
+        let err = |store, email| {
+            a.participant(store, "1", Role::Customer, email, MaskMode::Hard, now)
+                .unwrap_err()
+        };
+        assert!(matches!(err("acme", "not-an-address"), AliasError::BadEmail(_)));
+        assert!(matches!(err("acme", "a b@c.com"), AliasError::BadEmail(_)));
+        assert!(matches!(err("ac me", "a@c.com"), AliasError::BadId(..)));
+        assert_eq!(
+            err("acme", "f44789d54cb7909fb48a75629fbe7cfa@ct.test"),
+            AliasError::AliasAsParticipant
+        );
+        assert_eq!(err("acme", "x@sub.CT.test"), AliasError::AliasAsParticipant);
+    }
+}

@@ -1,0 +1,295 @@
+//! Configuration: a TOML file (default `config/default.toml`) with every key
+//! overridable as `CT_RELAY__SECTION__KEY`. Unknown keys are errors, so a typo
+//! never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::alias::{AliasKey, Aliaser, Ttl};
+
+pub const DEFAULT_CONFIG: &str = "config/default.toml";
+/// Keys starting with this are the shipped development key.
+pub const DEV_KEY_MARKER: &str = "DEVELOPMENT-ONLY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Load {
+        path: String,
+        source: config::ConfigError,
+    },
+    #[error("invalid configuration value: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub smtp: SmtpSettings,
+    pub alias: AliasSettings,
+    pub storage: StorageSettings,
+    pub delivery: DeliverySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub listen: SocketAddr,
+    pub hostname: String,
+    /// Largest message accepted, in bytes (advertised as SIZE).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: usize,
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// 5xx replies a session may earn before it is closed with 421 4.7.0.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for sessions and deliveries in flight.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasSettings {
+    pub domain: String,
+    #[serde(default)]
+    pub hmac_key: String,
+    #[serde(default = "default_ttl")]
+    pub ttl: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Most messages committed in one transaction (group commit).
+    #[serde(default = "default_commit_batch")]
+    pub commit_batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smarthost,
+    Mx,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub transport: TransportKind,
+    #[serde(default)]
+    pub smarthost: Option<String>,
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Deliveries attempted at once.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// A delivery still failing temporarily this long after acceptance fails.
+    #[serde(default = "default_give_up_after", with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// Per SMTP command when talking to the next hop.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A claimed delivery is this node's until then; a dead node's claims lapse.
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often the queue is polled when nothing wakes it.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_max_message_size() -> usize {
+    25 * 1024 * 1024
+}
+fn default_max_recipients() -> usize {
+    100
+}
+fn default_max_errors() -> u32 {
+    10
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_ttl() -> String {
+    "2 months".into()
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_commit_batch() -> usize {
+    256
+}
+fn default_dir() -> PathBuf {
+    PathBuf::from("data/outbox")
+}
+fn default_workers() -> usize {
+    16
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_give_up_after() -> Duration {
+    Duration::from_secs(5 * 86_400)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Settings {
+    /// Read `path`, apply `CT_RELAY__…` overrides, and check the values.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let load_err = |source| ConfigError::Load {
+            path: path.display().to_string(),
+            source,
+        };
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("CT_RELAY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(load_err)?;
+        let settings: Settings = raw.try_deserialize().map_err(load_err)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.alias.domain.is_empty() || self.alias.domain.contains('@') {
+            return invalid(format!("alias.domain `{}` is not a domain", self.alias.domain));
+        }
+        self.alias_ttl()?;
+        if self.delivery.transport == TransportKind::Smarthost && self.delivery.smarthost.is_none()
+        {
+            return invalid("delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\"".into());
+        }
+        if self.delivery.workers == 0 || self.storage.commit_batch == 0 {
+            return invalid("delivery.workers and storage.commit_batch must be at least 1".into());
+        }
+        if self.delivery.retry_initial.is_zero() || self.delivery.retry_max < self.delivery.retry_initial {
+            return invalid("delivery.retry_initial must be > 0 and <= delivery.retry_max".into());
+        }
+        Ok(())
+    }
+
+    pub fn alias_ttl(&self) -> Result<Ttl, ConfigError> {
+        self.alias
+            .ttl
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("alias.ttl: {e}")))
+    }
+
+    /// The alias maker. Fails when the HMAC key is missing or too short,
+    /// which `serve` and `alias create` must refuse to run with.
+    pub fn aliaser(&self) -> Result<Aliaser, ConfigError> {
+        if self.alias.hmac_key.is_empty() {
+            return Err(ConfigError::Invalid(
+                "alias.hmac_key is not set (set it in the config file or CT_RELAY__ALIAS__HMAC_KEY)".into(),
+            ));
+        }
+        let key = AliasKey::parse(&self.alias.hmac_key)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(Aliaser::new(key, &self.alias.domain, self.alias_ttl()?))
+    }
+
+    pub fn uses_development_key(&self) -> bool {
+        self.alias.hmac_key.starts_with(DEV_KEY_MARKER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_config_loads() {
+        let s = Settings::load(Path::new(DEFAULT_CONFIG)).unwrap();
+        assert_eq!(s.delivery.transport, TransportKind::File);
+        assert!(s.storage.url.starts_with("sqlite:"));
+        assert!(s.uses_development_key());
+        s.aliaser().unwrap();
+    }
+
+    #[test]
+    fn short_key_is_a_clear_error() {
+        let mut s = Settings::load(Path::new(DEFAULT_CONFIG)).unwrap();
+        s.alias.hmac_key = "short".into();
+        let err = s.aliaser().unwrap_err().to_string();
+        assert!(err.contains("at least 32"), "{err}");
+        s.alias.hmac_key.clear();
+        assert!(s.aliaser().unwrap_err().to_string().contains("not set"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = std::fs::read_to_string(DEFAULT_CONFIG).unwrap() + "\n[typo]\nx = 1\n";
+        std::fs::write(&path, text).unwrap();
+        let err = Settings::load(&path).unwrap_err().to_string();
+        assert!(err.contains("typo"), "{err}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Storage: everything ct-relay keeps, behind one trait so SQLite (one node) and
+//! PostgreSQL (many nodes) serve the same callers.
+//!
+//! Invariants every implementation keeps:
+//! - `commit` writes messages, their deliveries, their timeline entries and any
+//!   new contact participants in one transaction: all or nothing.
+//! - A delivery's outcome is written only by the node holding its lease.
+//! - Real addresses are stored (delivery needs them) but never returned by the
+//!   timeline queries.
+
+mod committer;
+
+pub mod sqlite;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::alias::{MaskMode, Participant};
+
+pub use committer::{CommitError, Committer};
+pub use types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database could not be reached or failed the operation; worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that does not make sense (a bug or a hand edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported storage url `{0}` (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+                StorageError::Corrupt(e.to_string())
+            }
+            other => StorageError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Apply this backend's migrations.
+    async fn migrate(&self) -> Result<()>;
+
+    /// The store's mask mode; `hard` for a store never configured.
+    async fn store_mode(&self, store: &str) -> Result<MaskMode>;
+    async fn set_store_mode(&self, store: &str, mode: MaskMode) -> Result<()>;
+    async fn store_summary(&self, store: &str) -> Result<StoreSummary>;
+
+    /// Insert the participant unless its alias exists; return the stored row
+    /// either way (creation is idempotent).
+    async fn ensure_participant(&self, p: &Participant) -> Result<Participant>;
+    /// Look up by alias, case-insensitively.
+    async fn find_alias(&self, alias: &str) -> Result<Option<Participant>>;
+    /// Returns false when there is no such alias.
+    async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool>;
+    async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
+    /// Stores that have an order with this id.
+    async fn stores_with_order(&self, order: &str) -> Result<Vec<String>>;
+
+    /// Group commit: every message of the batch, in one transaction.
+    async fn commit(&self, batch: &[AcceptedMessage]) -> Result<()>;
+
+    /// Lease up to `limit` deliveries that are due at `now` to `node`.
+    async fn claim_due(&self, node: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryJob>>;
+    async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Record an attempt's outcome. Returns false (and writes nothing) when
+    /// `node` no longer holds the lease.
+    async fn record_attempt(&self, node: &str, delivery_id: &str, attempt: &AttemptRecord) -> Result<bool>;
+    /// Give back leases: this node's (`Some`) or every node's (`None`, used by a
+    /// single-node database at start, where any lease is a dead process's).
+    async fn release_leases(&self, node: Option<&str>) -> Result<u64>;
+    /// When the earliest pending delivery is due, if any.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
+
+    async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>>;
+    /// Make a queued, retrying or failed delivery due now. False if unknown or delivered.
+    async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool>;
+
+    /// The order's timeline entries, oldest first, with their deliveries.
+    async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>>;
+}
+
+/// Open the storage named by `url` and apply its migrations.
+pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Storage>> {
+    if url.starts_with("sqlite:") {
+        let s = sqlite::SqliteStorage::connect(url, max_connections).await?;
+        s.migrate().await?;
+        Ok(Arc::new(s))
+    } else {
+        Err(StorageError::UnsupportedUrl(url.to_string()))
+    }
+}

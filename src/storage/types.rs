@@ -1,0 +1,163 @@
+//! Rows that cross the storage trait.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::alias::{MaskMode, Participant, Role};
+
+/// An alias as the timeline shows it: never the real address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AliasRef {
+    pub email_alias: String,
+    pub alias_mask_type: MaskMode,
+    pub role: Role,
+}
+
+impl From<&Participant> for AliasRef {
+    fn from(p: &Participant) -> Self {
+        Self {
+            email_alias: p.alias.clone(),
+            alias_mask_type: p.mode,
+            role: p.role,
+        }
+    }
+}
+
+/// One order's copy of an accepted message, ready to commit.
+#[derive(Debug, Clone)]
+pub struct AcceptedMessage {
+    pub id: String,
+    /// The SMTP transaction's id, given in `250 … queued as <id>`.
+    pub queue_id: String,
+    pub store: String,
+    pub order: String,
+    pub received_at: DateTime<Utc>,
+    /// The envelope sender as received (may be empty: null sender).
+    pub return_path: String,
+    /// The masked message bytes.
+    pub content: Vec<u8>,
+    /// Contacts met on this message, inserted if new.
+    pub new_participants: Vec<Participant>,
+    pub entry: TimelineSummary,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// What the timeline says of a message (aliases only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineSummary {
+    pub from: Option<AliasRef>,
+    pub to: Vec<AliasRef>,
+    pub subject: String,
+    pub first_words: String,
+    pub attachment_names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub rcpt_alias: String,
+    /// The real address delivered to.
+    pub rcpt_email: String,
+    /// The envelope sender used for delivery (a bounce address under alias_domain).
+    pub mail_from: String,
+}
+
+/// A leased delivery, everything a worker needs to attempt it.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub id: String,
+    pub message_id: String,
+    pub rcpt_alias: String,
+    pub rcpt_email: String,
+    pub mail_from: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Queued,
+    Retrying,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => DeliveryState::Queued,
+            "retrying" => DeliveryState::Retrying,
+            "delivered" => DeliveryState::Delivered,
+            "failed" => DeliveryState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of one attempt, as the queue records it. `reply` is already
+/// free of real addresses.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub at: DateTime<Utc>,
+    pub state: DeliveryState,
+    pub reply: String,
+    /// For `Retrying`: when to try again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryStatus {
+    pub to: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub last_reply: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    pub id: String,
+    pub date: DateTime<Utc>,
+    pub from: Option<AliasRef>,
+    pub to: Vec<AliasRef>,
+    pub subject: String,
+    pub first_words: String,
+    pub has_attachment: bool,
+    pub attachment_names: Vec<String>,
+    pub deliveries: Vec<DeliveryStatus>,
+}
+
+/// A line of `ct-relay queue list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueEntry {
+    pub id: String,
+    pub message_id: String,
+    pub store: String,
+    pub order: String,
+    pub to: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_reply: Option<String>,
+    pub leased_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreSummary {
+    pub store: String,
+    pub mask_mode: MaskMode,
+    /// False when the store was never configured (mode is the default).
+    pub configured: bool,
+    pub aliases: u64,
+    pub orders: u64,
+}
