@@ -2,4 +2,5 @@
 
 pub mod alias;
 pub mod config;
+pub mod smtp;
 pub mod storage;

@@ -1,0 +1,218 @@
+//! DATA framing: un-dot-stuffing with the strict rules that prevent SMTP
+//! smuggling. Only `<CRLF>.<CRLF>` ends the message; a bare CR or LF, a line
+//! over 1000 octets or too many bytes make the message refused, but reading
+//! continues to the real end so the rest is never taken for commands. Memory
+//! is bounded by the size limit: nothing is kept once an error is seen.
+
+/// RFC 5321 4.5.3.1.6: 1000 octets per line including CRLF.
+pub const MAX_LINE: usize = 998;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataError {
+    TooBig,
+    BareLineEnding,
+    LineTooLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line (after CRLF, or at the start of DATA).
+    LineStart,
+    /// A line that began with '.', nothing else yet.
+    Dot,
+    /// '.' then CR at line start: LF now ends the message.
+    DotCr,
+    InLine,
+    /// CR inside a line; LF ends the line.
+    Cr,
+}
+
+#[derive(Debug)]
+pub struct DataReader {
+    max_size: usize,
+    body: Vec<u8>,
+    state: State,
+    line_len: usize,
+    error: Option<DataError>,
+    done: bool,
+}
+
+impl DataReader {
+    pub fn new(max_size: usize) -> Self {
+        Self {
+            max_size,
+            body: Vec::new(),
+            state: State::LineStart,
+            line_len: 0,
+            error: None,
+            done: false,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Consume bytes up to and including the end of DATA. Returns how many
+    /// were consumed; anything after that is the client's next command.
+    pub fn feed(&mut self, input: &[u8]) -> usize {
+        let mut i = 0;
+        while i < input.len() && !self.done {
+            let b = input[i];
+            i += 1;
+            match self.state {
+                State::LineStart if b == b'.' => self.state = State::Dot,
+                State::Dot if b == b'\r' => self.state = State::DotCr,
+                State::DotCr if b == b'\n' => self.done = true,
+                State::DotCr => {
+                    // ".<CR>x": the CR was bare.
+                    self.fail(DataError::BareLineEnding);
+                    self.state = State::InLine;
+                    self.content(b);
+                }
+                State::Cr if b == b'\n' => {
+                    self.push(b"\r\n");
+                    self.line_len = 0;
+                    self.state = State::LineStart;
+                }
+                State::Cr => {
+                    self.fail(DataError::BareLineEnding);
+                    self.state = State::InLine;
+                    self.content(b);
+                }
+                // A leading dot is dropped (dot-stuffing); the byte after it is content.
+                State::Dot | State::LineStart | State::InLine => {
+                    self.state = State::InLine;
+                    // Fast path: copy the run of plain bytes up to the next CR or LF.
+                    let run_end = input[i - 1..]
+                        .iter()
+                        .position(|&c| c == b'\r' || c == b'\n')
+                        .map_or(input.len(), |p| i - 1 + p);
+                    if run_end > i - 1 {
+                        self.text(&input[i - 1..run_end]);
+                        i = run_end;
+                    } else {
+                        self.content(b);
+                    }
+                }
+            }
+        }
+        i
+    }
+
+    /// One CR or LF inside a line.
+    fn content(&mut self, b: u8) {
+        match b {
+            b'\r' => self.state = State::Cr,
+            b'\n' => self.fail(DataError::BareLineEnding),
+            _ => self.text(&[b]),
+        }
+    }
+
+    fn text(&mut self, run: &[u8]) {
+        self.line_len += run.len();
+        if self.line_len > MAX_LINE {
+            self.fail(DataError::LineTooLong);
+        }
+        self.push(run);
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.body.len() + bytes.len() > self.max_size {
+            self.fail(DataError::TooBig);
+            return;
+        }
+        self.body.extend_from_slice(bytes);
+    }
+
+    fn fail(&mut self, e: DataError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+            self.body = Vec::new();
+        }
+    }
+
+    /// The message, once `is_done`.
+    pub fn finish(self) -> Result<Vec<u8>, DataError> {
+        debug_assert!(self.done);
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(input: &[u8]) -> (Result<Vec<u8>, DataError>, usize) {
+        let mut r = DataReader::new(10_000);
+        let used = r.feed(input);
+        assert!(r.is_done(), "not done: {:?}", String::from_utf8_lossy(input));
+        (r.finish(), used)
+    }
+
+    #[test]
+    fn plain_message_and_leftover() {
+        let input = b"Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n";
+        let (body, used) = read(input);
+        assert_eq!(body.unwrap(), b"Subject: x\r\n\r\nhello\r\n");
+        assert_eq!(&input[used..], b"QUIT\r\n");
+    }
+
+    /// The smtp-proto edge: a first body line of "." ends DATA (empty message)
+    /// and a first line of ".." is a stuffed ".".
+    #[test]
+    fn first_line_dot_and_double_dot() {
+        assert_eq!(read(b".\r\n").0.unwrap(), b"");
+        assert_eq!(read(b"..\r\n.\r\n").0.unwrap(), b".\r\n");
+        assert_eq!(read(b"..x\r\n..\r\n.\r\n").0.unwrap(), b".x\r\n.\r\n");
+    }
+
+    #[test]
+    fn byte_at_a_time_gives_the_same_result() {
+        let input = b"a\r\n..b\r\n\r\n.\r\nNOOP\r\n";
+        let mut r = DataReader::new(100);
+        let mut used = 0;
+        for chunk in input.chunks(1) {
+            if r.is_done() {
+                break;
+            }
+            used += r.feed(chunk);
+        }
+        assert_eq!(&input[used..], b"NOOP\r\n");
+        assert_eq!(r.finish().unwrap(), b"a\r\n.b\r\n\r\n");
+    }
+
+    #[test]
+    fn bare_lf_never_ends_data_and_is_refused() {
+        let input = b"a\n.\nMAIL FROM:<x@y>\r\n.\r\n";
+        let (body, used) = read(input);
+        assert_eq!(body.unwrap_err(), DataError::BareLineEnding);
+        assert_eq!(used, input.len());
+    }
+
+    #[test]
+    fn bare_cr_is_refused() {
+        assert_eq!(read(b"a\rb\r\n.\r\n").0.unwrap_err(), DataError::BareLineEnding);
+        assert_eq!(read(b"a\r\n.\rx\r\n.\r\n").0.unwrap_err(), DataError::BareLineEnding);
+        // "\r\n.\r" then bare LF must not end it either
+        assert_eq!(read(b"a\r\n.\n\r\n.\r\n").0.unwrap_err(), DataError::BareLineEnding);
+    }
+
+    #[test]
+    fn long_lines_and_big_messages_are_refused_after_the_end() {
+        let long = [b"a".repeat(999), b"\r\n.\r\n".to_vec()].concat();
+        assert_eq!(read(&long).0.unwrap_err(), DataError::LineTooLong);
+        let ok = [b"a".repeat(998), b"\r\n.\r\n".to_vec()].concat();
+        assert!(read(&ok).0.is_ok());
+        let mut r = DataReader::new(10);
+        r.feed(b"0123456789abc\r\n.\r\n");
+        assert!(r.is_done());
+        assert_eq!(r.finish().unwrap_err(), DataError::TooBig);
+    }
+}

@@ -1,0 +1,162 @@
+//! SMTP replies as values. Every reply ct-relay sends is built here, so the
+//! codes of DESIGN.md section 4 live in one place; text is made at the edge.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// Enhanced status code (RFC 3463), e.g. "5.1.1"; absent on 220/221-less greetings.
+    pub status: Option<&'static str>,
+    /// One entry per line; multi-line replies use `code-` continuation.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            code,
+            status: Some(status),
+            lines: vec![text.into()],
+        }
+    }
+
+    fn plain(code: u16, lines: Vec<String>) -> Self {
+        Self {
+            code,
+            status: None,
+            lines,
+        }
+    }
+
+    pub fn is_permanent_error(&self) -> bool {
+        self.code >= 500
+    }
+
+    pub fn greeting(hostname: &str) -> Self {
+        Self::plain(220, vec![format!("{hostname} ESMTP")])
+    }
+    pub fn ehlo(hostname: &str, max_size: usize) -> Self {
+        Self::plain(
+            250,
+            vec![
+                hostname.to_string(),
+                "PIPELINING".into(),
+                format!("SIZE {max_size}"),
+                "8BITMIME".into(),
+                "SMTPUTF8".into(),
+                "ENHANCEDSTATUSCODES".into(),
+            ],
+        )
+    }
+    pub fn helo(hostname: &str) -> Self {
+        Self::plain(250, vec![hostname.to_string()])
+    }
+    pub fn ok() -> Self {
+        Self::new(250, "2.0.0", "Ok")
+    }
+    pub fn sender_ok() -> Self {
+        Self::new(250, "2.1.0", "Ok")
+    }
+    pub fn recipient_ok() -> Self {
+        Self::new(250, "2.1.5", "Ok")
+    }
+    pub fn start_data() -> Self {
+        Self::plain(354, vec!["End data with <CR><LF>.<CR><LF>".into()])
+    }
+    pub fn queued(id: &str) -> Self {
+        Self::new(250, "2.0.0", format!("Ok: queued as {id}"))
+    }
+    pub fn bye() -> Self {
+        Self::new(221, "2.0.0", "Bye")
+    }
+    pub fn help() -> Self {
+        Self::new(214, "2.0.0", "See RFC 5321")
+    }
+    pub fn cannot_vrfy() -> Self {
+        Self::new(252, "2.5.2", "Cannot VRFY user; send mail and it will be handled")
+    }
+    pub fn bad_sequence(text: &str) -> Self {
+        Self::new(503, "5.5.1", format!("Bad sequence of commands: {text}"))
+    }
+    pub fn unknown_command() -> Self {
+        Self::new(500, "5.5.2", "Command unrecognized")
+    }
+    pub fn line_too_long() -> Self {
+        Self::new(500, "5.5.2", "Line too long")
+    }
+    pub fn syntax_error(text: &str) -> Self {
+        Self::new(501, "5.5.4", format!("Syntax error: {text}"))
+    }
+    pub fn not_implemented() -> Self {
+        Self::new(502, "5.5.1", "Command not implemented")
+    }
+    pub fn relaying_denied() -> Self {
+        Self::new(550, "5.7.1", "Relaying denied")
+    }
+    /// One text for unknown, expired and disabled aliases, so none is told apart.
+    pub fn unknown_alias() -> Self {
+        Self::new(550, "5.1.1", "Recipient address rejected: no such alias")
+    }
+    pub fn too_many_recipients() -> Self {
+        Self::new(452, "4.5.3", "Too many recipients")
+    }
+    pub fn storage_unavailable() -> Self {
+        Self::new(451, "4.3.0", "Temporary storage failure, try again later")
+    }
+    pub fn too_big() -> Self {
+        Self::new(552, "5.3.4", "Message size exceeds fixed limit")
+    }
+    pub fn bad_line_ending() -> Self {
+        Self::new(554, "5.6.0", "Bare CR or LF in message; lines must end with CRLF")
+    }
+    pub fn data_line_too_long() -> Self {
+        Self::new(554, "5.6.0", "Message line longer than 1000 octets")
+    }
+    pub fn mail_loop() -> Self {
+        Self::new(554, "5.4.6", "Mail loop detected: too many Received headers")
+    }
+    pub fn idle_timeout(hostname: &str) -> Self {
+        Self::new(421, "4.4.2", format!("{hostname} Idle timeout, closing connection"))
+    }
+    pub fn too_many_errors(hostname: &str) -> Self {
+        Self::new(421, "4.7.0", format!("{hostname} Too many errors, closing connection"))
+    }
+    pub fn shutting_down(hostname: &str) -> Self {
+        Self::new(421, "4.3.2", format!("{hostname} Service shutting down, try again later"))
+    }
+
+    /// The reply on the wire, CRLF-terminated.
+    pub fn to_wire(&self) -> Vec<u8> {
+        self.to_string().into_bytes()
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.lines.len().saturating_sub(1);
+        for (i, line) in self.lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            match self.status {
+                Some(status) => write!(f, "{}{sep}{status} {line}\r\n", self.code)?,
+                None => write!(f, "{}{sep}{line}\r\n", self.code)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_single_and_multi_line() {
+        assert_eq!(Reply::unknown_alias().to_string(), "550 5.1.1 Recipient address rejected: no such alias\r\n");
+        assert_eq!(
+            Reply::ehlo("mx.test", 1000).to_string(),
+            "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
+        );
+        assert_eq!(Reply::greeting("mx.test").to_string(), "220 mx.test ESMTP\r\n");
+    }
+}

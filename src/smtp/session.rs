@@ -1,0 +1,269 @@
+//! One SMTP session as a state machine with no I/O: it is given command lines,
+//! recipient verdicts and DATA outcomes, and answers with events to carry out.
+//! It knows nothing of sockets, storage or delivery.
+//!
+//! `R` is what the caller keeps for each accepted recipient (its alias row);
+//! the session only stores and returns it.
+
+use smtp_proto::{Error as ParseError, Request};
+
+use super::data::DataError;
+use super::reply::Reply;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_errors: u32,
+}
+
+/// What the connection must do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    Reply(Reply),
+    /// Send this reply, then close the connection.
+    Close(Reply),
+    /// Decide on this recipient and call `recipient_checked`.
+    CheckRecipient(String),
+    /// Send the 354 reply and read the message with a `DataReader`.
+    ReadData(Reply),
+}
+
+/// The caller's decision on one RCPT address.
+#[derive(Debug)]
+pub enum Verdict<R> {
+    Accept(R),
+    /// Not under the alias domain.
+    Relaying,
+    /// Unknown, expired, disabled or bad tag: one answer for all.
+    Unknown,
+    /// The database could not be asked.
+    TemporaryFailure,
+}
+
+/// A complete transaction handed to the caller for acceptance.
+#[derive(Debug)]
+pub struct Envelope<R> {
+    pub helo: String,
+    /// Empty for the null sender.
+    pub mail_from: String,
+    pub recipients: Vec<R>,
+    pub body: Vec<u8>,
+}
+
+/// Why an accepted-looking transaction was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    StorageUnavailable,
+    MailLoop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Greeting sent, no HELO/EHLO yet.
+    Connected,
+    /// HELO/EHLO done, no transaction.
+    Ready,
+    /// MAIL accepted.
+    Mail,
+    /// Reading DATA or waiting for the acceptance result.
+    Data,
+}
+
+pub struct Session<R> {
+    hostname: String,
+    limits: Limits,
+    state: State,
+    helo: String,
+    mail_from: String,
+    recipients: Vec<R>,
+    errors: u32,
+}
+
+impl<R> Session<R> {
+    pub fn new(hostname: &str, limits: Limits) -> Self {
+        Self {
+            hostname: hostname.to_string(),
+            limits,
+            state: State::Connected,
+            helo: String::new(),
+            mail_from: String::new(),
+            recipients: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    pub fn greeting(&self) -> Reply {
+        Reply::greeting(&self.hostname)
+    }
+
+    pub fn idle_timeout(&self) -> Reply {
+        Reply::idle_timeout(&self.hostname)
+    }
+
+    pub fn shutting_down(&self) -> Reply {
+        Reply::shutting_down(&self.hostname)
+    }
+
+    pub fn max_message_size(&self) -> usize {
+        self.limits.max_message_size
+    }
+
+    /// Turn a reply into an event, closing the session on too many errors.
+    fn answer(&mut self, reply: Reply) -> Event {
+        if reply.is_permanent_error() {
+            self.errors += 1;
+            if self.errors >= self.limits.max_errors {
+                return Event::Close(Reply::too_many_errors(&self.hostname));
+            }
+        }
+        Event::Reply(reply)
+    }
+
+    fn reset_transaction(&mut self) {
+        self.mail_from.clear();
+        self.recipients.clear();
+        if self.state != State::Connected {
+            self.state = State::Ready;
+        }
+    }
+
+    /// An overlong command line (already discarded by the input buffer).
+    pub fn line_too_long(&mut self) -> Event {
+        self.answer(Reply::line_too_long())
+    }
+
+    /// One command line, with its line ending.
+    pub fn command(&mut self, line: &[u8]) -> Event {
+        let parsed = if line.ends_with(b"\n") {
+            Request::parse(&mut line.iter())
+        } else {
+            Err(ParseError::SyntaxError { syntax: "line ending" })
+        };
+        let request = match parsed {
+            Ok(r) => r,
+            Err(ParseError::UnknownCommand) => return self.answer(Reply::unknown_command()),
+            Err(ParseError::InvalidSenderAddress) => return self.answer(Reply::syntax_error("bad sender address")),
+            Err(ParseError::InvalidRecipientAddress) => {
+                return self.answer(Reply::syntax_error("bad recipient address"))
+            }
+            Err(ParseError::SyntaxError { syntax }) => return self.answer(Reply::syntax_error(syntax)),
+            Err(ParseError::InvalidParameter { param }) => {
+                return self.answer(Reply::syntax_error(&format!("invalid parameter {param}")))
+            }
+            Err(ParseError::UnsupportedParameter { .. }) => {
+                return self.answer(Reply::new(555, "5.5.4", "Unsupported parameter"))
+            }
+            Err(_) => return self.answer(Reply::syntax_error("malformed command")),
+        };
+        match request {
+            Request::Ehlo { host } => {
+                self.helo = host.into_owned();
+                self.state = State::Ready;
+                self.reset_transaction();
+                Event::Reply(Reply::ehlo(&self.hostname, self.limits.max_message_size))
+            }
+            Request::Helo { host } => {
+                self.helo = host.into_owned();
+                self.state = State::Ready;
+                self.reset_transaction();
+                Event::Reply(Reply::helo(&self.hostname))
+            }
+            Request::Mail { from } => self.mail(from.address.into_owned(), from.size),
+            Request::Rcpt { to } => self.rcpt(to.address.into_owned()),
+            Request::Data => self.data(),
+            Request::Rset => {
+                self.reset_transaction();
+                Event::Reply(Reply::ok())
+            }
+            Request::Noop { .. } => Event::Reply(Reply::ok()),
+            Request::Quit => Event::Close(Reply::bye()),
+            Request::Help { .. } => Event::Reply(Reply::help()),
+            Request::Vrfy { .. } => Event::Reply(Reply::cannot_vrfy()),
+            _ => self.answer(Reply::not_implemented()),
+        }
+    }
+
+    fn mail(&mut self, address: String, declared_size: usize) -> Event {
+        match self.state {
+            State::Connected => self.answer(Reply::bad_sequence("send EHLO or HELO first")),
+            State::Mail | State::Data => self.answer(Reply::bad_sequence("sender already given")),
+            State::Ready if declared_size > self.limits.max_message_size => self.answer(Reply::too_big()),
+            State::Ready => {
+                self.mail_from = address;
+                self.state = State::Mail;
+                Event::Reply(Reply::sender_ok())
+            }
+        }
+    }
+
+    fn rcpt(&mut self, address: String) -> Event {
+        if self.state != State::Mail {
+            return self.answer(Reply::bad_sequence("send MAIL first"));
+        }
+        if self.recipients.len() >= self.limits.max_recipients {
+            return Event::Reply(Reply::too_many_recipients());
+        }
+        if address.is_empty() {
+            return self.answer(Reply::syntax_error("empty recipient"));
+        }
+        Event::CheckRecipient(address)
+    }
+
+    pub fn recipient_checked(&mut self, verdict: Verdict<R>) -> Event {
+        match verdict {
+            Verdict::Accept(r) if self.state == State::Mail => {
+                self.recipients.push(r);
+                Event::Reply(Reply::recipient_ok())
+            }
+            Verdict::Accept(_) => self.answer(Reply::bad_sequence("send MAIL first")),
+            Verdict::Relaying => self.answer(Reply::relaying_denied()),
+            Verdict::Unknown => self.answer(Reply::unknown_alias()),
+            Verdict::TemporaryFailure => Event::Reply(Reply::storage_unavailable()),
+        }
+    }
+
+    fn data(&mut self) -> Event {
+        match self.state {
+            State::Mail if !self.recipients.is_empty() => {
+                self.state = State::Data;
+                Event::ReadData(Reply::start_data())
+            }
+            State::Mail => self.answer(Reply::bad_sequence("no valid recipients")),
+            _ => self.answer(Reply::bad_sequence("send MAIL and RCPT first")),
+        }
+    }
+
+    /// DATA has ended. On success the envelope goes to the caller, who must
+    /// then call `accepted` with the outcome; the session is ready either way.
+    pub fn data_finished(&mut self, body: Result<Vec<u8>, DataError>) -> Result<Envelope<R>, Event> {
+        debug_assert_eq!(self.state, State::Data);
+        let recipients = std::mem::take(&mut self.recipients);
+        let mail_from = std::mem::take(&mut self.mail_from);
+        self.state = State::Ready;
+        match body {
+            Ok(body) => Ok(Envelope {
+                helo: self.helo.clone(),
+                mail_from,
+                recipients,
+                body,
+            }),
+            Err(DataError::TooBig) => Err(self.answer(Reply::too_big())),
+            Err(DataError::BareLineEnding) => Err(self.answer(Reply::bad_line_ending())),
+            Err(DataError::LineTooLong) => Err(self.answer(Reply::data_line_too_long())),
+        }
+    }
+
+    /// The reply for a transaction handed out by `data_finished`.
+    pub fn accepted(&mut self, outcome: Result<String, Refusal>) -> Event {
+        match outcome {
+            Ok(queue_id) => Event::Reply(Reply::queued(&queue_id)),
+            Err(Refusal::StorageUnavailable) => Event::Reply(Reply::storage_unavailable()),
+            Err(Refusal::MailLoop) => self.answer(Reply::mail_loop()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
