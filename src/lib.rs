@@ -2,5 +2,6 @@
 
 pub mod alias;
 pub mod config;
+pub mod masking;
 pub mod smtp;
 pub mod storage;

@@ -1,0 +1,216 @@
+//! Header masking: in From, Sender, Reply-To, To and Cc, every known real
+//! address is replaced by its alias. Only those fields change; every other
+//! byte of the message, headers and body, is passed through as received.
+
+use std::collections::HashMap;
+
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Addr, Address, HeaderValue};
+
+use super::encode::{fold_addresses, render_mailbox, render_phrase};
+
+/// The header fields DESIGN.md section 3 masks.
+pub const MASKED_FIELDS: [&str; 5] = ["from", "sender", "reply-to", "to", "cc"];
+/// The fields that name who wrote the message.
+pub const SENDER_FIELDS: [&str; 3] = ["from", "sender", "reply-to"];
+
+/// One header field as received, continuation lines included.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    pub name: &'a str,
+    /// The whole field, name to final CRLF.
+    pub raw: &'a [u8],
+    /// After the colon, to the final CRLF inclusive.
+    pub value: &'a [u8],
+}
+
+/// A message split into header fields and the body (which starts with the
+/// empty line ending the header, if there is one).
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub fields: Vec<Field<'a>>,
+    pub rest: &'a [u8],
+}
+
+impl<'a> Parsed<'a> {
+    pub fn new(message: &'a [u8]) -> Self {
+        let mut fields = Vec::new();
+        let mut pos = 0;
+        while pos < message.len() {
+            let line_end = |from: usize| {
+                message[from..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(message.len(), |p| from + p + 1)
+            };
+            let mut end = line_end(pos);
+            let first = &message[pos..end];
+            let Some(colon) = first.iter().position(|&b| b == b':') else {
+                break; // the empty line, or not a header field: the body starts here
+            };
+            let name = &first[..colon];
+            if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
+                break;
+            }
+            while end < message.len() && matches!(message[end], b' ' | b'\t') {
+                end = line_end(end);
+            }
+            fields.push(Field {
+                name: std::str::from_utf8(name).expect("graphic ASCII"),
+                raw: &message[pos..end],
+                value: &message[pos + colon + 1..end],
+            });
+            pos = end;
+        }
+        Parsed {
+            fields,
+            rest: &message[pos..],
+        }
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.fields.iter().filter(|f| f.name.eq_ignore_ascii_case(name)).count()
+    }
+
+    /// Addresses (lowercased) in the named fields, in order of appearance.
+    pub fn addresses(&self, names: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in self.fields.iter().filter(|f| is_one_of(f.name, names)) {
+            for addr in parse_addresses(f.value) {
+                if let Some(a) = addr.address.as_deref() {
+                    out.push(a.to_lowercase());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn is_one_of(name: &str, names: &[&str]) -> bool {
+    names.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Entries of an address field: plain mailboxes, or groups of them.
+enum Item<'x> {
+    Mailbox(Addr<'x>),
+    Group(Option<String>, Vec<Addr<'x>>),
+}
+
+fn parse_items(value: &[u8]) -> Vec<Item<'_>> {
+    match MessageStream::new(value).parse_address() {
+        HeaderValue::Address(Address::List(list)) => list.into_iter().map(Item::Mailbox).collect(),
+        HeaderValue::Address(Address::Group(groups)) => groups
+            .into_iter()
+            .map(|g| match g.name {
+                Some(name) => Item::Group(Some(name.into_owned()), g.addresses),
+                None => Item::Group(None, g.addresses),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn parse_addresses(value: &[u8]) -> Vec<Addr<'_>> {
+    parse_items(value)
+        .into_iter()
+        .flat_map(|i| match i {
+            Item::Mailbox(a) => vec![a],
+            Item::Group(_, list) => list,
+        })
+        .collect()
+}
+
+/// Real addresses (lowercase) to aliases.
+pub type AliasMap = HashMap<String, String>;
+
+/// The message with `prepend` (a trace field) added on top and the masked
+/// fields rewritten. Fields with no known real address keep their bytes.
+pub fn mask(message: &[u8], aliases: &AliasMap, prepend: &[u8]) -> Vec<u8> {
+    let parsed = Parsed::new(message);
+    let mut out = Vec::with_capacity(message.len() + prepend.len() + 256);
+    out.extend_from_slice(prepend);
+    for f in &parsed.fields {
+        if is_one_of(f.name, &MASKED_FIELDS) {
+            out.extend_from_slice(&mask_field(f, aliases));
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    out.extend_from_slice(parsed.rest);
+    out
+}
+
+fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
+    let items = parse_items(f.value);
+    let known = |a: &Addr<'_>| {
+        a.address
+            .as_deref()
+            .is_some_and(|addr| aliases.contains_key(&addr.to_lowercase()))
+            || a.name.as_deref().is_some_and(|n| contains_known(n, aliases))
+    };
+    let touches = items.iter().any(|i| match i {
+        Item::Mailbox(a) => known(a),
+        Item::Group(_, list) => list.iter().any(known),
+    });
+    if !touches {
+        // Nothing parsed as a known address. A field too broken to parse may
+        // still hold one: replace it in place rather than let it through.
+        return replace_in_place(f.raw, aliases);
+    }
+    let mailbox = |a: &Addr<'_>| {
+        let addr = a.address.as_deref().unwrap_or_default();
+        let masked = aliases.get(&addr.to_lowercase()).map_or(addr, String::as_str);
+        let name = a.name.as_deref().map(|n| replace_text(n, aliases));
+        render_mailbox(name.as_deref(), masked)
+    };
+    let rendered: Vec<String> = items
+        .iter()
+        .map(|i| match i {
+            Item::Mailbox(a) => mailbox(a),
+            Item::Group(name, list) => {
+                let members: Vec<String> = list.iter().map(mailbox).collect();
+                match name {
+                    Some(n) => format!("{}: {};", render_phrase(&replace_text(n, aliases)), members.join(", ")),
+                    None => members.join(", "),
+                }
+            }
+        })
+        .collect();
+    fold_addresses(f.name, &rendered).into_bytes()
+}
+
+fn contains_known(text: &str, aliases: &AliasMap) -> bool {
+    let lower = text.to_lowercase();
+    aliases.keys().any(|real| lower.contains(real.as_str()))
+}
+
+/// Replace every known real address inside free text, ignoring case.
+pub fn replace_text(text: &str, aliases: &AliasMap) -> String {
+    String::from_utf8(replace_in_place(text.as_bytes(), aliases)).unwrap_or_else(|e| {
+        String::from_utf8_lossy(e.as_bytes()).into_owned()
+    })
+}
+
+fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
+    let mut out = raw.to_vec();
+    for (real, alias) in aliases {
+        let needle = real.as_bytes();
+        if needle.is_empty() {
+            continue;
+        }
+        let mut i = 0;
+        while i + needle.len() <= out.len() {
+            if out[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+                out.splice(i..i + needle.len(), alias.bytes());
+                i += alias.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "headers_tests.rs"]
+mod tests;

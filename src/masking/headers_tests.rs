@@ -1,0 +1,85 @@
+use super::*;
+
+fn map() -> AliasMap {
+    let mut m = AliasMap::new();
+    m.insert("sac@acme-store.com".into(), "c2db2cdaaba1ba2f6171492a5c6accf5@ct.test".into());
+    m.insert("johndoe@example.com".into(), "f44789d54cb7909fb48a75629fbe7cfa@ct.test".into());
+    m
+}
+
+const MSG: &[u8] = b"Return-Path: <bounce@acme-store.com>\r\n\
+From: ACME Store <SAC@acme-store.com>\r\n\
+To: f44789d54cb7909fb48a75629fbe7cfa@ct.test\r\n\
+Cc: \"Doe, John\" <johndoe@example.com>,\r\n\tother@elsewhere.test\r\n\
+Subject: =?UTF-8?Q?Pedido_enviado?=\r\n\
+X-Mailer: test\r\n\
+\r\n\
+Body mentions sac@acme-store.com and stays as is.\r\n";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+#[test]
+fn masks_named_fields_only() {
+    let out = text(&mask(MSG, &map(), b"Received: by test\r\n"));
+    assert!(out.starts_with("Received: by test\r\nReturn-Path: <bounce@acme-store.com>\r\n"));
+    assert!(out.contains("From: ACME Store <c2db2cdaaba1ba2f6171492a5c6accf5@ct.test>\r\n"), "{out}");
+    assert!(
+        out.contains("Cc: \"Doe, John\" <f44789d54cb7909fb48a75629fbe7cfa@ct.test>,\r\n\tother@elsewhere.test\r\n"),
+        "{out}"
+    );
+    // Untouched fields keep their exact bytes, folding included.
+    assert!(out.contains("To: f44789d54cb7909fb48a75629fbe7cfa@ct.test\r\n"));
+    assert!(out.contains("Subject: =?UTF-8?Q?Pedido_enviado?=\r\nX-Mailer: test\r\n\r\n"));
+    // The body is never rewritten.
+    assert!(out.ends_with("\r\n\r\nBody mentions sac@acme-store.com and stays as is.\r\n"));
+}
+
+#[test]
+fn encoded_display_names_stay_valid_and_decodable() {
+    let msg = b"From: =?ISO-8859-1?Q?Jo=E3o_da_Silva?= <johndoe@example.com>\r\n\r\nx\r\n";
+    let out = mask(msg, &map(), b"");
+    let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
+    let from = parsed.from().unwrap().first().unwrap();
+    assert_eq!(from.name.as_deref(), Some("João da Silva"));
+    assert_eq!(from.address.as_deref(), Some("f44789d54cb7909fb48a75629fbe7cfa@ct.test"));
+    assert!(out.is_ascii());
+}
+
+#[test]
+fn real_address_in_display_name_is_masked_too() {
+    let msg = b"Reply-To: \"johndoe@example.com\" <johndoe@example.com>\r\n\r\n";
+    let out = text(&mask(msg, &map(), b""));
+    assert!(!out.to_lowercase().contains("johndoe@example.com"), "{out}");
+}
+
+#[test]
+fn groups_are_kept() {
+    let msg = b"To: Team: sac@acme-store.com, x@y.test;\r\n\r\n";
+    let out = text(&mask(msg, &map(), b""));
+    assert_eq!(out, "To: Team: c2db2cdaaba1ba2f6171492a5c6accf5@ct.test, x@y.test;\r\n\r\n");
+}
+
+#[test]
+fn unparseable_field_with_a_known_address_is_still_masked() {
+    let msg = b"Sender: <<<johndoe@example.com\r\n\r\n";
+    let out = text(&mask(msg, &map(), b""));
+    assert!(!out.contains("johndoe@example.com"), "{out}");
+}
+
+#[test]
+fn message_without_body_or_with_garbage_header() {
+    assert_eq!(mask(b"", &map(), b"R: x\r\n"), b"R: x\r\n");
+    let msg = b"From: sac@acme-store.com\r\nnot a header\r\n";
+    let out = text(&mask(msg, &map(), b""));
+    assert_eq!(out, "From: c2db2cdaaba1ba2f6171492a5c6accf5@ct.test\r\nnot a header\r\n");
+}
+
+#[test]
+fn finds_sender_addresses_and_counts_fields() {
+    let p = Parsed::new(MSG);
+    assert_eq!(p.addresses(&SENDER_FIELDS), vec!["sac@acme-store.com"]);
+    assert_eq!(p.count("return-path"), 1);
+    assert_eq!(p.count("received"), 0);
+}

@@ -1,0 +1,98 @@
+//! What the timeline says of a message: subject, first words, attachment
+//! names, with every address in them masked or hidden.
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use super::headers::{replace_text, AliasMap};
+
+/// Words of the body kept on the timeline.
+const FIRST_WORDS: usize = 30;
+/// And at most this many characters of them.
+const FIRST_WORDS_CHARS: usize = 200;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub subject: String,
+    pub first_words: String,
+    pub attachment_names: Vec<String>,
+}
+
+/// Summarise a (masked) message. `alias_domain` addresses stay visible; known
+/// real addresses become their aliases; any other address becomes `[address]`.
+pub fn summarize(message: &[u8], aliases: &AliasMap, alias_domain: &str) -> Summary {
+    let Some(parsed) = MessageParser::default().parse(message) else {
+        return Summary::default();
+    };
+    let clean = |t: &str| hide_addresses(&replace_text(t, aliases), alias_domain);
+    let body = parsed.body_text(0).unwrap_or_default();
+    let mut words: Vec<&str> = body.split_whitespace().take(FIRST_WORDS + 1).collect();
+    let more = words.len() > FIRST_WORDS;
+    words.truncate(FIRST_WORDS);
+    let mut first_words = clean(&words.join(" "));
+    if first_words.chars().count() > FIRST_WORDS_CHARS {
+        first_words = first_words.chars().take(FIRST_WORDS_CHARS).collect();
+        first_words.push('…');
+    } else if more {
+        first_words.push('…');
+    }
+    Summary {
+        subject: clean(parsed.subject().unwrap_or_default()),
+        first_words,
+        attachment_names: parsed
+            .attachments()
+            .filter_map(|a| a.attachment_name().map(|n| clean(n)))
+            .collect(),
+    }
+}
+
+/// Hide any e-mail address not under the alias domain.
+fn hide_addresses(text: &str, alias_domain: &str) -> String {
+    let suffix = alias_domain.to_lowercase();
+    text.split(' ')
+        .map(|word| {
+            let Some(at) = word.find('@') else { return word.to_string() };
+            let domain: String = word[at + 1..]
+                .trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            let has_local = word[..at].chars().any(|c| c.is_alphanumeric());
+            if !has_local || domain.is_empty() || domain == suffix || domain.ends_with(&format!(".{suffix}")) {
+                word.to_string()
+            } else {
+                "[address]".to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarizes_multipart_with_attachment() {
+        let msg = b"From: a@ct.test\r\nSubject: Invoice for x@real.test\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nYour invoice is attached. Write to bob@real.test or 0123456789abcdef0123456789abcdef@ct.test.\r\n\
+--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
+        let mut aliases = AliasMap::new();
+        aliases.insert("x@real.test".into(), "alias@ct.test".into());
+        let s = summarize(msg, &aliases, "ct.test");
+        assert_eq!(s.subject, "Invoice for alias@ct.test");
+        assert_eq!(
+            s.first_words,
+            "Your invoice is attached. Write to [address] or 0123456789abcdef0123456789abcdef@ct.test."
+        );
+        assert_eq!(s.attachment_names, vec!["invoice.pdf"]);
+    }
+
+    #[test]
+    fn long_bodies_are_cut() {
+        let body = "word ".repeat(100);
+        let msg = format!("Subject: s\r\n\r\n{body}\r\n");
+        let s = summarize(msg.as_bytes(), &AliasMap::new(), "ct.test");
+        assert!(s.first_words.ends_with('…'));
+        assert_eq!(s.first_words.split(' ').count(), FIRST_WORDS);
+    }
+}
