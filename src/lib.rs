@@ -1,7 +1,12 @@
 //! ct-relay: a mail transfer agent that masks e-mail addresses per order.
 
+pub mod accept;
 pub mod alias;
 pub mod config;
+pub mod daemon;
+pub mod delivery;
 pub mod masking;
+pub mod queue;
+pub mod server;
 pub mod smtp;
 pub mod storage;

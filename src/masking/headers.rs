@@ -180,15 +180,19 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
 }
 
 fn contains_known(text: &str, aliases: &AliasMap) -> bool {
-    let lower = text.to_lowercase();
-    aliases.keys().any(|real| lower.contains(real.as_str()))
+    replace_in_place(text.as_bytes(), aliases) != text.as_bytes()
 }
 
 /// Replace every known real address inside free text, ignoring case.
 pub fn replace_text(text: &str, aliases: &AliasMap) -> String {
-    String::from_utf8(replace_in_place(text.as_bytes(), aliases)).unwrap_or_else(|e| {
-        String::from_utf8_lossy(e.as_bytes()).into_owned()
-    })
+    String::from_utf8(replace_in_place(text.as_bytes(), aliases))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Bytes that continue an address: a match followed or preceded by one is
+/// part of a longer address (a soft alias contains its real address).
+fn continues_address(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
 
 fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
@@ -200,8 +204,15 @@ fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
         }
         let mut i = 0;
         while i + needle.len() <= out.len() {
-            if out[i..i + needle.len()].eq_ignore_ascii_case(needle) {
-                out.splice(i..i + needle.len(), alias.bytes());
+            let end = i + needle.len();
+            let before_ok = i == 0 || !(continues_address(out[i - 1]) || out[i - 1] == b'.');
+            let after_ok = match out.get(end) {
+                None => true,
+                Some(b'.') => !out.get(end + 1).is_some_and(|&b| continues_address(b)),
+                Some(&b) => !continues_address(b),
+            };
+            if before_ok && after_ok && out[i..end].eq_ignore_ascii_case(needle) {
+                out.splice(i..end, alias.bytes());
                 i += alias.len();
             } else {
                 i += 1;

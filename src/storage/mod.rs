@@ -60,9 +60,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn set_store_mode(&self, store: &str, mode: MaskMode) -> Result<()>;
     async fn store_summary(&self, store: &str) -> Result<StoreSummary>;
 
-    /// Insert the participant unless its alias exists; return the stored row
-    /// either way (creation is idempotent).
-    async fn ensure_participant(&self, p: &Participant) -> Result<Participant>;
+    /// True when one process owns the database (SQLite): any lease found at
+    /// start belongs to a process that died, and is released at once.
+    fn single_node(&self) -> bool;
+
+    /// Insert each participant unless its alias exists, in one transaction;
+    /// return the stored rows either way (creation is idempotent).
+    async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>>;
     /// Look up by alias, case-insensitively.
     async fn find_alias(&self, alias: &str) -> Result<Option<Participant>>;
     /// Returns false when there is no such alias.
@@ -83,7 +87,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Give back leases: this node's (`Some`) or every node's (`None`, used by a
     /// single-node database at start, where any lease is a dead process's).
     async fn release_leases(&self, node: Option<&str>) -> Result<u64>;
-    /// When the earliest pending delivery is due, if any.
+    /// When the earliest pending delivery can next be claimed (due and not
+    /// leased), if any.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
 
     async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>>;

@@ -1,9 +1,14 @@
 //! Rows that cross the storage trait.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
 
 use crate::alias::{MaskMode, Participant, Role};
+
+/// Times in output: RFC 3339, whole seconds, `Z`.
+pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
 
 /// An alias as the timeline shows it: never the real address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -121,12 +126,14 @@ pub struct DeliveryStatus {
     pub state: DeliveryState,
     pub attempts: u32,
     pub last_reply: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
     pub id: String,
+    #[serde(serialize_with = "rfc3339")]
     pub date: DateTime<Utc>,
     pub from: Option<AliasRef>,
     pub to: Vec<AliasRef>,
@@ -147,6 +154,7 @@ pub struct QueueEntry {
     pub to: String,
     pub state: DeliveryState,
     pub attempts: u32,
+    #[serde(serialize_with = "rfc3339")]
     pub next_attempt_at: DateTime<Utc>,
     pub last_reply: Option<String>,
     pub leased_by: Option<String>,
@@ -160,4 +168,8 @@ pub struct StoreSummary {
     pub configured: bool,
     pub aliases: u64,
     pub orders: u64,
+}
+
+pub fn rfc3339_string(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -159,11 +159,23 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn ensure_participant(&self, p: &Participant) -> Result<Participant> {
-        Self::insert_participant(&self.pool, p).await?;
-        self.find_alias(&p.alias)
-            .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("alias {} vanished after insert", p.alias)))
+    fn single_node(&self) -> bool {
+        true
+    }
+
+    async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>> {
+        let mut tx = self.pool.begin().await?;
+        for p in ps {
+            Self::insert_participant(&mut *tx, p).await?;
+        }
+        let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE alias_key = ?");
+        let mut stored = Vec::with_capacity(ps.len());
+        for p in ps {
+            let row = sqlx::query(&sql).bind(p.key()).fetch_one(&mut *tx).await?;
+            stored.push(participant_from_row(&row)?);
+        }
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn find_alias(&self, alias: &str) -> Result<Option<Participant>> {
@@ -246,7 +258,8 @@ impl Storage for SqliteStorage {
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state IN ('queued', 'retrying')",
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS due
+             FROM deliveries WHERE state IN ('queued', 'retrying')",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -1,0 +1,260 @@
+//! From SMTP transaction to durable queue: checks recipients at RCPT, and after
+//! DATA masks the message once per order and commits it (DESIGN.md section 3).
+//! Knows nothing of sockets; the connection calls it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ulid::Ulid;
+
+use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
+use crate::masking::{self, AliasMap, Parsed, SENDER_FIELDS};
+use crate::smtp::{Envelope, Refusal, Verdict};
+use crate::storage::{AcceptedMessage, AliasRef, Committer, NewDelivery, Storage, TimelineSummary};
+
+/// RFC 5321 6.3: a message with more trace fields than this is looping.
+pub const MAX_RECEIVED: usize = 50;
+
+/// Who is on the other end of the session, for the Received field.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub ip: IpAddr,
+}
+
+pub struct Acceptor {
+    storage: Arc<dyn Storage>,
+    committer: Committer,
+    aliaser: Aliaser,
+    hostname: String,
+}
+
+impl Acceptor {
+    pub fn new(storage: Arc<dyn Storage>, committer: Committer, aliaser: Aliaser, hostname: &str) -> Self {
+        Self {
+            storage,
+            committer,
+            aliaser,
+            hostname: hostname.to_string(),
+        }
+    }
+
+    /// The RCPT decision. The tag is checked before the database is read, so
+    /// guessed addresses cost no query.
+    pub async fn check_recipient(&self, address: &str) -> Verdict<Participant> {
+        let key = match self.aliaser.check(address) {
+            TagCheck::Foreign => return Verdict::Relaying,
+            TagCheck::Invalid => {
+                tracing::debug!(rcpt = %address, "alias tag does not verify");
+                return Verdict::Unknown;
+            }
+            TagCheck::Valid { key, .. } => key,
+        };
+        match self.storage.find_alias(&key).await {
+            Ok(Some(p)) if p.is_active(Utc::now()) => Verdict::Accept(p),
+            Ok(Some(_)) => {
+                tracing::info!(alias = %key, "alias expired or disabled");
+                Verdict::Unknown
+            }
+            Ok(None) => Verdict::Unknown,
+            Err(e) => {
+                tracing::warn!(error = %e, "recipient lookup failed");
+                Verdict::TemporaryFailure
+            }
+        }
+    }
+
+    /// Mask and commit. `Ok` carries the queue id, given only once durable.
+    pub async fn accept(&self, env: Envelope<Participant>, peer: &Peer) -> Result<String, Refusal> {
+        let parsed = Parsed::new(&env.body);
+        if parsed.count("received") > MAX_RECEIVED {
+            return Err(Refusal::MailLoop);
+        }
+        let queue_id = Ulid::new().to_string();
+        let now = Utc::now();
+        let mut messages = Vec::new();
+        for (i, recipients) in group_by_order(env.recipients).into_iter().enumerate() {
+            // The first order's copy carries the queue id, so a single-order
+            // message has one id everywhere.
+            let id = if i == 0 { queue_id.clone() } else { Ulid::new().to_string() };
+            let message = self
+                .for_order(&id, &queue_id, &env.helo, &env.mail_from, &env.body, &parsed, recipients, peer, now)
+                .await?;
+            messages.push(message);
+        }
+        let count = messages.len();
+        match self.committer.commit(messages).await {
+            Ok(()) => {
+                tracing::info!(queue_id = %queue_id, orders = count, size = env.body.len(), "accepted");
+                Ok(queue_id)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "commit failed; answering 451");
+                Err(Refusal::StorageUnavailable)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn for_order(
+        &self,
+        id: &str,
+        queue_id: &str,
+        helo: &str,
+        mail_from: &str,
+        body: &[u8],
+        parsed: &Parsed<'_>,
+        recipients: Vec<Participant>,
+        peer: &Peer,
+        now: DateTime<Utc>,
+    ) -> Result<AcceptedMessage, Refusal> {
+        let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
+        let known = self.storage.order_participants(&store, &order).await.map_err(|e| {
+            tracing::warn!(error = %e, "participant lookup failed");
+            Refusal::StorageUnavailable
+        })?;
+        let mut people = Participants::new(known);
+
+        // Whoever wrote the message becomes a contact if not yet a participant,
+        // so replies come back through the relay.
+        let mut senders = parsed.addresses(&SENDER_FIELDS);
+        if senders.is_empty() && !mail_from.is_empty() {
+            senders.push(mail_from.to_lowercase());
+        }
+        let mut new_participants = Vec::new();
+        for email in &senders {
+            if people.find(email).is_some() || !self.can_be_participant(email) {
+                continue;
+            }
+            match self.aliaser.participant(&store, &order, Role::Contact, email, MaskMode::Hard, now) {
+                Ok(p) => {
+                    tracing::info!(alias = %p.alias, order = %order, "new contact");
+                    people.add(p.clone());
+                    new_participants.push(p);
+                }
+                Err(e) => tracing::debug!(error = %e, "sender cannot become a contact"),
+            }
+        }
+
+        let aliases = people.alias_map();
+        let for_rcpt = (recipients.len() == 1).then(|| recipients[0].alias.as_str());
+        let received = self.received_field(helo, peer, queue_id, for_rcpt, now);
+        let content = masking::mask(body, &aliases, received.as_bytes());
+        let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
+
+        let from = senders.first().and_then(|s| people.find(s)).map(AliasRef::from);
+        let mut seen = HashSet::new();
+        let recipients: Vec<Participant> = recipients.into_iter().filter(|r| seen.insert(r.key())).collect();
+        let bounce = if mail_from.is_empty() {
+            String::new() // never answer a bounce with a bounce
+        } else {
+            format!("bounce-{}@{}", id.to_lowercase(), self.aliaser.domain())
+        };
+        Ok(AcceptedMessage {
+            id: id.to_string(),
+            queue_id: queue_id.to_string(),
+            store,
+            order,
+            received_at: now,
+            return_path: mail_from.to_string(),
+            content,
+            new_participants,
+            entry: TimelineSummary {
+                from,
+                to: recipients.iter().map(AliasRef::from).collect(),
+                subject: summary.subject,
+                first_words: summary.first_words,
+                attachment_names: summary.attachment_names,
+            },
+            deliveries: recipients
+                .iter()
+                .map(|r| NewDelivery {
+                    id: Ulid::new().to_string(),
+                    rcpt_alias: r.alias.clone(),
+                    rcpt_email: r.email.clone(),
+                    mail_from: bounce.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    fn can_be_participant(&self, email: &str) -> bool {
+        match email.rsplit_once('@') {
+            Some((_, domain)) => !self.aliaser.is_alias_domain(domain),
+            None => false,
+        }
+    }
+
+    /// RFC 5321 trace field. Names the alias, never a real address.
+    fn received_field(
+        &self,
+        helo: &str,
+        peer: &Peer,
+        queue_id: &str,
+        rcpt: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> String {
+        let helo: String = helo
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(255)
+            .collect();
+        let for_part = rcpt.map(|a| format!("\r\n\tfor <{a}>")).unwrap_or_default();
+        format!(
+            "Received: from {helo} ([{}])\r\n\tby {} (ct-relay) with ESMTP id {queue_id}{for_part};\r\n\t{}\r\n",
+            peer.ip,
+            self.hostname,
+            now.to_rfc2822()
+        )
+    }
+}
+
+/// Recipients grouped by (store, order), in the order first seen.
+fn group_by_order(recipients: Vec<Participant>) -> Vec<Vec<Participant>> {
+    let mut groups: Vec<Vec<Participant>> = Vec::new();
+    for r in recipients {
+        match groups.iter_mut().find(|g| g[0].store == r.store && g[0].order == r.order) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// An order's participants, looked up by real address.
+struct Participants {
+    all: Vec<Participant>,
+}
+
+impl Participants {
+    fn new(all: Vec<Participant>) -> Self {
+        Self { all }
+    }
+
+    fn add(&mut self, p: Participant) {
+        self.all.push(p);
+    }
+
+    /// The alias that stands for `email`: an active one if any, the newest first.
+    fn find(&self, email: &str) -> Option<&Participant> {
+        let now = Utc::now();
+        self.all
+            .iter()
+            .filter(|p| p.email.eq_ignore_ascii_case(email))
+            .max_by_key(|p| (p.is_active(now), p.created_at, p.mode == MaskMode::Hard))
+    }
+
+    /// Every known real address of the order, expired ones too: an alias that
+    /// no longer works is still better than a leaked address.
+    fn alias_map(&self) -> AliasMap {
+        let mut map = AliasMap::new();
+        for p in &self.all {
+            let email = p.email.to_lowercase();
+            if let Some(best) = self.find(&email) {
+                map.insert(email, best.alias.clone());
+            }
+        }
+        map
+    }
+}

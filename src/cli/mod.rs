@@ -1,0 +1,94 @@
+//! Command definitions and dispatch. Every command prints JSON where it
+//! prints data, and errors as one line on stderr with a non-zero exit.
+
+mod alias;
+mod logging;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use ct_relay::config::{Settings, DEFAULT_CONFIG};
+use ct_relay::storage::{self, Storage};
+
+#[derive(Debug, Parser)]
+#[command(name = "ct-relay", version, about = "Mail relay that masks e-mail addresses per order")]
+pub struct Cli {
+    /// Configuration file (TOML); keys can be overridden as CT_RELAY__SECTION__KEY.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: SMTP listener and delivery workers.
+    Serve,
+    /// Apply database migrations.
+    Migrate,
+    /// Create, import, show and disable aliases.
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
+    /// Per-store settings.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Print an order's timeline, oldest entry first.
+    Timeline {
+        order: String,
+        /// Needed only when two stores use the same order id.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Inspect and nudge the delivery queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Set the mask mode used for aliases created from now on.
+    SetMode { store: String, mode: String },
+    Show { store: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// Deliveries not yet delivered (queued, retrying, failed).
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Make a delivery due now (a failed one is tried again).
+    Retry { id: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&cli.config)?;
+    logging::init(&settings.log, matches!(cli.command, Command::Serve))?;
+    match cli.command {
+        Command::Serve => {
+            ct_relay::daemon::serve(settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            open(&settings).await?;
+            report::print(&serde_json::json!({ "migrated": true }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alias(cmd) => alias::run(cmd, &settings, open(&settings).await?).await,
+        Command::Store(cmd) => report::store(cmd, open(&settings).await?).await,
+        Command::Timeline { order, store } => report::timeline(&order, store, open(&settings).await?).await,
+        Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
+    }
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
+    storage::open(&settings.storage.url, settings.storage.max_connections)
+        .await
+        .context("cannot open storage")
+}

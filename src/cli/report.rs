@@ -1,0 +1,61 @@
+//! Read-side commands: store, timeline, queue.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::bail;
+use chrono::Utc;
+use serde_json::json;
+
+use ct_relay::alias::validate_id;
+use ct_relay::storage::Storage;
+
+use super::{QueueCommand, StoreCommand};
+
+pub fn print(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).expect("JSON output serializes"));
+}
+
+pub async fn store(cmd: StoreCommand, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        StoreCommand::SetMode { store, mode } => {
+            validate_id(&store, "store id")?;
+            storage.set_store_mode(&store, mode.parse()?).await?;
+            print(&storage.store_summary(&store).await?);
+        }
+        StoreCommand::Show { store } => print(&storage.store_summary(&store).await?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn timeline(order: &str, store: Option<String>, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+    let store = match store {
+        Some(s) => s,
+        None => {
+            let mut stores = storage.stores_with_order(order).await?;
+            match stores.len() {
+                0 => bail!("no order `{order}`"),
+                1 => stores.remove(0),
+                _ => bail!("order `{order}` exists in stores {}; pass --store", stores.join(", ")),
+            }
+        }
+    };
+    let entries = storage.timeline(&store, order).await?;
+    print(&json!({ "store": store, "order": order, "entries": entries }));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn queue(cmd: QueueCommand, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        QueueCommand::List { limit } => {
+            print(&json!({ "deliveries": storage.queue_list(limit).await? }));
+        }
+        QueueCommand::Retry { id } => {
+            if !storage.queue_retry(&id, Utc::now()).await? {
+                bail!("no delivery `{id}` waiting or failed");
+            }
+            print(&json!({ "id": id, "due": "now" }));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,108 @@
+//! `ct-relay serve`: wires storage, the committer, the SMTP listener and the
+//! delivery queue together, and stops them in order on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use ulid::Ulid;
+
+use crate::accept::Acceptor;
+use crate::config::{ConfigError, Settings};
+use crate::delivery::{self, TransportError};
+use crate::queue::{QueueRunner, RetryPolicy};
+use crate::server::{ConnectionContext, Listener};
+use crate::smtp::Limits;
+use crate::storage::{self, Committer, StorageError};
+
+/// Concurrent SMTP sessions at most.
+const MAX_CONNECTIONS: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(std::net::SocketAddr, std::io::Error),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
+    let aliaser = settings.aliaser()?;
+    if settings.uses_development_key() {
+        tracing::warn!("alias.hmac_key is the shipped development key; set a secret one in production");
+    }
+    let storage = storage::open(&settings.storage.url, settings.storage.max_connections).await?;
+    if storage.single_node() {
+        let released = storage.release_leases(None).await?;
+        if released > 0 {
+            tracing::info!(deliveries = released, "resuming deliveries left in flight by the previous run");
+        }
+    }
+    let transport = delivery::from_settings(&settings.delivery, &settings.smtp.hostname)?;
+    let socket = TcpListener::bind(settings.smtp.listen)
+        .await
+        .map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
+    let local = socket.local_addr().map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
+
+    let wake = Arc::new(Notify::new());
+    let (committer, committer_task) = Committer::start(storage.clone(), settings.storage.commit_batch, wake.clone());
+    let ctx = Arc::new(ConnectionContext {
+        acceptor: Acceptor::new(storage.clone(), committer, aliaser, &settings.smtp.hostname),
+        hostname: settings.smtp.hostname.clone(),
+        limits: Limits {
+            max_message_size: settings.smtp.max_message_size,
+            max_recipients: settings.smtp.max_recipients,
+            max_errors: settings.smtp.max_errors,
+        },
+        idle_timeout: settings.smtp.idle_timeout,
+    });
+    let node = format!("{}-{}", settings.smtp.hostname, Ulid::new());
+    let runner = Arc::new(QueueRunner {
+        storage: storage.clone(),
+        transport,
+        node: node.clone(),
+        policy: RetryPolicy {
+            initial: settings.delivery.retry_initial,
+            max: settings.delivery.retry_max,
+            give_up_after: settings.delivery.give_up_after,
+        },
+        workers: settings.delivery.workers,
+        lease: settings.delivery.lease,
+        poll_interval: settings.delivery.poll_interval,
+        wake,
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let grace = settings.smtp.shutdown_grace;
+    let listener = tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
+    let queue = tokio::spawn(runner.run(stopped, grace));
+    tracing::info!(smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new sessions; finishing open ones");
+    let _ = stop.send(true);
+    let _ = listener.await;
+    // The listener's end dropped the last committer handle: the committer
+    // finishes what it holds and stops.
+    let _ = committer_task.await;
+    let _ = queue.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

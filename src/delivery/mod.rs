@@ -1,0 +1,62 @@
+//! Delivery: hands one masked message to one real address through the
+//! configured transport and says what became of it. Transports never decide
+//! retries; they classify, and the queue acts on the classification alone.
+
+mod file;
+mod smtp;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{DeliverySettings, TransportKind};
+
+pub use file::FileTransport;
+pub use smtp::{MxTransport, SmarthostTransport};
+
+/// The result of one attempt. `reply` is the next hop's answer (or ours,
+/// for local failures); it may contain the real address and must be
+/// redacted before it is stored or logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered { reply: String },
+    /// 4xx, network trouble, timeouts: try again later.
+    Retry { reply: String },
+    /// 5xx: the next hop will never take it.
+    Failed { reply: String },
+}
+
+/// One delivery's envelope. `mail_from` empty means the null sender.
+#[derive(Debug, Clone)]
+pub struct DeliveryEnvelope<'a> {
+    pub delivery_id: &'a str,
+    pub mail_from: &'a str,
+    pub rcpt_to: &'a str,
+}
+
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("delivery.smarthost `{0}` is not host:port")]
+    BadSmarthost(String),
+    #[error("cannot create delivery.dir {0}: {1}")]
+    Dir(String, std::io::Error),
+    #[error("cannot set up DNS resolution for mx delivery: {0}")]
+    Resolver(String),
+}
+
+/// Build the transport `delivery.transport` names.
+pub fn from_settings(settings: &DeliverySettings, hostname: &str) -> Result<Arc<dyn Transport>, TransportError> {
+    Ok(match settings.transport {
+        TransportKind::File => Arc::new(FileTransport::new(&settings.dir)?),
+        TransportKind::Smarthost => {
+            let target = settings.smarthost.as_deref().unwrap_or_default();
+            Arc::new(SmarthostTransport::new(target, hostname, settings.timeout)?)
+        }
+        TransportKind::Mx => Arc::new(MxTransport::new(hostname, settings.timeout)?),
+    })
+}

@@ -1,0 +1,199 @@
+//! Runs deliveries. It leases due deliveries from storage (so several nodes
+//! can share one queue), runs up to `workers` attempts at once, and writes
+//! each outcome back under its lease. Woken at once after each commit, and
+//! otherwise polls at the next due time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use super::backoff::{Next, RetryPolicy};
+use crate::delivery::{DeliveryEnvelope, Outcome, Transport};
+use crate::storage::{AttemptRecord, DeliveryJob, DeliveryState, Storage};
+
+/// Pause after a storage error before claiming again.
+const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
+
+pub struct QueueRunner {
+    pub storage: Arc<dyn Storage>,
+    pub transport: Arc<dyn Transport>,
+    /// This process's name on leases.
+    pub node: String,
+    pub policy: RetryPolicy,
+    pub workers: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub wake: Arc<Notify>,
+}
+
+impl QueueRunner {
+    /// Run until `shutdown`; then wait up to `grace` for attempts in flight and
+    /// give back the leases of any that did not finish.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let slots = Arc::new(Semaphore::new(self.workers));
+        let mut in_flight = JoinSet::new();
+        while !*shutdown.borrow() {
+            while in_flight.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                let now = Utc::now();
+                let until = now + self.lease;
+                match self.storage.claim_due(&self.node, now, until, free as u32).await {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim deliveries");
+                        tokio::select! {
+                            _ = tokio::time::sleep(STORAGE_BACKOFF) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            };
+            let got = claimed.len();
+            for job in claimed {
+                let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+                let me = self.clone();
+                in_flight.spawn(async move {
+                    me.attempt(job).await;
+                    drop(permit);
+                });
+            }
+            if free > 0 && got == free {
+                continue; // maybe more are due
+            }
+            let nap = self.until_next_due(free == 0).await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(nap) => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let waiting = in_flight.len();
+        if waiting > 0 {
+            tracing::info!(deliveries = waiting, "waiting for deliveries in flight");
+        }
+        let finished = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            in_flight.abort_all();
+        }
+        match self.storage.release_leases(Some(&self.node)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "returned unfinished deliveries to the queue"),
+            Err(e) => tracing::warn!(error = %e, "could not return leases; they lapse on their own"),
+        }
+    }
+
+    async fn until_next_due(&self, busy: bool) -> Duration {
+        if busy {
+            return self.poll_interval;
+        }
+        match self.storage.next_due().await {
+            Ok(Some(due)) => (due - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(10), self.poll_interval),
+            _ => self.poll_interval,
+        }
+    }
+
+    async fn attempt(&self, job: DeliveryJob) {
+        let content = match self.storage.message_content(&job.message_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::error!(delivery = %job.id, message = %job.message_id, "message content missing");
+                self.record(&job, Outcome::Failed { reply: "554 5.3.0 message content missing".into() }).await;
+                return;
+            }
+            Err(e) => {
+                // The lease lapses and the delivery is tried again.
+                tracing::warn!(delivery = %job.id, error = %e, "cannot load message");
+                return;
+            }
+        };
+        let envelope = DeliveryEnvelope {
+            delivery_id: &job.id,
+            mail_from: &job.mail_from,
+            rcpt_to: &job.rcpt_email,
+        };
+        let outcome = self.transport.send(&envelope, &content).await;
+        self.record(&job, outcome).await;
+    }
+
+    async fn record(&self, job: &DeliveryJob, outcome: Outcome) {
+        let now = Utc::now();
+        let attempts = job.attempts + 1;
+        let record = match outcome {
+            Outcome::Delivered { reply } => AttemptRecord {
+                at: now,
+                state: DeliveryState::Delivered,
+                reply: redact(&reply, &job.rcpt_email, &job.rcpt_alias),
+                next_attempt_at: None,
+            },
+            Outcome::Failed { reply } => AttemptRecord {
+                at: now,
+                state: DeliveryState::Failed,
+                reply: redact(&reply, &job.rcpt_email, &job.rcpt_alias),
+                next_attempt_at: None,
+            },
+            Outcome::Retry { reply } => {
+                let reply = redact(&reply, &job.rcpt_email, &job.rcpt_alias);
+                match self.policy.after_failure(attempts, job.created_at, now) {
+                    Next::RetryAt(at) => AttemptRecord {
+                        at: now,
+                        state: DeliveryState::Retrying,
+                        reply,
+                        next_attempt_at: Some(at),
+                    },
+                    Next::GiveUp => AttemptRecord {
+                        at: now,
+                        state: DeliveryState::Failed,
+                        reply: format!("{reply} (gave up after {attempts} attempts)"),
+                        next_attempt_at: None,
+                    },
+                }
+            }
+        };
+        tracing::info!(
+            delivery = %job.id,
+            message = %job.message_id,
+            to = %job.rcpt_alias,
+            attempt = attempts,
+            state = record.state.as_str(),
+            reply = %record.reply,
+            "delivery attempt"
+        );
+        match self.storage.record_attempt(&self.node, &job.id, &record).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(delivery = %job.id, "lease lost before the outcome was written"),
+            Err(e) => tracing::warn!(delivery = %job.id, error = %e, "cannot record attempt; it will be retried"),
+        }
+    }
+}
+
+/// Replace the real address in a remote reply by its alias, so replies can be
+/// stored, logged and shown on the timeline.
+pub fn redact(reply: &str, real: &str, alias: &str) -> String {
+    let mut map = crate::masking::AliasMap::new();
+    map.insert(real.to_lowercase(), alias.to_string());
+    crate::masking::headers::replace_text(reply, &map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_the_real_address_in_any_case() {
+        assert_eq!(
+            redact("550 5.1.1 <John@Example.com>: unknown", "john@example.com", "x@ct.test"),
+            "550 5.1.1 <x@ct.test>: unknown"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! One SMTP client: owns the socket, moves bytes between it and the session
+//! state machine, and carries out what the session asks (recipient checks,
+//! reading DATA, acceptance). Replies are buffered and flushed whenever the
+//! client's pipelined input is used up (RFC 2920).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::accept::{Acceptor, Peer};
+use crate::alias::Participant;
+use crate::smtp::{DataReader, Event, InputBuffer, Limits, Line, Reply, Session};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What every connection shares.
+pub struct ConnectionContext {
+    pub acceptor: Acceptor,
+    pub hostname: String,
+    pub limits: Limits,
+    pub idle_timeout: Duration,
+}
+
+/// How a read ended when it did not bring bytes.
+enum Interrupt {
+    Closed,
+    Idle,
+    Shutdown,
+}
+
+struct Connection {
+    reader: OwnedReadHalf,
+    writer: BufWriter<OwnedWriteHalf>,
+    input: InputBuffer,
+    chunk: Vec<u8>,
+    ctx: Arc<ConnectionContext>,
+    shutdown: watch::Receiver<bool>,
+    peer: Peer,
+}
+
+/// Serve one client until it quits, is closed for cause, or the relay stops.
+pub async fn handle(stream: TcpStream, addr: SocketAddr, ctx: Arc<ConnectionContext>, shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let mut conn = Connection {
+        reader,
+        writer: BufWriter::new(writer),
+        input: InputBuffer::new(),
+        chunk: vec![0; READ_CHUNK],
+        ctx,
+        shutdown,
+        peer: Peer { ip: addr.ip() },
+    };
+    let mut session: Session<Participant> = Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
+    match conn.run(&mut session).await {
+        Ok(()) => tracing::debug!(peer = %addr, "session ended"),
+        Err(e) => tracing::debug!(peer = %addr, error = %e, "session ended with an I/O error"),
+    }
+}
+
+impl Connection {
+    async fn run(&mut self, session: &mut Session<Participant>) -> std::io::Result<()> {
+        self.send(&session.greeting()).await?;
+        self.writer.flush().await?;
+        loop {
+            while let Some(event) = self.next_event(session) {
+                if !self.carry_out(session, event).await? {
+                    return self.writer.flush().await;
+                }
+            }
+            self.writer.flush().await?;
+            match self.read_more().await? {
+                Ok(()) => {}
+                Err(Interrupt::Closed) => return Ok(()),
+                Err(Interrupt::Idle) => return self.close_with(&session.idle_timeout()).await,
+                Err(Interrupt::Shutdown) => return self.close_with(&session.shutting_down()).await,
+            }
+        }
+    }
+
+    fn next_event(&mut self, session: &mut Session<Participant>) -> Option<Event> {
+        match self.input.next_line()? {
+            Line::Command(line) => Some(session.command(line)),
+            Line::TooLong => Some(session.line_too_long()),
+        }
+    }
+
+    /// Do what the session asked. False when the connection must close.
+    async fn carry_out(&mut self, session: &mut Session<Participant>, event: Event) -> std::io::Result<bool> {
+        let event = match event {
+            Event::CheckRecipient(address) => {
+                let verdict = self.ctx.acceptor.check_recipient(&address).await;
+                session.recipient_checked(verdict)
+            }
+            Event::ReadData(go_ahead) => {
+                self.send(&go_ahead).await?;
+                self.writer.flush().await?;
+                match self.read_data(session).await? {
+                    Some(event) => event,
+                    None => return Ok(false),
+                }
+            }
+            other => other,
+        };
+        match event {
+            Event::Reply(r) => {
+                self.send(&r).await?;
+                Ok(true)
+            }
+            Event::Close(r) => {
+                self.send(&r).await?;
+                Ok(false)
+            }
+            Event::CheckRecipient(_) | Event::ReadData(_) => unreachable!("session answers these with replies"),
+        }
+    }
+
+    /// Read the message up to `<CRLF>.<CRLF>` and have it accepted. `None`
+    /// when the client went away or the relay is stopping (nothing accepted).
+    async fn read_data(&mut self, session: &mut Session<Participant>) -> std::io::Result<Option<Event>> {
+        let mut data = DataReader::new(session.max_message_size());
+        loop {
+            let used = data.feed(self.input.pending());
+            self.input.consume(used);
+            if data.is_done() {
+                break;
+            }
+            match self.read_more().await? {
+                Ok(()) => {}
+                Err(Interrupt::Closed) => {
+                    tracing::info!(peer = %self.peer.ip, "client left during DATA; nothing accepted");
+                    return Ok(None);
+                }
+                Err(Interrupt::Idle) => {
+                    self.close_with(&session.idle_timeout()).await?;
+                    return Ok(None);
+                }
+                Err(Interrupt::Shutdown) => {
+                    self.close_with(&session.shutting_down()).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(match session.data_finished(data.finish()) {
+            Ok(envelope) => {
+                let outcome = self.ctx.acceptor.accept(envelope, &self.peer).await;
+                session.accepted(outcome)
+            }
+            Err(event) => event,
+        }))
+    }
+
+    /// Read once into the input buffer, unless idle too long or stopping.
+    async fn read_more(&mut self) -> std::io::Result<Result<(), Interrupt>> {
+        if *self.shutdown.borrow() {
+            return Ok(Err(Interrupt::Shutdown));
+        }
+        tokio::select! {
+            read = tokio::time::timeout(self.ctx.idle_timeout, self.reader.read(&mut self.chunk)) => match read {
+                Err(_) => Ok(Err(Interrupt::Idle)),
+                Ok(Ok(0)) => Ok(Err(Interrupt::Closed)),
+                Ok(Ok(n)) => {
+                    self.input.extend(&self.chunk[..n]);
+                    Ok(Ok(()))
+                }
+                Ok(Err(e)) => Err(e),
+            },
+            _ = self.shutdown.changed() => Ok(Err(Interrupt::Shutdown)),
+        }
+    }
+
+    async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        self.writer.write_all(&reply.to_wire()).await
+    }
+
+    async fn close_with(&mut self, reply: &Reply) -> std::io::Result<()> {
+        self.send(reply).await?;
+        self.writer.flush().await?;
+        self.writer.shutdown().await
+    }
+}
