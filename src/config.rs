@@ -75,6 +75,9 @@ pub struct StorageSettings {
     /// Most messages committed in one transaction (group commit).
     #[serde(default = "default_commit_batch")]
     pub commit_batch: usize,
+    /// How long a write waits for the database lock before the client gets 451.
+    #[serde(default = "default_busy_timeout", with = "humantime_serde")]
+    pub busy_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -162,6 +165,9 @@ fn default_max_connections() -> u32 {
 }
 fn default_commit_batch() -> usize {
     256
+}
+fn default_busy_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_dir() -> PathBuf {
     PathBuf::from("data/outbox")

@@ -37,7 +37,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     if settings.uses_development_key() {
         tracing::warn!("alias.hmac_key is the shipped development key; set a secret one in production");
     }
-    let storage = storage::open(&settings.storage.url, settings.storage.max_connections).await?;
+    let storage = storage::open(&settings.storage).await?;
     if storage.single_node() {
         let released = storage.release_leases(None).await?;
         if released > 0 {

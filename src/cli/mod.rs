@@ -88,7 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
-    storage::open(&settings.storage.url, settings.storage.max_connections)
+    storage::open(&settings.storage)
         .await
         .context("cannot open storage")
 }

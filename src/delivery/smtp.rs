@@ -44,6 +44,12 @@ fn lettre_envelope(env: &DeliveryEnvelope<'_>) -> Result<Envelope, Outcome> {
     Envelope::new(from, vec![to]).map_err(|_| bad("recipient"))
 }
 
+/// lettre ends DATA with `\r\n.\r\n` whatever the message ends with, so the
+/// message's own final CRLF is taken off to keep the bytes identical.
+fn for_lettre(message: &[u8]) -> &[u8] {
+    message.strip_suffix(b"\r\n").unwrap_or(message)
+}
+
 fn reply_text(r: &Response) -> String {
     format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))
 }
@@ -96,7 +102,7 @@ impl SmarthostTransport {
 impl Transport for SmarthostTransport {
     async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome {
         match lettre_envelope(envelope) {
-            Ok(env) => classify(self.smtp.send_raw(&env, message).await),
+            Ok(env) => classify(self.smtp.send_raw(&env, for_lettre(message)).await),
             Err(outcome) => outcome,
         }
     }
@@ -163,7 +169,7 @@ impl Transport for MxTransport {
         };
         for host in hosts {
             let smtp = build(&host, SMTP_PORT, &self.hostname, self.timeout, None);
-            match classify(smtp.send_raw(&env, message).await) {
+            match classify(smtp.send_raw(&env, for_lettre(message)).await) {
                 // A temporary failure at one MX: the next one may take it.
                 retry @ Outcome::Retry { .. } => last = retry,
                 final_outcome => return final_outcome,

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::alias::{MaskMode, Participant};
+use crate::config::StorageSettings;
 
 pub use committer::{CommitError, Committer};
 pub use types::*;
@@ -100,9 +101,10 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// Open the storage named by `url` and apply its migrations.
-pub async fn open(url: &str, max_connections: u32) -> Result<Arc<dyn Storage>> {
+pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Storage>> {
+    let url = settings.url.as_str();
     if url.starts_with("sqlite:") {
-        let s = sqlite::SqliteStorage::connect(url, max_connections).await?;
+        let s = sqlite::SqliteStorage::connect(url, settings.max_connections, settings.busy_timeout).await?;
         s.migrate().await?;
         Ok(Arc::new(s))
     } else {

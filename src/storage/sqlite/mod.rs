@@ -18,9 +18,6 @@ use super::{
 };
 use crate::alias::{MaskMode, Participant};
 
-/// How long a writer waits for another writer's lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub struct SqliteStorage {
     pool: SqlitePool,
 }
@@ -58,14 +55,14 @@ const PARTICIPANT_COLUMNS: &str =
 
 impl SqliteStorage {
     /// Open (creating if needed) the database file named by `url`.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    pub async fn connect(url: &str, max_connections: u32, busy_timeout: Duration) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StorageError::Unavailable(format!("{url}: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(busy_timeout);
         if let Some(dir) = Path::new(options.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)
@@ -74,7 +71,7 @@ impl SqliteStorage {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
-            .acquire_timeout(BUSY_TIMEOUT)
+            .acquire_timeout(busy_timeout)
             .connect_with(options)
             .await?;
         Ok(Self { pool })

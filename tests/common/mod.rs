@@ -1,0 +1,230 @@
+//! Test harness: the real `ct-relay` binary on a free port, a recording SMTP
+//! sink as its smarthost, and a plain SMTP client that shows exact replies.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod sink;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use client::SmtpClient;
+pub use sink::{Received, Sink, SinkReply};
+
+/// The key of DESIGN.md's test vectors: bytes 00..1f.
+pub const TEST_KEY: &str = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+pub fn free_port() -> SocketAddr {
+    let l = StdListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Poll `check` until it is true or `limit` passes.
+pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+pub struct Relay {
+    pub dir: tempfile::TempDir,
+    pub smtp: SocketAddr,
+    pub config: PathBuf,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+}
+
+impl Relay {
+    /// A relay delivering to `smarthost`, with fast retries.
+    pub fn with_smarthost(smarthost: SocketAddr) -> Self {
+        Self::with_delivery(&format!("transport = \"smarthost\"\nsmarthost = \"{smarthost}\""))
+    }
+
+    pub fn with_delivery(delivery: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let smtp = free_port();
+        let config = dir.path().join("relay.toml");
+        let db = dir.path().join("relay.db");
+        let text = format!(
+            r#"
+[smtp]
+listen = "{smtp}"
+hostname = "relay.test"
+max_message_size = 1000000
+max_recipients = 5
+max_errors = 5
+idle_timeout = "30s"
+shutdown_grace = "5s"
+
+[alias]
+domain = "ct.test"
+hmac_key = "{TEST_KEY}"
+
+[storage]
+url = "sqlite://{db}"
+busy_timeout = "1s"
+
+[delivery]
+{delivery}
+dir = "{outbox}"
+retry_initial = "200ms"
+retry_max = "1s"
+give_up_after = "1h"
+timeout = "5s"
+poll_interval = "200ms"
+"#,
+            db = db.display(),
+            outbox = dir.path().join("outbox").display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        Self {
+            dir,
+            smtp,
+            config,
+            child: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// Set an environment override for every later command and start.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ct-relay"));
+        cmd.arg("--config").arg(&self.config);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("relay.log")
+    }
+
+    /// Start `serve` and wait until it accepts connections.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = self
+            .command()
+            .arg("serve")
+            .env("RUST_LOG", "ct_relay=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let addr = self.smtp;
+        let up = wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(addr).is_ok()).await;
+        assert!(up, "relay did not start; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        child.wait().unwrap()
+    }
+
+    /// Run a CLI command; stdout parsed as JSON, panics on failure.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ct-relay {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Run a CLI command and return (exit success, stdout, stderr).
+    pub fn cli_raw(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    pub fn create_alias(&self, store: &str, order: &str, role: &str, email: &str) -> String {
+        let v = self.cli(&["alias", "create", "--store", store, "--order", order, "--role", role, "--email", email]);
+        v["alias"].as_str().unwrap().to_string()
+    }
+
+    pub fn timeline(&self, order: &str) -> Value {
+        self.cli(&["timeline", order])
+    }
+
+    /// States of every delivery on the order's timeline.
+    pub fn delivery_states(&self, order: &str) -> Vec<String> {
+        let t = self.timeline(order);
+        t["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["deliveries"].as_array().unwrap().clone())
+            .map(|d| d["state"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("relay.db")
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}

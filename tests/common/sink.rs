@@ -1,0 +1,178 @@
+//! A recording SMTP sink: the relay's smarthost in tests. It answers the
+//! end of DATA as scripted (accept, a 4xx/5xx reply, or never) and records
+//! every message it accepted.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub enum SinkReply {
+    Accept,
+    /// A full reply line such as "451 4.3.0 try later".
+    Reply(String),
+    /// Read the message, then never answer.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+
+    /// The header section, up to the empty line.
+    pub fn headers(&self) -> String {
+        let t = self.text();
+        t.split("\r\n\r\n").next().unwrap_or("").to_string()
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        let pos = self.data.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        self.data[pos + 4..].to_vec()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<SinkReply>,
+    received: Vec<Received>,
+    /// DATA phases seen, whatever the answer.
+    attempts: usize,
+}
+
+pub struct Sink {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Sink {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(session(stream, shared.clone()));
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// Answers for the next DATA phases, in order; then Accept.
+    pub fn script(&self, replies: &[SinkReply]) {
+        self.state.lock().unwrap().script.extend(replies.iter().cloned());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.state.lock().unwrap().attempts
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let _ = w.write_all(b"220 sink.test ESMTP\r\n").await;
+    let mut mail_from = String::new();
+    let mut rcpt_to = Vec::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply: String = if upper.starts_with("EHLO") {
+            "250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n".into()
+        } else if upper.starts_with("MAIL FROM:") {
+            mail_from = between_brackets(&line);
+            rcpt_to.clear();
+            "250 2.1.0 Ok\r\n".into()
+        } else if upper.starts_with("RCPT TO:") {
+            rcpt_to.push(between_brackets(&line));
+            "250 2.1.5 Ok\r\n".into()
+        } else if upper.starts_with("DATA") {
+            let _ = w.write_all(b"354 go ahead\r\n").await;
+            let Some(data) = read_data(&mut r).await else { return };
+            let answer = {
+                let mut s = state.lock().unwrap();
+                s.attempts += 1;
+                let answer = s.script.pop_front().unwrap_or(SinkReply::Accept);
+                if matches!(answer, SinkReply::Accept) {
+                    s.received.push(Received {
+                        mail_from: mail_from.clone(),
+                        rcpt_to: rcpt_to.clone(),
+                        data,
+                    });
+                }
+                answer
+            };
+            match answer {
+                SinkReply::Accept => "250 2.0.0 Ok: queued\r\n".into(),
+                SinkReply::Reply(text) => format!("{text}\r\n"),
+                SinkReply::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return;
+                }
+            }
+        } else if upper.starts_with("QUIT") {
+            let _ = w.write_all(b"221 2.0.0 Bye\r\n").await;
+            return;
+        } else {
+            "250 2.0.0 Ok\r\n".into()
+        };
+        if w.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn between_brackets(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line.rfind('>').unwrap_or(line.len());
+    line[start..end].to_string()
+}
+
+/// Read to CRLF.CRLF and undo dot-stuffing.
+async fn read_data(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line).await.ok()? == 0 {
+            return None;
+        }
+        if line == b".\r\n" {
+            return Some(data);
+        }
+        let content = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+        data.extend_from_slice(content);
+    }
+}
+
