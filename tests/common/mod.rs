@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub use client::SmtpClient;
+#[allow(unused_imports)]
 pub use sink::{Received, Sink, SinkReply};
 
 /// The key of DESIGN.md's test vectors: bytes 00..1f.

@@ -1,0 +1,198 @@
+//! Failure paths: the next hop answering 4xx/5xx, the relay killed after a
+//! 250 or during delivery, the database locked, clients leaving mid-DATA,
+//! and a graceful stop.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, wait_until, Relay, Sink, SinkReply, SmtpClient};
+
+const REAL: &str = "JohnDoe@Example.COM";
+
+fn message(n: usize) -> String {
+    format!("From: sac@acme-store.com\r\nSubject: message {n}\r\n\r\nBody {n}.\r\n")
+}
+
+async fn send_one(relay: &Relay, alias: &str, n: usize) -> String {
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    let r = c.send_mail("sac@acme-store.com", &[alias], &message(n)).await;
+    assert_eq!(r.status(), "250 2.0.0", "{r:?}");
+    r.text.rsplit(' ').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_failure_is_retried_then_delivered() {
+    let sink = Sink::start().await;
+    sink.script(&[SinkReply::Reply("451 4.3.0 try again later".into())]);
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "9001-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
+    assert_eq!(sink.attempts(), 2);
+    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9001-01") == ["delivered"]).await);
+    let d = &relay.timeline("9001-01")["entries"][0]["deliveries"][0];
+    assert_eq!(d["attempts"], 2);
+    assert!(d["last_reply"].as_str().unwrap().starts_with("250"), "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address() {
+    let sink = Sink::start().await;
+    sink.script(&[SinkReply::Reply(format!("550 5.1.1 <{REAL}>: mailbox unavailable"))]);
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "9002-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+
+    assert!(wait_until(Duration::from_secs(15), || relay.delivery_states("9002-01") == ["failed"]).await);
+    let timeline = relay.timeline("9002-01");
+    let d = &timeline["entries"][0]["deliveries"][0];
+    assert_eq!(d["attempts"], 1);
+    let reply = d["last_reply"].as_str().unwrap();
+    assert!(reply.starts_with("550 5.1.1"), "{reply}");
+    assert!(reply.contains(&alias), "{reply}");
+    assert!(!timeline.to_string().to_lowercase().contains("johndoe@example.com"));
+    assert!(!relay.log().to_lowercase().contains("johndoe@example.com"), "real address in the log");
+    // Not retried.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(sink.attempts(), 1);
+    let queue = relay.cli(&["queue", "list"]);
+    assert_eq!(queue["deliveries"][0]["state"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_250_the_message_is_delivered_after_restart() {
+    // The next hop is down while the relay runs.
+    let hop = free_port();
+    let mut relay = Relay::with_smarthost(hop);
+    let alias = relay.create_alias("acme", "9003-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+    assert!(wait_until(Duration::from_secs(10), || relay.delivery_states("9003-01") == ["retrying"]).await);
+    relay.kill();
+
+    let sink = Sink::start_on(hop).await;
+    relay.start().await;
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
+    assert_eq!(sink.received()[0].rcpt_to, vec![REAL.to_string()]);
+    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9003-01") == ["delivered"]).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_during_delivery_the_message_is_delivered_after_restart() {
+    let sink = Sink::start().await;
+    // The first attempt gets no answer after the message: the relay dies waiting.
+    sink.script(&[SinkReply::Hang]);
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "9004-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+    assert!(wait_until(Duration::from_secs(10), || sink.attempts() == 1).await);
+    relay.kill();
+    assert_eq!(relay.delivery_states("9004-01"), ["queued"]);
+
+    relay.start().await;
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
+    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9004-01") == ["delivered"]).await);
+    assert_eq!(sink.attempts(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_leaving_mid_data_leaves_nothing_behind() {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "9005-01", "customer", REAL);
+    relay.start().await;
+
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    c.cmd("MAIL FROM:<sac@acme-store.com>").await;
+    c.cmd(&format!("RCPT TO:<{alias}>")).await;
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send_raw(b"Subject: half\r\n\r\nthe first half of a message").await;
+    drop(c);
+
+    // The relay keeps serving; only the complete message is on the timeline.
+    send_one(&relay, &alias, 2).await;
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 1);
+    let entries = relay.timeline("9005-01")["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["subject"], "message 2");
+}
+
+/// Hold SQLite's write lock from another process, as a stuck writer would.
+fn lock_database(path: &std::path::Path) -> std::process::Child {
+    let script = "import sqlite3, sys\n\
+                  db = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                  db.execute('BEGIN EXCLUSIVE')\n\
+                  print('locked', flush=True)\n\
+                  sys.stdin.read()\n";
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn database_unavailable_gives_451_never_250_and_recovers() {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "9006-01", "customer", REAL);
+    relay.start().await;
+
+    let mut lock = lock_database(&relay.db_path());
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    assert_eq!(c.cmd("MAIL FROM:<sac@acme-store.com>").await.code, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{alias}>")).await.code, 250);
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send_raw(message(1).as_bytes()).await;
+    c.send_raw(b".\r\n").await;
+    let r = c.reply().await.unwrap();
+    assert_eq!(r.status(), "451 4.3.0", "{r:?}");
+
+    lock.kill().unwrap();
+    lock.wait().unwrap();
+    // Same session, no restart: the next message is accepted.
+    let r = c.send_mail("sac@acme-store.com", &[&alias], &message(2)).await;
+    assert_eq!(r.status(), "250 2.0.0");
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 1, "the refused message must not be delivered");
+    assert!(sink.received()[0].text().contains("message 2"));
+    assert_eq!(relay.timeline("9006-01")["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_sessions_with_421_and_exits_cleanly() {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "9007-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+
+    let mut idle = SmtpClient::ready(relay.smtp).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = relay.terminate();
+        (relay, status)
+    });
+    let r = idle.reply().await.expect("421 before close");
+    assert_eq!(r.status(), "421 4.3.2");
+    let (relay, status) = status.await.unwrap();
+    assert!(status.success(), "exit status {status:?}; log:\n{}", relay.log());
+    assert!(std::net::TcpStream::connect(relay.smtp).is_err(), "listener must be closed");
+}
