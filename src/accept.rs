@@ -31,7 +31,12 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(storage: Arc<dyn Storage>, committer: Committer, aliaser: Aliaser, hostname: &str) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        committer: Committer,
+        aliaser: Aliaser,
+        hostname: &str,
+    ) -> Self {
         Self {
             storage,
             committer,
@@ -77,9 +82,23 @@ impl Acceptor {
         for (i, recipients) in group_by_order(env.recipients).into_iter().enumerate() {
             // The first order's copy carries the queue id, so a single-order
             // message has one id everywhere.
-            let id = if i == 0 { queue_id.clone() } else { Ulid::new().to_string() };
+            let id = if i == 0 {
+                queue_id.clone()
+            } else {
+                Ulid::new().to_string()
+            };
             let message = self
-                .for_order(&id, &queue_id, &env.helo, &env.mail_from, &env.body, &parsed, recipients, peer, now)
+                .for_order(
+                    &id,
+                    &queue_id,
+                    &env.helo,
+                    &env.mail_from,
+                    &env.body,
+                    &parsed,
+                    recipients,
+                    peer,
+                    now,
+                )
                 .await?;
             messages.push(message);
         }
@@ -110,10 +129,14 @@ impl Acceptor {
         now: DateTime<Utc>,
     ) -> Result<AcceptedMessage, Refusal> {
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
-        let known = self.storage.order_participants(&store, &order).await.map_err(|e| {
-            tracing::warn!(error = %e, "participant lookup failed");
-            Refusal::StorageUnavailable
-        })?;
+        let known = self
+            .storage
+            .order_participants(&store, &order)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "participant lookup failed");
+                Refusal::StorageUnavailable
+            })?;
         let mut people = Participants::new(known);
 
         // Whoever wrote the message becomes a contact if not yet a participant,
@@ -127,7 +150,14 @@ impl Acceptor {
             if people.find(email).is_some() || !self.can_be_participant(email) {
                 continue;
             }
-            match self.aliaser.participant(&store, &order, Role::Contact, email, MaskMode::Hard, now) {
+            match self.aliaser.participant(
+                &store,
+                &order,
+                Role::Contact,
+                email,
+                MaskMode::Hard,
+                now,
+            ) {
                 Ok(p) => {
                     tracing::info!(alias = %p.alias, order = %order, "new contact");
                     people.add(p.clone());
@@ -143,9 +173,15 @@ impl Acceptor {
         let content = masking::mask(body, &aliases, received.as_bytes());
         let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
 
-        let from = senders.first().and_then(|s| people.find(s)).map(AliasRef::from);
+        let from = senders
+            .first()
+            .and_then(|s| people.find(s))
+            .map(AliasRef::from);
         let mut seen = HashSet::new();
-        let recipients: Vec<Participant> = recipients.into_iter().filter(|r| seen.insert(r.key())).collect();
+        let recipients: Vec<Participant> = recipients
+            .into_iter()
+            .filter(|r| seen.insert(r.key()))
+            .collect();
         let bounce = if mail_from.is_empty() {
             String::new() // never answer a bounce with a bounce
         } else {
@@ -214,7 +250,10 @@ impl Acceptor {
 fn group_by_order(recipients: Vec<Participant>) -> Vec<Vec<Participant>> {
     let mut groups: Vec<Vec<Participant>> = Vec::new();
     for r in recipients {
-        match groups.iter_mut().find(|g| g[0].store == r.store && g[0].order == r.order) {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].store == r.store && g[0].order == r.order)
+        {
             Some(g) => g.push(r),
             None => groups.push(vec![r]),
         }

@@ -225,17 +225,25 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.alias.domain.is_empty() || self.alias.domain.contains('@') {
-            return invalid(format!("alias.domain `{}` is not a domain", self.alias.domain));
+            return invalid(format!(
+                "alias.domain `{}` is not a domain",
+                self.alias.domain
+            ));
         }
         self.alias_ttl()?;
         if self.delivery.transport == TransportKind::Smarthost && self.delivery.smarthost.is_none()
         {
-            return invalid("delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\"".into());
+            return invalid(
+                "delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\""
+                    .into(),
+            );
         }
         if self.delivery.workers == 0 || self.storage.commit_batch == 0 {
             return invalid("delivery.workers and storage.commit_batch must be at least 1".into());
         }
-        if self.delivery.retry_initial.is_zero() || self.delivery.retry_max < self.delivery.retry_initial {
+        if self.delivery.retry_initial.is_zero()
+            || self.delivery.retry_max < self.delivery.retry_initial
+        {
             return invalid("delivery.retry_initial must be > 0 and <= delivery.retry_max".into());
         }
         Ok(())

@@ -35,23 +35,31 @@ pub enum DaemonError {
 pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let aliaser = settings.aliaser()?;
     if settings.uses_development_key() {
-        tracing::warn!("alias.hmac_key is the shipped development key; set a secret one in production");
+        tracing::warn!(
+            "alias.hmac_key is the shipped development key; set a secret one in production"
+        );
     }
     let storage = storage::open(&settings.storage).await?;
     if storage.single_node() {
         let released = storage.release_leases(None).await?;
         if released > 0 {
-            tracing::info!(deliveries = released, "resuming deliveries left in flight by the previous run");
+            tracing::info!(
+                deliveries = released,
+                "resuming deliveries left in flight by the previous run"
+            );
         }
     }
     let transport = delivery::from_settings(&settings.delivery, &settings.smtp.hostname)?;
     let socket = TcpListener::bind(settings.smtp.listen)
         .await
         .map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
-    let local = socket.local_addr().map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
 
     let wake = Arc::new(Notify::new());
-    let (committer, committer_task) = Committer::start(storage.clone(), settings.storage.commit_batch, wake.clone());
+    let (committer, committer_task) =
+        Committer::start(storage.clone(), settings.storage.commit_batch, wake.clone());
     let ctx = Arc::new(ConnectionContext {
         acceptor: Acceptor::new(storage.clone(), committer, aliaser, &settings.smtp.hostname),
         hostname: settings.smtp.hostname.clone(),
@@ -80,7 +88,8 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
 
     let (stop, stopped) = watch::channel(false);
     let grace = settings.smtp.shutdown_grace;
-    let listener = tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
+    let listener =
+        tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
     let queue = tokio::spawn(runner.run(stopped, grace));
     tracing::info!(smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
 

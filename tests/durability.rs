@@ -18,7 +18,9 @@ fn message(n: usize) -> String {
 
 async fn send_one(relay: &Relay, alias: &str, n: usize) -> String {
     let mut c = SmtpClient::ready(relay.smtp).await;
-    let r = c.send_mail("sac@acme-store.com", &[alias], &message(n)).await;
+    let r = c
+        .send_mail("sac@acme-store.com", &[alias], &message(n))
+        .await;
     assert_eq!(r.status(), "250 2.0.0", "{r:?}");
     r.text.rsplit(' ').next().unwrap().to_string()
 }
@@ -32,9 +34,17 @@ async fn temporary_failure_is_retried_then_delivered() {
     relay.start().await;
     send_one(&relay, &alias, 1).await;
 
-    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
+        "{}",
+        relay.log()
+    );
     assert_eq!(sink.attempts(), 2);
-    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9001-01") == ["delivered"]).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || relay.delivery_states("9001-01")
+            == ["delivered"])
+        .await
+    );
     let d = &relay.timeline("9001-01")["entries"][0]["deliveries"][0];
     assert_eq!(d["attempts"], 2);
     assert!(d["last_reply"].as_str().unwrap().starts_with("250"), "{d}");
@@ -43,21 +53,33 @@ async fn temporary_failure_is_retried_then_delivered() {
 #[tokio::test(flavor = "multi_thread")]
 async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address() {
     let sink = Sink::start().await;
-    sink.script(&[SinkReply::Reply(format!("550 5.1.1 <{REAL}>: mailbox unavailable"))]);
+    sink.script(&[SinkReply::Reply(format!(
+        "550 5.1.1 <{REAL}>: mailbox unavailable"
+    ))]);
     let mut relay = Relay::with_smarthost(sink.addr);
     let alias = relay.create_alias("acme", "9002-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
 
-    assert!(wait_until(Duration::from_secs(15), || relay.delivery_states("9002-01") == ["failed"]).await);
+    assert!(
+        wait_until(Duration::from_secs(15), || relay.delivery_states("9002-01")
+            == ["failed"])
+        .await
+    );
     let timeline = relay.timeline("9002-01");
     let d = &timeline["entries"][0]["deliveries"][0];
     assert_eq!(d["attempts"], 1);
     let reply = d["last_reply"].as_str().unwrap();
     assert!(reply.starts_with("550 5.1.1"), "{reply}");
     assert!(reply.contains(&alias), "{reply}");
-    assert!(!timeline.to_string().to_lowercase().contains("johndoe@example.com"));
-    assert!(!relay.log().to_lowercase().contains("johndoe@example.com"), "real address in the log");
+    assert!(!timeline
+        .to_string()
+        .to_lowercase()
+        .contains("johndoe@example.com"));
+    assert!(
+        !relay.log().to_lowercase().contains("johndoe@example.com"),
+        "real address in the log"
+    );
     // Not retried.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(sink.attempts(), 1);
@@ -73,14 +95,26 @@ async fn killed_after_250_the_message_is_delivered_after_restart() {
     let alias = relay.create_alias("acme", "9003-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
-    assert!(wait_until(Duration::from_secs(10), || relay.delivery_states("9003-01") == ["retrying"]).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || relay.delivery_states("9003-01")
+            == ["retrying"])
+        .await
+    );
     relay.kill();
 
     let sink = Sink::start_on(hop).await;
     relay.start().await;
-    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
+        "{}",
+        relay.log()
+    );
     assert_eq!(sink.received()[0].rcpt_to, vec![REAL.to_string()]);
-    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9003-01") == ["delivered"]).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || relay.delivery_states("9003-01")
+            == ["delivered"])
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,8 +131,16 @@ async fn killed_during_delivery_the_message_is_delivered_after_restart() {
     assert_eq!(relay.delivery_states("9004-01"), ["queued"]);
 
     relay.start().await;
-    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
-    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9004-01") == ["delivered"]).await);
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
+        "{}",
+        relay.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || relay.delivery_states("9004-01")
+            == ["delivered"])
+        .await
+    );
     assert_eq!(sink.attempts(), 2);
 }
 
@@ -113,7 +155,8 @@ async fn client_leaving_mid_data_leaves_nothing_behind() {
     c.cmd("MAIL FROM:<sac@acme-store.com>").await;
     c.cmd(&format!("RCPT TO:<{alias}>")).await;
     assert_eq!(c.cmd("DATA").await.code, 354);
-    c.send_raw(b"Subject: half\r\n\r\nthe first half of a message").await;
+    c.send_raw(b"Subject: half\r\n\r\nthe first half of a message")
+        .await;
     drop(c);
 
     // The relay keeps serving; only the complete message is on the timeline.
@@ -121,7 +164,10 @@ async fn client_leaving_mid_data_leaves_nothing_behind() {
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 1);
-    let entries = relay.timeline("9005-01")["entries"].as_array().unwrap().clone();
+    let entries = relay.timeline("9005-01")["entries"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["subject"], "message 2");
 }
@@ -142,7 +188,9 @@ fn lock_database(path: &std::path::Path) -> std::process::Child {
         .spawn()
         .expect("python3");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "locked");
     child
 }
@@ -167,13 +215,25 @@ async fn database_unavailable_gives_451_never_250_and_recovers() {
     lock.kill().unwrap();
     lock.wait().unwrap();
     // Same session, no restart: the next message is accepted.
-    let r = c.send_mail("sac@acme-store.com", &[&alias], &message(2)).await;
+    let r = c
+        .send_mail("sac@acme-store.com", &[&alias], &message(2))
+        .await;
     assert_eq!(r.status(), "250 2.0.0");
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sink.received().len(), 1, "the refused message must not be delivered");
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "the refused message must not be delivered"
+    );
     assert!(sink.received()[0].text().contains("message 2"));
-    assert_eq!(relay.timeline("9006-01")["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        relay.timeline("9006-01")["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,6 +253,13 @@ async fn sigterm_closes_sessions_with_421_and_exits_cleanly() {
     let r = idle.reply().await.expect("421 before close");
     assert_eq!(r.status(), "421 4.3.2");
     let (relay, status) = status.await.unwrap();
-    assert!(status.success(), "exit status {status:?}; log:\n{}", relay.log());
-    assert!(std::net::TcpStream::connect(relay.smtp).is_err(), "listener must be closed");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        relay.log()
+    );
+    assert!(
+        std::net::TcpStream::connect(relay.smtp).is_err(),
+        "listener must be closed"
+    );
 }

@@ -21,23 +21,33 @@ async fn relaying_and_dead_aliases_are_refused_with_one_text() {
     let mut c = SmtpClient::ready(relay.smtp).await;
     assert_eq!(c.cmd("MAIL FROM:<sender@example.org>").await.code, 250);
     assert_eq!(rcpt(&mut c, "someone@example.com").await, "550 5.7.1");
-    assert_eq!(rcpt(&mut c, "someone@ct.test.evil.example").await, "550 5.7.1");
+    assert_eq!(
+        rcpt(&mut c, "someone@ct.test.evil.example").await,
+        "550 5.7.1"
+    );
     c.cmd("QUIT").await;
 
     let mut c = SmtpClient::ready(relay.smtp).await;
     assert_eq!(c.cmd("MAIL FROM:<sender@example.org>").await.code, 250);
 
     // A well-formed alias (DESIGN.md vector) that was never created here.
-    let unknown = c.cmd("RCPT TO:<f44789d54cb7909fb48a75629fbe7cfa@ct.test>").await;
+    let unknown = c
+        .cmd("RCPT TO:<f44789d54cb7909fb48a75629fbe7cfa@ct.test>")
+        .await;
     assert_eq!(unknown.status(), "550 5.1.1");
     // One character off: the tag does not verify.
     let mut bad_tag = live.clone();
     bad_tag.replace_range(31..32, if &live[31..32] == "0" { "1" } else { "0" });
     let bad = c.cmd(&format!("RCPT TO:<{bad_tag}>")).await;
     let gone = c.cmd(&format!("RCPT TO:<{disabled}>")).await;
-    let soft_bad = c.cmd("RCPT TO:<JohnDoe@example.com-4e818166b1cd1.ct.test>").await;
+    let soft_bad = c
+        .cmd("RCPT TO:<JohnDoe@example.com-4e818166b1cd1.ct.test>")
+        .await;
     for r in [&bad, &gone, &soft_bad] {
-        assert_eq!(r, &unknown, "unknown, disabled and bad-tag aliases must look the same");
+        assert_eq!(
+            r, &unknown,
+            "unknown, disabled and bad-tag aliases must look the same"
+        );
     }
     // Case does not matter for a live alias.
     assert_eq!(rcpt(&mut c, &live.to_uppercase()).await, "250 2.1.5");
@@ -72,11 +82,22 @@ async fn limits_and_sequence_errors() {
     let (mut c, greeting) = SmtpClient::connect(relay.smtp).await;
     assert_eq!(greeting.code, 220);
     assert_eq!(greeting.text, "relay.test ESMTP");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.org>").await.status(), "503 5.5.1");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.org>").await.status(),
+        "503 5.5.1"
+    );
     assert_eq!(c.cmd("EHLO client.test").await.code, 250);
     assert_eq!(c.cmd("RCPT TO:<x@ct.test>").await.status(), "503 5.5.1");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.org> SIZE=2000000").await.status(), "552 5.3.4");
-    assert_eq!(c.cmd("MAIL FROM:<a@example.org> SIZE=1000").await.status(), "250 2.1.0");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.org> SIZE=2000000")
+            .await
+            .status(),
+        "552 5.3.4"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.org> SIZE=1000").await.status(),
+        "250 2.1.0"
+    );
     for a in &aliases[..5] {
         assert_eq!(rcpt(&mut c, a).await, "250 2.1.5");
     }
@@ -96,15 +117,50 @@ async fn limits_and_sequence_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alias_cli_validates_and_is_idempotent() {
     let relay = Relay::with_smarthost(common::free_port());
-    let a = relay.cli(&["alias", "create", "--store", "acme", "--order", "7007-01", "--email", "X@Example.com"]);
-    let b = relay.cli(&["alias", "create", "--store", "acme", "--order", "7007-01", "--email", "x@example.COM"]);
+    let a = relay.cli(&[
+        "alias",
+        "create",
+        "--store",
+        "acme",
+        "--order",
+        "7007-01",
+        "--email",
+        "X@Example.com",
+    ]);
+    let b = relay.cli(&[
+        "alias",
+        "create",
+        "--store",
+        "acme",
+        "--order",
+        "7007-01",
+        "--email",
+        "x@example.COM",
+    ]);
     assert_eq!(a, b, "same participant, same alias and row");
     assert_eq!(a["mode"], "hard");
 
-    let (ok, _, err) = relay.cli_raw(&["alias", "create", "--store", "acme", "--order", "1", "--email", "nope"], None);
+    let (ok, _, err) = relay.cli_raw(
+        &[
+            "alias", "create", "--store", "acme", "--order", "1", "--email", "nope",
+        ],
+        None,
+    );
     assert!(!ok);
     assert!(err.contains("`nope` is not an e-mail address"), "{err}");
-    let (ok, _, err) = relay.cli_raw(&["alias", "create", "--store", "acme", "--order", "1", "--email", "a@x.ct.test"], None);
+    let (ok, _, err) = relay.cli_raw(
+        &[
+            "alias",
+            "create",
+            "--store",
+            "acme",
+            "--order",
+            "1",
+            "--email",
+            "a@x.ct.test",
+        ],
+        None,
+    );
     assert!(!ok && err.contains("alias domain"), "{err}");
 
     let input = "{\"store\":\"acme\",\"order\":\"8\",\"role\":\"customer\",\"email\":\"a@b.example\"}\n\
@@ -114,7 +170,10 @@ async fn alias_cli_validates_and_is_idempotent() {
                  {\"store\":\"acme\",\"order\":\"8\",\"role\":\"store\",\"email\":\"s@b.example\",\"mode\":\"soft\"}\n";
     let (ok, out, _) = relay.cli_raw(&["alias", "import"], Some(input));
     assert!(!ok, "exit status says some lines failed");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["line"], 1);
     assert!(lines[0]["alias"].as_str().unwrap().ends_with("@ct.test"));
@@ -124,7 +183,15 @@ async fn alias_cli_validates_and_is_idempotent() {
     assert!(lines[2]["error"].is_string());
     assert_eq!(lines[3]["line"], 5);
     assert_eq!(lines[3]["mode"], "soft");
-    assert_eq!(lines[3]["alias"].as_str().unwrap().split('-').next().unwrap(), "s@b.example");
+    assert_eq!(
+        lines[3]["alias"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap(),
+        "s@b.example"
+    );
 
     let store = relay.cli(&["store", "show", "acme"]);
     assert_eq!(store["mask_mode"], "hard");

@@ -228,7 +228,10 @@ mod tests {
     #[test]
     fn design_test_vectors() {
         for (store, order, role, email, hard, soft) in VECTORS {
-            assert_eq!(hard_alias(&key(), "ct.test", store, order, *role, email), *hard);
+            assert_eq!(
+                hard_alias(&key(), "ct.test", store, order, *role, email),
+                *hard
+            );
             assert_eq!(
                 soft_alias(&key(), "ct.test", store, order, email).as_deref(),
                 Some(*soft)
@@ -239,7 +242,12 @@ mod tests {
     #[test]
     fn vectors_verify_in_any_case() {
         for (_, _, _, _, hard, soft) in VECTORS {
-            for addr in [hard.to_string(), hard.to_uppercase(), soft.to_string(), soft.to_uppercase()] {
+            for addr in [
+                hard.to_string(),
+                hard.to_uppercase(),
+                soft.to_string(),
+                soft.to_uppercase(),
+            ] {
                 assert!(
                     matches!(check_tag(&key(), "ct.test", &addr), TagCheck::Valid { .. }),
                     "{addr}"
@@ -254,15 +262,30 @@ mod tests {
         assert_eq!(check_tag(&key(), "ct.test", bad_hard), TagCheck::Invalid);
         let bad_soft = "JaneDoe@example.com-4e818166b1cd0.ct.test";
         assert_eq!(check_tag(&key(), "ct.test", bad_soft), TagCheck::Invalid);
-        assert_eq!(check_tag(&key(), "ct.test", "postmaster@ct.test"), TagCheck::Invalid);
-        assert_eq!(check_tag(&key(), "ct.test", "x@sub.ct.test"), TagCheck::Invalid);
+        assert_eq!(
+            check_tag(&key(), "ct.test", "postmaster@ct.test"),
+            TagCheck::Invalid
+        );
+        assert_eq!(
+            check_tag(&key(), "ct.test", "x@sub.ct.test"),
+            TagCheck::Invalid
+        );
     }
 
     #[test]
     fn other_domains_are_foreign() {
-        assert_eq!(check_tag(&key(), "ct.test", "a@example.com"), TagCheck::Foreign);
-        assert_eq!(check_tag(&key(), "ct.test", "a@evilct.test"), TagCheck::Foreign);
-        assert_eq!(check_tag(&key(), "ct.test", "no-at-sign"), TagCheck::Foreign);
+        assert_eq!(
+            check_tag(&key(), "ct.test", "a@example.com"),
+            TagCheck::Foreign
+        );
+        assert_eq!(
+            check_tag(&key(), "ct.test", "a@evilct.test"),
+            TagCheck::Foreign
+        );
+        assert_eq!(
+            check_tag(&key(), "ct.test", "no-at-sign"),
+            TagCheck::Foreign
+        );
     }
 
     #[test]
@@ -282,7 +305,10 @@ mod tests {
                 MaskMode::Soft,
             );
             assert_eq!(mode, MaskMode::Hard, "{email}");
-            assert!(matches!(check_tag(&key(), "ct.test", &alias), TagCheck::Valid { .. }));
+            assert!(matches!(
+                check_tag(&key(), "ct.test", &alias),
+                TagCheck::Valid { .. }
+            ));
         }
     }
 

@@ -260,9 +260,15 @@ mod tests {
 
     #[test]
     fn short_keys_are_refused() {
-        assert_eq!(AliasKey::parse("short").unwrap_err(), AliasError::ShortKey(5));
+        assert_eq!(
+            AliasKey::parse("short").unwrap_err(),
+            AliasError::ShortKey(5)
+        );
         assert!(AliasKey::parse(&format!("hex:{}", "00".repeat(32))).is_ok());
-        assert_eq!(AliasKey::parse("hex:zz").unwrap_err(), AliasError::BadKeyHex);
+        assert_eq!(
+            AliasKey::parse("hex:zz").unwrap_err(),
+            AliasError::BadKeyHex
+        );
     }
 
     #[test]
@@ -290,7 +296,10 @@ mod tests {
             a.participant(store, "1", Role::Customer, email, MaskMode::Hard, now)
                 .unwrap_err()
         };
-        assert!(matches!(err("acme", "not-an-address"), AliasError::BadEmail(_)));
+        assert!(matches!(
+            err("acme", "not-an-address"),
+            AliasError::BadEmail(_)
+        ));
         assert!(matches!(err("acme", "a b@c.com"), AliasError::BadEmail(_)));
         assert!(matches!(err("ac me", "a@c.com"), AliasError::BadId(..)));
         assert_eq!(

@@ -38,12 +38,20 @@ pub enum AliasCommand {
     },
     /// Read JSON lines {"store","order","role","email","mode"?} on stdin; print one JSON line each.
     Import,
-    Show { alias: String },
+    Show {
+        alias: String,
+    },
     /// Stop an alias from receiving mail (550 5.1.1 from now on).
-    Disable { alias: String },
+    Disable {
+        alias: String,
+    },
 }
 
-pub async fn run(cmd: AliasCommand, settings: &Settings, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cmd: AliasCommand,
+    settings: &Settings,
+    storage: Arc<dyn Storage>,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         AliasCommand::Create {
             store,
@@ -126,7 +134,11 @@ async fn import(aliaser: &Aliaser, storage: Arc<dyn Storage>) -> anyhow::Result<
     }
     flush(&mut chunk, storage.as_ref(), &mut ok, &mut failed).await;
     eprintln!("ct-relay: imported {ok} aliases, {failed} lines failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn prepare(
@@ -135,13 +147,17 @@ async fn prepare(
     storage: &dyn Storage,
     modes: &mut HashMap<String, MaskMode>,
 ) -> Result<Participant, String> {
-    let l: ImportLine = serde_json::from_str(line).map_err(|e| format!("invalid JSON line: {e}"))?;
+    let l: ImportLine =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON line: {e}"))?;
     let mode = match l.mode {
         Some(m) => m,
         None => match modes.get(&l.store) {
             Some(m) => *m,
             None => {
-                let m = storage.store_mode(&l.store).await.map_err(|e| e.to_string())?;
+                let m = storage
+                    .store_mode(&l.store)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 modes.insert(l.store.clone(), m);
                 m
             }
@@ -158,7 +174,10 @@ async fn flush(
     ok: &mut usize,
     failed: &mut usize,
 ) {
-    let valid: Vec<Participant> = chunk.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
+    let valid: Vec<Participant> = chunk
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
     let mut stored = match storage.ensure_participants(&valid).await {
         Ok(rows) => Ok(rows.into_iter()),
         Err(e) => Err(e.to_string()),

@@ -7,11 +7,17 @@ use ct_relay::config::{LogFormat, LogSettings};
 /// `serve` logs at the configured level; other commands only warnings, unless
 /// RUST_LOG says otherwise.
 pub fn init(settings: &LogSettings, daemon: bool) -> anyhow::Result<()> {
-    let default = if daemon { settings.level.as_str() } else { "warn" };
+    let default = if daemon {
+        settings.level.as_str()
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default))
         .map_err(|e| anyhow::anyhow!("log.level `{}`: {e}", settings.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -16,7 +16,11 @@ use ct_relay::config::{Settings, DEFAULT_CONFIG};
 use ct_relay::storage::{self, Storage};
 
 #[derive(Debug, Parser)]
-#[command(name = "ct-relay", version, about = "Mail relay that masks e-mail addresses per order")]
+#[command(
+    name = "ct-relay",
+    version,
+    about = "Mail relay that masks e-mail addresses per order"
+)]
 pub struct Cli {
     /// Configuration file (TOML); keys can be overridden as CT_RELAY__SECTION__KEY.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
@@ -52,8 +56,13 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum StoreCommand {
     /// Set the mask mode used for aliases created from now on.
-    SetMode { store: String, mode: String },
-    Show { store: String },
+    SetMode {
+        store: String,
+        mode: String,
+    },
+    Show {
+        store: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,7 +91,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Alias(cmd) => alias::run(cmd, &settings, open(&settings).await?).await,
         Command::Store(cmd) => report::store(cmd, open(&settings).await?).await,
-        Command::Timeline { order, store } => report::timeline(&order, store, open(&settings).await?).await,
+        Command::Timeline { order, store } => {
+            report::timeline(&order, store, open(&settings).await?).await
+        }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
     }
 }

@@ -13,7 +13,10 @@ use ct_relay::storage::Storage;
 use super::{QueueCommand, StoreCommand};
 
 pub fn print(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(value).expect("JSON output serializes"));
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("JSON output serializes")
+    );
 }
 
 pub async fn store(cmd: StoreCommand, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
@@ -28,7 +31,11 @@ pub async fn store(cmd: StoreCommand, storage: Arc<dyn Storage>) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn timeline(order: &str, store: Option<String>, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+pub async fn timeline(
+    order: &str,
+    store: Option<String>,
+    storage: Arc<dyn Storage>,
+) -> anyhow::Result<ExitCode> {
     let store = match store {
         Some(s) => s,
         None => {
@@ -36,7 +43,10 @@ pub async fn timeline(order: &str, store: Option<String>, storage: Arc<dyn Stora
             match stores.len() {
                 0 => bail!("no order `{order}`"),
                 1 => stores.remove(0),
-                _ => bail!("order `{order}` exists in stores {}; pass --store", stores.join(", ")),
+                _ => bail!(
+                    "order `{order}` exists in stores {}; pass --store",
+                    stores.join(", ")
+                ),
             }
         }
     };

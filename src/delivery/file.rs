@@ -16,8 +16,11 @@ pub struct FileTransport {
 
 impl FileTransport {
     pub fn new(dir: &Path) -> Result<Self, TransportError> {
-        std::fs::create_dir_all(dir).map_err(|e| TransportError::Dir(dir.display().to_string(), e))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TransportError::Dir(dir.display().to_string(), e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 }
 
@@ -76,7 +79,10 @@ mod tests {
         };
         let out = t.send(&env, b"Subject: x\r\n\r\nhi\r\n").await;
         assert!(matches!(out, Outcome::Delivered { .. }));
-        assert_eq!(std::fs::read(dir.path().join("D1.eml")).unwrap(), b"Subject: x\r\n\r\nhi\r\n");
+        assert_eq!(
+            std::fs::read(dir.path().join("D1.eml")).unwrap(),
+            b"Subject: x\r\n\r\nhi\r\n"
+        );
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("D1.json")).unwrap()).unwrap();
         assert_eq!(meta["rcpt_to"], "someone@example.com");

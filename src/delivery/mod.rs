@@ -19,11 +19,17 @@ pub use smtp::{MxTransport, SmarthostTransport};
 /// redacted before it is stored or logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered { reply: String },
+    Delivered {
+        reply: String,
+    },
     /// 4xx, network trouble, timeouts: try again later.
-    Retry { reply: String },
+    Retry {
+        reply: String,
+    },
     /// 5xx: the next hop will never take it.
-    Failed { reply: String },
+    Failed {
+        reply: String,
+    },
 }
 
 /// One delivery's envelope. `mail_from` empty means the null sender.
@@ -50,7 +56,10 @@ pub enum TransportError {
 }
 
 /// Build the transport `delivery.transport` names.
-pub fn from_settings(settings: &DeliverySettings, hostname: &str) -> Result<Arc<dyn Transport>, TransportError> {
+pub fn from_settings(
+    settings: &DeliverySettings,
+    hostname: &str,
+) -> Result<Arc<dyn Transport>, TransportError> {
     Ok(match settings.transport {
         TransportKind::File => Arc::new(FileTransport::new(&settings.dir)?),
         TransportKind::Smarthost => {

@@ -25,7 +25,9 @@ fn build(host: &str, port: u16, hostname: &str, timeout: Duration, pool: Option<
         .hello_name(ClientId::Domain(hostname.to_string()))
         .timeout(Some(timeout));
     match pool {
-        Some(size) => builder.pool_config(PoolConfig::new().max_size(size)).build(),
+        Some(size) => builder
+            .pool_config(PoolConfig::new().max_size(size))
+            .build(),
         None => builder.build(),
     }
 }
@@ -38,9 +40,16 @@ fn lettre_envelope(env: &DeliveryEnvelope<'_>) -> Result<Envelope, Outcome> {
     let from = if env.mail_from.is_empty() {
         None
     } else {
-        Some(env.mail_from.parse::<Address>().map_err(|_| bad("sender"))?)
+        Some(
+            env.mail_from
+                .parse::<Address>()
+                .map_err(|_| bad("sender"))?,
+        )
     };
-    let to = env.rcpt_to.parse::<Address>().map_err(|_| bad("recipient"))?;
+    let to = env
+        .rcpt_to
+        .parse::<Address>()
+        .map_err(|_| bad("recipient"))?;
     Envelope::new(from, vec![to]).map_err(|_| bad("recipient"))
 }
 
@@ -58,9 +67,13 @@ fn reply_text(r: &Response) -> String {
 /// content to a server without 8BITMIME) are permanent; the rest is retried.
 fn classify(result: Result<Response, lettre::transport::smtp::Error>) -> Outcome {
     match result {
-        Ok(r) => Outcome::Delivered { reply: reply_text(&r) },
+        Ok(r) => Outcome::Delivered {
+            reply: reply_text(&r),
+        },
         Err(e) => {
-            let detail = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+            let detail = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             let reply = match e.status() {
                 Some(code) => format!("{code} {detail}"),
                 None => e.to_string(),
@@ -131,7 +144,10 @@ impl MxTransport {
     async fn hosts(&self, domain: &str) -> Result<Vec<String>, Outcome> {
         match self.resolver.mx_lookup(domain).await {
             Ok(lookup) => {
-                let mut records: Vec<_> = lookup.iter().map(|mx| (mx.preference(), mx.exchange().to_utf8())).collect();
+                let mut records: Vec<_> = lookup
+                    .iter()
+                    .map(|mx| (mx.preference(), mx.exchange().to_utf8()))
+                    .collect();
                 records.sort();
                 if records.len() == 1 && (records[0].1 == "." || records[0].1.is_empty()) {
                     return Err(Outcome::Failed {
@@ -159,7 +175,11 @@ impl Transport for MxTransport {
             Ok(env) => env,
             Err(outcome) => return outcome,
         };
-        let domain = envelope.rcpt_to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let domain = envelope
+            .rcpt_to
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or_default();
         let hosts = match self.hosts(domain).await {
             Ok(hosts) => hosts,
             Err(outcome) => return outcome,

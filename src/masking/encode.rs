@@ -16,7 +16,10 @@ fn is_atext(c: char) -> bool {
 
 /// A display name as a phrase that any reader decodes back to `name`.
 pub fn render_phrase(name: &str) -> String {
-    if name.chars().all(|c| is_atext(c) || c == ' ') && !name.starts_with(' ') && !name.ends_with(' ') {
+    if name.chars().all(|c| is_atext(c) || c == ' ')
+        && !name.starts_with(' ')
+        && !name.ends_with(' ')
+    {
         return name.to_string();
     }
     if name.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) {
@@ -99,7 +102,9 @@ mod tests {
 
     #[test]
     fn folds_between_addresses() {
-        let items: Vec<String> = (0..4).map(|i| format!("Person {i} <{}@ct.test>", "a".repeat(32))).collect();
+        let items: Vec<String> = (0..4)
+            .map(|i| format!("Person {i} <{}@ct.test>", "a".repeat(32)))
+            .collect();
         let field = fold_addresses("To", &items);
         assert!(field.lines().all(|l| l.len() <= 78), "{field}");
         assert!(field.ends_with("\r\n"));

@@ -69,7 +69,10 @@ impl<'a> Parsed<'a> {
     }
 
     pub fn count(&self, name: &str) -> usize {
-        self.fields.iter().filter(|f| f.name.eq_ignore_ascii_case(name)).count()
+        self.fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(name))
+            .count()
     }
 
     /// Addresses (lowercased) in the named fields, in order of appearance.
@@ -146,7 +149,9 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
         a.address
             .as_deref()
             .is_some_and(|addr| aliases.contains_key(&addr.to_lowercase()))
-            || a.name.as_deref().is_some_and(|n| contains_known(n, aliases))
+            || a.name
+                .as_deref()
+                .is_some_and(|n| contains_known(n, aliases))
     };
     let touches = items.iter().any(|i| match i {
         Item::Mailbox(a) => known(a),
@@ -159,7 +164,9 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
     }
     let mailbox = |a: &Addr<'_>| {
         let addr = a.address.as_deref().unwrap_or_default();
-        let masked = aliases.get(&addr.to_lowercase()).map_or(addr, String::as_str);
+        let masked = aliases
+            .get(&addr.to_lowercase())
+            .map_or(addr, String::as_str);
         let name = a.name.as_deref().map(|n| replace_text(n, aliases));
         render_mailbox(name.as_deref(), masked)
     };
@@ -170,7 +177,11 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
             Item::Group(name, list) => {
                 let members: Vec<String> = list.iter().map(mailbox).collect();
                 match name {
-                    Some(n) => format!("{}: {};", render_phrase(&replace_text(n, aliases)), members.join(", ")),
+                    Some(n) => format!(
+                        "{}: {};",
+                        render_phrase(&replace_text(n, aliases)),
+                        members.join(", ")
+                    ),
                     None => members.join(", "),
                 }
             }

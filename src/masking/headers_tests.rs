@@ -2,8 +2,14 @@ use super::*;
 
 fn map() -> AliasMap {
     let mut m = AliasMap::new();
-    m.insert("sac@acme-store.com".into(), "c2db2cdaaba1ba2f6171492a5c6accf5@ct.test".into());
-    m.insert("johndoe@example.com".into(), "f44789d54cb7909fb48a75629fbe7cfa@ct.test".into());
+    m.insert(
+        "sac@acme-store.com".into(),
+        "c2db2cdaaba1ba2f6171492a5c6accf5@ct.test".into(),
+    );
+    m.insert(
+        "johndoe@example.com".into(),
+        "f44789d54cb7909fb48a75629fbe7cfa@ct.test".into(),
+    );
     m
 }
 
@@ -24,7 +30,10 @@ fn text(b: &[u8]) -> String {
 fn masks_named_fields_only() {
     let out = text(&mask(MSG, &map(), b"Received: by test\r\n"));
     assert!(out.starts_with("Received: by test\r\nReturn-Path: <bounce@acme-store.com>\r\n"));
-    assert!(out.contains("From: ACME Store <c2db2cdaaba1ba2f6171492a5c6accf5@ct.test>\r\n"), "{out}");
+    assert!(
+        out.contains("From: ACME Store <c2db2cdaaba1ba2f6171492a5c6accf5@ct.test>\r\n"),
+        "{out}"
+    );
     assert!(
         out.contains("Cc: \"Doe, John\" <f44789d54cb7909fb48a75629fbe7cfa@ct.test>,\r\n\tother@elsewhere.test\r\n"),
         "{out}"
@@ -43,7 +52,10 @@ fn encoded_display_names_stay_valid_and_decodable() {
     let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
     let from = parsed.from().unwrap().first().unwrap();
     assert_eq!(from.name.as_deref(), Some("João da Silva"));
-    assert_eq!(from.address.as_deref(), Some("f44789d54cb7909fb48a75629fbe7cfa@ct.test"));
+    assert_eq!(
+        from.address.as_deref(),
+        Some("f44789d54cb7909fb48a75629fbe7cfa@ct.test")
+    );
     assert!(out.is_ascii());
 }
 
@@ -58,7 +70,10 @@ fn real_address_in_display_name_is_masked_too() {
 fn groups_are_kept() {
     let msg = b"To: Team: sac@acme-store.com, x@y.test;\r\n\r\n";
     let out = text(&mask(msg, &map(), b""));
-    assert_eq!(out, "To: Team: c2db2cdaaba1ba2f6171492a5c6accf5@ct.test, x@y.test;\r\n\r\n");
+    assert_eq!(
+        out,
+        "To: Team: c2db2cdaaba1ba2f6171492a5c6accf5@ct.test, x@y.test;\r\n\r\n"
+    );
 }
 
 #[test]
@@ -73,7 +88,10 @@ fn message_without_body_or_with_garbage_header() {
     assert_eq!(mask(b"", &map(), b"R: x\r\n"), b"R: x\r\n");
     let msg = b"From: sac@acme-store.com\r\nnot a header\r\n";
     let out = text(&mask(msg, &map(), b""));
-    assert_eq!(out, "From: c2db2cdaaba1ba2f6171492a5c6accf5@ct.test\r\nnot a header\r\n");
+    assert_eq!(
+        out,
+        "From: c2db2cdaaba1ba2f6171492a5c6accf5@ct.test\r\nnot a header\r\n"
+    );
 }
 
 #[test]
@@ -93,5 +111,8 @@ fn soft_aliases_that_contain_the_real_address_are_left_alone() {
     // A longer address that merely contains a known one is not it either.
     let msg = "To: xjohndoe@example.com, johndoe@example.com.br\r\n\r\n";
     assert_eq!(text(&mask(msg.as_bytes(), &map(), b"")), msg);
-    assert_eq!(replace_text("mail johndoe@example.com.", &map()), "mail f44789d54cb7909fb48a75629fbe7cfa@ct.test.");
+    assert_eq!(
+        replace_text("mail johndoe@example.com.", &map()),
+        "mail f44789d54cb7909fb48a75629fbe7cfa@ct.test."
+    );
 }

@@ -40,7 +40,7 @@ pub fn summarize(message: &[u8], aliases: &AliasMap, alias_domain: &str) -> Summ
         first_words,
         attachment_names: parsed
             .attachments()
-            .filter_map(|a| a.attachment_name().map(|n| clean(n)))
+            .filter_map(|a| a.attachment_name().map(&clean))
             .collect(),
     }
 }
@@ -50,12 +50,18 @@ fn hide_addresses(text: &str, alias_domain: &str) -> String {
     let suffix = alias_domain.to_lowercase();
     text.split(' ')
         .map(|word| {
-            let Some(at) = word.find('@') else { return word.to_string() };
+            let Some(at) = word.find('@') else {
+                return word.to_string();
+            };
             let domain: String = word[at + 1..]
                 .trim_end_matches(|c: char| !c.is_alphanumeric())
                 .to_lowercase();
             let has_local = word[..at].chars().any(|c| c.is_alphanumeric());
-            if !has_local || domain.is_empty() || domain == suffix || domain.ends_with(&format!(".{suffix}")) {
+            if !has_local
+                || domain.is_empty()
+                || domain == suffix
+                || domain.ends_with(&format!(".{suffix}"))
+            {
                 word.to_string()
             } else {
                 "[address]".to_string()

@@ -21,7 +21,12 @@ pub enum Next {
 
 impl RetryPolicy {
     /// `attempts` counts the attempts made so far, this one included.
-    pub fn after_failure(&self, attempts: u32, accepted_at: DateTime<Utc>, now: DateTime<Utc>) -> Next {
+    pub fn after_failure(
+        &self,
+        attempts: u32,
+        accepted_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Next {
         let deadline = accepted_at + self.give_up_after;
         if now >= deadline {
             return Next::GiveUp;
@@ -69,6 +74,9 @@ mod tests {
             policy().after_failure(100, t0, almost),
             Next::RetryAt(t0 + chrono::Duration::days(5))
         );
-        assert_eq!(policy().after_failure(100, t0, t0 + chrono::Duration::days(5)), Next::GiveUp);
+        assert_eq!(
+            policy().after_failure(100, t0, t0 + chrono::Duration::days(5)),
+            Next::GiveUp
+        );
     }
 }

@@ -43,7 +43,11 @@ impl QueueRunner {
             } else {
                 let now = Utc::now();
                 let until = now + self.lease;
-                match self.storage.claim_due(&self.node, now, until, free as u32).await {
+                match self
+                    .storage
+                    .claim_due(&self.node, now, until, free as u32)
+                    .await
+                {
                     Ok(jobs) => jobs,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot claim deliveries");
@@ -57,7 +61,11 @@ impl QueueRunner {
             };
             let got = claimed.len();
             for job in claimed {
-                let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+                let permit = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
                 let me = self.clone();
                 in_flight.spawn(async move {
                     me.attempt(job).await;
@@ -79,14 +87,22 @@ impl QueueRunner {
         if waiting > 0 {
             tracing::info!(deliveries = waiting, "waiting for deliveries in flight");
         }
-        let finished = tokio::time::timeout(grace, async { while in_flight.join_next().await.is_some() {} }).await;
+        let finished = tokio::time::timeout(grace, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
         if finished.is_err() {
             in_flight.abort_all();
         }
         match self.storage.release_leases(Some(&self.node)).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(deliveries = n, "returned unfinished deliveries to the queue"),
-            Err(e) => tracing::warn!(error = %e, "could not return leases; they lapse on their own"),
+            Ok(n) => tracing::info!(
+                deliveries = n,
+                "returned unfinished deliveries to the queue"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not return leases; they lapse on their own")
+            }
         }
     }
 
@@ -108,7 +124,13 @@ impl QueueRunner {
             Ok(Some(c)) => c,
             Ok(None) => {
                 tracing::error!(delivery = %job.id, message = %job.message_id, "message content missing");
-                self.record(&job, Outcome::Failed { reply: "554 5.3.0 message content missing".into() }).await;
+                self.record(
+                    &job,
+                    Outcome::Failed {
+                        reply: "554 5.3.0 message content missing".into(),
+                    },
+                )
+                .await;
                 return;
             }
             Err(e) => {
@@ -169,10 +191,18 @@ impl QueueRunner {
             reply = %record.reply,
             "delivery attempt"
         );
-        match self.storage.record_attempt(&self.node, &job.id, &record).await {
+        match self
+            .storage
+            .record_attempt(&self.node, &job.id, &record)
+            .await
+        {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(delivery = %job.id, "lease lost before the outcome was written"),
-            Err(e) => tracing::warn!(delivery = %job.id, error = %e, "cannot record attempt; it will be retried"),
+            Ok(false) => {
+                tracing::warn!(delivery = %job.id, "lease lost before the outcome was written")
+            }
+            Err(e) => {
+                tracing::warn!(delivery = %job.id, error = %e, "cannot record attempt; it will be retried")
+            }
         }
     }
 }
@@ -192,7 +222,11 @@ mod tests {
     #[test]
     fn redacts_the_real_address_in_any_case() {
         assert_eq!(
-            redact("550 5.1.1 <John@Example.com>: unknown", "john@example.com", "x@ct.test"),
+            redact(
+                "550 5.1.1 <John@Example.com>: unknown",
+                "john@example.com",
+                "x@ct.test"
+            ),
             "550 5.1.1 <x@ct.test>: unknown"
         );
     }

@@ -45,7 +45,12 @@ struct Connection {
 }
 
 /// Serve one client until it quits, is closed for cause, or the relay stops.
-pub async fn handle(stream: TcpStream, addr: SocketAddr, ctx: Arc<ConnectionContext>, shutdown: watch::Receiver<bool>) {
+pub async fn handle(
+    stream: TcpStream,
+    addr: SocketAddr,
+    ctx: Arc<ConnectionContext>,
+    shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let mut conn = Connection {
@@ -57,7 +62,8 @@ pub async fn handle(stream: TcpStream, addr: SocketAddr, ctx: Arc<ConnectionCont
         shutdown,
         peer: Peer { ip: addr.ip() },
     };
-    let mut session: Session<Participant> = Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
+    let mut session: Session<Participant> =
+        Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
     match conn.run(&mut session).await {
         Ok(()) => tracing::debug!(peer = %addr, "session ended"),
         Err(e) => tracing::debug!(peer = %addr, error = %e, "session ended with an I/O error"),
@@ -92,7 +98,11 @@ impl Connection {
     }
 
     /// Do what the session asked. False when the connection must close.
-    async fn carry_out(&mut self, session: &mut Session<Participant>, event: Event) -> std::io::Result<bool> {
+    async fn carry_out(
+        &mut self,
+        session: &mut Session<Participant>,
+        event: Event,
+    ) -> std::io::Result<bool> {
         let event = match event {
             Event::CheckRecipient(address) => {
                 let verdict = self.ctx.acceptor.check_recipient(&address).await;
@@ -117,13 +127,18 @@ impl Connection {
                 self.send(&r).await?;
                 Ok(false)
             }
-            Event::CheckRecipient(_) | Event::ReadData(_) => unreachable!("session answers these with replies"),
+            Event::CheckRecipient(_) | Event::ReadData(_) => {
+                unreachable!("session answers these with replies")
+            }
         }
     }
 
     /// Read the message up to `<CRLF>.<CRLF>` and have it accepted. `None`
     /// when the client went away or the relay is stopping (nothing accepted).
-    async fn read_data(&mut self, session: &mut Session<Participant>) -> std::io::Result<Option<Event>> {
+    async fn read_data(
+        &mut self,
+        session: &mut Session<Participant>,
+    ) -> std::io::Result<Option<Event>> {
         let mut data = DataReader::new(session.max_message_size());
         loop {
             let used = data.feed(self.input.pending());

@@ -59,9 +59,15 @@ impl Listener {
         if open > 0 {
             tracing::info!(sessions = open, "waiting for open sessions");
         }
-        let drained = tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
-            tracing::warn!(sessions = sessions.len(), "grace period over; aborting sessions");
+            tracing::warn!(
+                sessions = sessions.len(),
+                "grace period over; aborting sessions"
+            );
             sessions.abort_all();
         }
     }

@@ -152,7 +152,11 @@ mod tests {
     fn read(input: &[u8]) -> (Result<Vec<u8>, DataError>, usize) {
         let mut r = DataReader::new(10_000);
         let used = r.feed(input);
-        assert!(r.is_done(), "not done: {:?}", String::from_utf8_lossy(input));
+        assert!(
+            r.is_done(),
+            "not done: {:?}",
+            String::from_utf8_lossy(input)
+        );
         (r.finish(), used)
     }
 
@@ -198,10 +202,19 @@ mod tests {
 
     #[test]
     fn bare_cr_is_refused() {
-        assert_eq!(read(b"a\rb\r\n.\r\n").0.unwrap_err(), DataError::BareLineEnding);
-        assert_eq!(read(b"a\r\n.\rx\r\n.\r\n").0.unwrap_err(), DataError::BareLineEnding);
+        assert_eq!(
+            read(b"a\rb\r\n.\r\n").0.unwrap_err(),
+            DataError::BareLineEnding
+        );
+        assert_eq!(
+            read(b"a\r\n.\rx\r\n.\r\n").0.unwrap_err(),
+            DataError::BareLineEnding
+        );
         // "\r\n.\r" then bare LF must not end it either
-        assert_eq!(read(b"a\r\n.\n\r\n.\r\n").0.unwrap_err(), DataError::BareLineEnding);
+        assert_eq!(
+            read(b"a\r\n.\n\r\n.\r\n").0.unwrap_err(),
+            DataError::BareLineEnding
+        );
     }
 
     #[test]

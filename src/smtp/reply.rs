@@ -74,7 +74,11 @@ impl Reply {
         Self::new(214, "2.0.0", "See RFC 5321")
     }
     pub fn cannot_vrfy() -> Self {
-        Self::new(252, "2.5.2", "Cannot VRFY user; send mail and it will be handled")
+        Self::new(
+            252,
+            "2.5.2",
+            "Cannot VRFY user; send mail and it will be handled",
+        )
     }
     pub fn bad_sequence(text: &str) -> Self {
         Self::new(503, "5.5.1", format!("Bad sequence of commands: {text}"))
@@ -108,22 +112,42 @@ impl Reply {
         Self::new(552, "5.3.4", "Message size exceeds fixed limit")
     }
     pub fn bad_line_ending() -> Self {
-        Self::new(554, "5.6.0", "Bare CR or LF in message; lines must end with CRLF")
+        Self::new(
+            554,
+            "5.6.0",
+            "Bare CR or LF in message; lines must end with CRLF",
+        )
     }
     pub fn data_line_too_long() -> Self {
         Self::new(554, "5.6.0", "Message line longer than 1000 octets")
     }
     pub fn mail_loop() -> Self {
-        Self::new(554, "5.4.6", "Mail loop detected: too many Received headers")
+        Self::new(
+            554,
+            "5.4.6",
+            "Mail loop detected: too many Received headers",
+        )
     }
     pub fn idle_timeout(hostname: &str) -> Self {
-        Self::new(421, "4.4.2", format!("{hostname} Idle timeout, closing connection"))
+        Self::new(
+            421,
+            "4.4.2",
+            format!("{hostname} Idle timeout, closing connection"),
+        )
     }
     pub fn too_many_errors(hostname: &str) -> Self {
-        Self::new(421, "4.7.0", format!("{hostname} Too many errors, closing connection"))
+        Self::new(
+            421,
+            "4.7.0",
+            format!("{hostname} Too many errors, closing connection"),
+        )
     }
     pub fn shutting_down(hostname: &str) -> Self {
-        Self::new(421, "4.3.2", format!("{hostname} Service shutting down, try again later"))
+        Self::new(
+            421,
+            "4.3.2",
+            format!("{hostname} Service shutting down, try again later"),
+        )
     }
 
     /// The reply on the wire, CRLF-terminated.
@@ -152,11 +176,17 @@ mod tests {
 
     #[test]
     fn renders_single_and_multi_line() {
-        assert_eq!(Reply::unknown_alias().to_string(), "550 5.1.1 Recipient address rejected: no such alias\r\n");
+        assert_eq!(
+            Reply::unknown_alias().to_string(),
+            "550 5.1.1 Recipient address rejected: no such alias\r\n"
+        );
         assert_eq!(
             Reply::ehlo("mx.test", 1000).to_string(),
             "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
         );
-        assert_eq!(Reply::greeting("mx.test").to_string(), "220 mx.test ESMTP\r\n");
+        assert_eq!(
+            Reply::greeting("mx.test").to_string(),
+            "220 mx.test ESMTP\r\n"
+        );
     }
 }

@@ -138,16 +138,22 @@ impl<R> Session<R> {
         let parsed = if line.ends_with(b"\n") {
             Request::parse(&mut line.iter())
         } else {
-            Err(ParseError::SyntaxError { syntax: "line ending" })
+            Err(ParseError::SyntaxError {
+                syntax: "line ending",
+            })
         };
         let request = match parsed {
             Ok(r) => r,
             Err(ParseError::UnknownCommand) => return self.answer(Reply::unknown_command()),
-            Err(ParseError::InvalidSenderAddress) => return self.answer(Reply::syntax_error("bad sender address")),
+            Err(ParseError::InvalidSenderAddress) => {
+                return self.answer(Reply::syntax_error("bad sender address"))
+            }
             Err(ParseError::InvalidRecipientAddress) => {
                 return self.answer(Reply::syntax_error("bad recipient address"))
             }
-            Err(ParseError::SyntaxError { syntax }) => return self.answer(Reply::syntax_error(syntax)),
+            Err(ParseError::SyntaxError { syntax }) => {
+                return self.answer(Reply::syntax_error(syntax))
+            }
             Err(ParseError::InvalidParameter { param }) => {
                 return self.answer(Reply::syntax_error(&format!("invalid parameter {param}")))
             }
@@ -188,7 +194,9 @@ impl<R> Session<R> {
         match self.state {
             State::Connected => self.answer(Reply::bad_sequence("send EHLO or HELO first")),
             State::Mail | State::Data => self.answer(Reply::bad_sequence("sender already given")),
-            State::Ready if declared_size > self.limits.max_message_size => self.answer(Reply::too_big()),
+            State::Ready if declared_size > self.limits.max_message_size => {
+                self.answer(Reply::too_big())
+            }
             State::Ready => {
                 self.mail_from = address;
                 self.state = State::Mail;
@@ -236,7 +244,10 @@ impl<R> Session<R> {
 
     /// DATA has ended. On success the envelope goes to the caller, who must
     /// then call `accepted` with the outcome; the session is ready either way.
-    pub fn data_finished(&mut self, body: Result<Vec<u8>, DataError>) -> Result<Envelope<R>, Event> {
+    pub fn data_finished(
+        &mut self,
+        body: Result<Vec<u8>, DataError>,
+    ) -> Result<Envelope<R>, Event> {
         debug_assert_eq!(self.state, State::Data);
         let recipients = std::mem::take(&mut self.recipients);
         let mail_from = std::mem::take(&mut self.mail_from);

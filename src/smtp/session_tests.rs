@@ -47,8 +47,16 @@ fn ready() -> Session<String> {
 fn greeting_and_ehlo_keywords() {
     let mut s = session();
     assert_eq!(s.greeting().to_string(), "220 mx.test ESMTP\r\n");
-    let Event::Reply(r) = send(&mut s, "EHLO client.test") else { panic!() };
-    for kw in ["PIPELINING", "SIZE 1000", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"] {
+    let Event::Reply(r) = send(&mut s, "EHLO client.test") else {
+        panic!()
+    };
+    for kw in [
+        "PIPELINING",
+        "SIZE 1000",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+    ] {
         assert!(r.lines.iter().any(|l| l == kw), "{kw} missing");
     }
 }
@@ -70,7 +78,10 @@ fn unknown_and_malformed_commands() {
     let mut s = ready();
     assert_eq!(code(&send(&mut s, "FOO bar")), "500 5.5.2");
     assert_eq!(code(&send(&mut s, "MAIL FROM:a@b.test")), "501 5.5.4");
-    assert_eq!(code(&send(&mut s, "MAIL FROM:<a@b.test> SIZE=abc")), "501 5.5.4");
+    assert_eq!(
+        code(&send(&mut s, "MAIL FROM:<a@b.test> SIZE=abc")),
+        "501 5.5.4"
+    );
     assert_eq!(code(&s.line_too_long()), "500 5.5.2");
     assert_eq!(code(&send(&mut s, "NOOP")), "250 2.0.0");
 }
@@ -90,8 +101,14 @@ fn recipient_verdicts_map_to_design_replies() {
 #[test]
 fn declared_size_over_the_limit() {
     let mut s = ready();
-    assert_eq!(code(&send(&mut s, "MAIL FROM:<a@b.test> SIZE=1001")), "552 5.3.4");
-    assert_eq!(code(&send(&mut s, "MAIL FROM:<a@b.test> SIZE=1000")), "250 2.1.0");
+    assert_eq!(
+        code(&send(&mut s, "MAIL FROM:<a@b.test> SIZE=1001")),
+        "552 5.3.4"
+    );
+    assert_eq!(
+        code(&send(&mut s, "MAIL FROM:<a@b.test> SIZE=1000")),
+        "250 2.1.0"
+    );
 }
 
 #[test]
@@ -131,7 +148,9 @@ fn full_transaction_then_queued_reply() {
     assert_eq!(env.recipients, vec!["ok1@ct.test".to_string()]);
     assert_eq!(env.helo, "client.test");
     assert_eq!(env.body, b"Subject: hi\r\n\r\nbody\r\n");
-    let Event::Reply(r) = s.accepted(Ok("01ABC".into())) else { panic!() };
+    let Event::Reply(r) = s.accepted(Ok("01ABC".into())) else {
+        panic!()
+    };
     assert_eq!(r.to_string(), "250 2.0.0 Ok: queued as 01ABC\r\n");
     // The session is ready for the next transaction.
     assert_eq!(code(&send(&mut s, "MAIL FROM:<a@b.test>")), "250 2.1.0");
@@ -141,7 +160,10 @@ fn full_transaction_then_queued_reply() {
 fn storage_failure_is_451_and_loop_is_554() {
     let mut s = ready();
     through_data(&mut s, b"x\r\n.\r\n").unwrap();
-    assert_eq!(code(&s.accepted(Err(Refusal::StorageUnavailable))), "451 4.3.0");
+    assert_eq!(
+        code(&s.accepted(Err(Refusal::StorageUnavailable))),
+        "451 4.3.0"
+    );
     through_data(&mut s, b"x\r\n.\r\n").unwrap();
     assert_eq!(code(&s.accepted(Err(Refusal::MailLoop))), "554 5.4.6");
 }
@@ -149,8 +171,17 @@ fn storage_failure_is_451_and_loop_is_554() {
 #[test]
 fn data_errors_are_refused_and_reset_the_transaction() {
     let mut s = ready();
-    let big = [b"x".repeat(990), b"\r\n".to_vec(), b"y".repeat(20), b"\r\n.\r\n".to_vec()].concat();
+    let big = [
+        b"x".repeat(990),
+        b"\r\n".to_vec(),
+        b"y".repeat(20),
+        b"\r\n.\r\n".to_vec(),
+    ]
+    .concat();
     assert_eq!(code(&through_data(&mut s, &big).unwrap_err()), "552 5.3.4");
-    assert_eq!(code(&through_data(&mut s, b"a\nb\r\n.\r\n").unwrap_err()), "554 5.6.0");
+    assert_eq!(
+        code(&through_data(&mut s, b"a\nb\r\n.\r\n").unwrap_err()),
+        "554 5.6.0"
+    );
     assert_eq!(code(&send(&mut s, "RCPT TO:<ok1@ct.test>")), "503 5.5.1");
 }

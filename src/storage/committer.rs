@@ -36,7 +36,11 @@ impl Committer {
     /// Start the committer. `committed` is notified after each successful
     /// transaction so delivery starts at once. The task ends when every
     /// `Committer` handle is dropped.
-    pub fn start(storage: Arc<dyn Storage>, max_batch: usize, committed: Arc<Notify>) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        max_batch: usize,
+        committed: Arc<Notify>,
+    ) -> (Self, JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let task = tokio::spawn(run(storage, rx, max_batch.max(1), committed));
         (Self { jobs }, task)
@@ -58,7 +62,12 @@ impl Committer {
     }
 }
 
-async fn run(storage: Arc<dyn Storage>, mut rx: mpsc::Receiver<Job>, max_batch: usize, committed: Arc<Notify>) {
+async fn run(
+    storage: Arc<dyn Storage>,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    committed: Arc<Notify>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].messages.len();

@@ -41,9 +41,9 @@ pub enum StorageError {
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
-                StorageError::Corrupt(e.to_string())
-            }
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_) => StorageError::Corrupt(e.to_string()),
             other => StorageError::Unavailable(other.to_string()),
         }
     }
@@ -80,11 +80,22 @@ pub trait Storage: Send + Sync + 'static {
     async fn commit(&self, batch: &[AcceptedMessage]) -> Result<()>;
 
     /// Lease up to `limit` deliveries that are due at `now` to `node`.
-    async fn claim_due(&self, node: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Result<Vec<DeliveryJob>>;
+    async fn claim_due(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>>;
     async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>>;
     /// Record an attempt's outcome. Returns false (and writes nothing) when
     /// `node` no longer holds the lease.
-    async fn record_attempt(&self, node: &str, delivery_id: &str, attempt: &AttemptRecord) -> Result<bool>;
+    async fn record_attempt(
+        &self,
+        node: &str,
+        delivery_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<bool>;
     /// Give back leases: this node's (`Some`) or every node's (`None`, used by a
     /// single-node database at start, where any lease is a dead process's).
     async fn release_leases(&self, node: Option<&str>) -> Result<u64>;
@@ -104,7 +115,9 @@ pub trait Storage: Send + Sync + 'static {
 pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Storage>> {
     let url = settings.url.as_str();
     if url.starts_with("sqlite:") {
-        let s = sqlite::SqliteStorage::connect(url, settings.max_connections, settings.busy_timeout).await?;
+        let s =
+            sqlite::SqliteStorage::connect(url, settings.max_connections, settings.busy_timeout)
+                .await?;
         s.migrate().await?;
         Ok(Arc::new(s))
     } else {

@@ -48,7 +48,9 @@ pub struct Relay {
 impl Relay {
     /// A relay delivering to `smarthost`, with fast retries.
     pub fn with_smarthost(smarthost: SocketAddr) -> Self {
-        Self::with_delivery(&format!("transport = \"smarthost\"\nsmarthost = \"{smarthost}\""))
+        Self::with_delivery(&format!(
+            "transport = \"smarthost\"\nsmarthost = \"{smarthost}\""
+        ))
     }
 
     pub fn with_delivery(delivery: &str) -> Self {
@@ -134,7 +136,10 @@ poll_interval = "200ms"
             .unwrap();
         self.child = Some(child);
         let addr = self.smtp;
-        let up = wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(addr).is_ok()).await;
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(addr).is_ok()
+        })
+        .await;
         assert!(up, "relay did not start; log:\n{}", self.log());
     }
 
@@ -153,7 +158,11 @@ poll_interval = "200ms"
     /// SIGTERM, then wait for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         child.wait().unwrap()
     }
 
@@ -191,7 +200,9 @@ poll_interval = "200ms"
     }
 
     pub fn create_alias(&self, store: &str, order: &str, role: &str, email: &str) -> String {
-        let v = self.cli(&["alias", "create", "--store", store, "--order", order, "--role", role, "--email", email]);
+        let v = self.cli(&[
+            "alias", "create", "--store", store, "--order", order, "--role", role, "--email", email,
+        ]);
         v["alias"].as_str().unwrap().to_string()
     }
 

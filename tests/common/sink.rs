@@ -78,7 +78,11 @@ impl Sink {
 
     /// Answers for the next DATA phases, in order; then Accept.
     pub fn script(&self, replies: &[SinkReply]) {
-        self.state.lock().unwrap().script.extend(replies.iter().cloned());
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .extend(replies.iter().cloned());
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -120,7 +124,9 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
             "250 2.1.5 Ok\r\n".into()
         } else if upper.starts_with("DATA") {
             let _ = w.write_all(b"354 go ahead\r\n").await;
-            let Some(data) = read_data(&mut r).await else { return };
+            let Some(data) = read_data(&mut r).await else {
+                return;
+            };
             let answer = {
                 let mut s = state.lock().unwrap();
                 s.attempts += 1;
@@ -171,8 +177,11 @@ async fn read_data(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<
         if line == b".\r\n" {
             return Some(data);
         }
-        let content = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+        let content = if line.starts_with(b".") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         data.extend_from_slice(content);
     }
 }
-

@@ -7,8 +7,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{from_ms, to_ms, SqliteStorage};
 use crate::storage::{
-    AcceptedMessage, AliasRef, AttemptRecord, DeliveryJob, DeliveryState, DeliveryStatus, QueueEntry, Result,
-    StorageError, TimelineEntry,
+    AcceptedMessage, AliasRef, AttemptRecord, DeliveryJob, DeliveryState, DeliveryStatus,
+    QueueEntry, Result, StorageError, TimelineEntry,
 };
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -20,7 +20,8 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 }
 
 fn state_of(text: &str) -> Result<DeliveryState> {
-    DeliveryState::parse(text).ok_or_else(|| StorageError::Corrupt(format!("delivery state `{text}`")))
+    DeliveryState::parse(text)
+        .ok_or_else(|| StorageError::Corrupt(format!("delivery state `{text}`")))
 }
 
 pub(super) async fn commit(pool: &SqlitePool, batch: &[AcceptedMessage]) -> Result<()> {
@@ -145,13 +146,15 @@ pub(super) async fn record_attempt(
         tx.rollback().await?;
         return Ok(false);
     }
-    sqlx::query("INSERT INTO delivery_attempts (delivery_id, at, state, reply) VALUES (?, ?, ?, ?)")
-        .bind(delivery_id)
-        .bind(to_ms(a.at))
-        .bind(a.state.as_str())
-        .bind(&a.reply)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, at, state, reply) VALUES (?, ?, ?, ?)",
+    )
+    .bind(delivery_id)
+    .bind(to_ms(a.at))
+    .bind(a.state.as_str())
+    .bind(&a.reply)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -185,7 +188,11 @@ pub(super) async fn queue_list(pool: &SqlitePool, limit: u32) -> Result<Vec<Queu
         .collect()
 }
 
-pub(super) async fn timeline(pool: &SqlitePool, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
+pub(super) async fn timeline(
+    pool: &SqlitePool,
+    store: &str,
+    order: &str,
+) -> Result<Vec<TimelineEntry>> {
     let deliveries = sqlx::query(
         "SELECT d.message_id, d.rcpt_alias, d.state, d.attempts, d.last_reply, d.updated_at
          FROM deliveries d JOIN messages m ON m.id = d.message_id
@@ -219,7 +226,8 @@ pub(super) async fn timeline(pool: &SqlitePool, store: &str, order: &str) -> Res
     rows.iter()
         .map(|r| {
             let message_id: Option<String> = r.try_get("message_id")?;
-            let attachment_names: Vec<String> = from_json(&r.try_get::<String, _>("attachment_names")?)?;
+            let attachment_names: Vec<String> =
+                from_json(&r.try_get::<String, _>("attachment_names")?)?;
             Ok(TimelineEntry {
                 id: r.try_get("id")?,
                 date: from_ms(r.try_get("at")?)?,

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    AcceptedMessage, AttemptRecord, DeliveryJob, QueueEntry, Result, Storage, StorageError, StoreSummary,
-    TimelineEntry,
+    AcceptedMessage, AttemptRecord, DeliveryJob, QueueEntry, Result, Storage, StorageError,
+    StoreSummary, TimelineEntry,
 };
 use crate::alias::{MaskMode, Participant};
 
@@ -27,7 +29,8 @@ pub(super) fn to_ms(t: DateTime<Utc>) -> i64 {
 }
 
 pub(super) fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms}")))
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms}")))
 }
 
 fn parse_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
@@ -65,8 +68,9 @@ impl SqliteStorage {
             .busy_timeout(busy_timeout);
         if let Some(dir) = Path::new(options.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
         }
         let pool = SqlitePoolOptions::new()
@@ -208,10 +212,12 @@ impl Storage for SqliteStorage {
     }
 
     async fn stores_with_order(&self, order: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT store FROM participants WHERE order_id = ? ORDER BY store")
-            .bind(order)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT store FROM participants WHERE order_id = ? ORDER BY store",
+        )
+        .bind(order)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok(r.try_get("store")?)).collect()
     }
 
@@ -237,7 +243,12 @@ impl Storage for SqliteStorage {
         Ok(row.map(|r| r.try_get("content")).transpose()?)
     }
 
-    async fn record_attempt(&self, node: &str, delivery_id: &str, attempt: &AttemptRecord) -> Result<bool> {
+    async fn record_attempt(
+        &self,
+        node: &str,
+        delivery_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<bool> {
         messages::record_attempt(&self.pool, node, delivery_id, attempt).await
     }
 
@@ -260,7 +271,9 @@ impl Storage for SqliteStorage {
         )
         .fetch_one(&self.pool)
         .await?;
-        row.try_get::<Option<i64>, _>("due")?.map(from_ms).transpose()
+        row.try_get::<Option<i64>, _>("due")?
+            .map(from_ms)
+            .transpose()
     }
 
     async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>> {

@@ -1,0 +1,137 @@
+//! SMTP framing over a real socket: pipelining, DATA edge cases, smuggling.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_until, Relay, Sink, SmtpClient};
+
+async fn setup() -> (Sink, Relay, String) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let alias = relay.create_alias("acme", "1100-01", "customer", "buyer@example.net");
+    relay.start().await;
+    (sink, relay, alias)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_commands_after_data_are_handled_exactly_once() {
+    let (sink, relay, alias) = setup().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    c.send_raw(format!("MAIL FROM:<a@example.org>\r\nRCPT TO:<{alias}>\r\nDATA\r\n").as_bytes())
+        .await;
+    assert_eq!(c.reply().await.unwrap().code, 250);
+    assert_eq!(c.reply().await.unwrap().code, 250);
+    assert_eq!(c.reply().await.unwrap().code, 354);
+    // The end of one message and the whole next transaction in one write.
+    c.send_raw(
+        format!("Subject: one\r\n\r\n1\r\n.\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<{alias}>\r\nDATA\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(c.reply().await.unwrap().status(), "250 2.0.0");
+    assert_eq!(c.reply().await.unwrap().code, 250);
+    assert_eq!(c.reply().await.unwrap().code, 250);
+    assert_eq!(c.reply().await.unwrap().code, 354);
+    c.send_raw(b"Subject: two\r\n\r\n2\r\n.\r\nQUIT\r\n").await;
+    assert_eq!(c.reply().await.unwrap().status(), "250 2.0.0");
+    assert_eq!(c.reply().await.unwrap().status(), "221 2.0.0");
+    assert!(c.reply().await.is_none());
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 2).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_body_line_dot_or_double_dot() {
+    let (sink, relay, alias) = setup().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    // "..": a stuffed ".", the message's only line.
+    c.cmd("MAIL FROM:<a@example.org>").await;
+    c.cmd(&format!("RCPT TO:<{alias}>")).await;
+    c.cmd("DATA").await;
+    c.send_raw(b"..\r\n.\r\n").await;
+    assert_eq!(c.reply().await.unwrap().status(), "250 2.0.0");
+    // ".": the end of an empty message, not a line of it.
+    c.cmd("MAIL FROM:<a@example.org>").await;
+    c.cmd(&format!("RCPT TO:<{alias}>")).await;
+    c.cmd("DATA").await;
+    c.send_raw(b".\r\n").await;
+    assert_eq!(c.reply().await.unwrap().status(), "250 2.0.0");
+    assert_eq!(c.cmd("NOOP").await.code, 250);
+
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 2).await);
+    let mut messages: Vec<Vec<u8>> = sink
+        .received()
+        .iter()
+        .map(|r| after_received(&r.data).to_vec())
+        .collect();
+    messages.sort();
+    assert_eq!(messages, vec![b"".to_vec(), b".\r\n".to_vec()]);
+}
+
+/// The message after the Received field the relay put on top.
+fn after_received(data: &[u8]) -> &[u8] {
+    assert!(data.starts_with(b"Received: "));
+    let mut i = 0;
+    while let Some(p) = data[i..].windows(2).position(|w| w == b"\r\n") {
+        let end = i + p + 2;
+        if !matches!(data.get(end), Some(b'\t') | Some(b' ')) {
+            return &data[end..];
+        }
+        i = end;
+    }
+    panic!("no end of Received field");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_lf_cannot_smuggle_a_second_message() {
+    let (sink, relay, alias) = setup().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    c.cmd("MAIL FROM:<a@example.org>").await;
+    c.cmd(&format!("RCPT TO:<{alias}>")).await;
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    let smuggled = format!(
+        "Subject: outer\r\n\r\nhello\n.\nMAIL FROM:<evil@example.org>\nRCPT TO:<{alias}>\nDATA\nSubject: smuggled\n\nx\r\n.\r\n"
+    );
+    c.send_raw(smuggled.as_bytes()).await;
+    let r = c.reply().await.unwrap();
+    assert_eq!(r.status(), "554 5.6.0", "{r:?}");
+    // Exactly one reply: the session is in a clean state.
+    assert_eq!(c.cmd("NOOP").await.status(), "250 2.0.0");
+    assert_eq!(c.cmd("RCPT TO:<x@ct.test>").await.status(), "503 5.5.1");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on() {
+    let (sink, relay, alias) = setup().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    for (body, status) in [
+        (
+            format!("Subject: long\r\n\r\n{}\r\n", "x".repeat(1200)),
+            "554 5.6.0",
+        ),
+        (
+            format!("Subject: big\r\n\r\n{}", "0123456789\r\n".repeat(100_000)),
+            "552 5.3.4",
+        ),
+    ] {
+        c.cmd("MAIL FROM:<a@example.org>").await;
+        c.cmd(&format!("RCPT TO:<{alias}>")).await;
+        assert_eq!(c.cmd("DATA").await.code, 354);
+        c.send_raw(body.as_bytes()).await;
+        c.send_raw(b".\r\n").await;
+        assert_eq!(c.reply().await.unwrap().status(), status);
+    }
+    // A command line over 1000 octets.
+    assert_eq!(
+        c.cmd(&format!("NOOP {}", "y".repeat(2000))).await.status(),
+        "500 5.5.2"
+    );
+    let r = c
+        .send_mail("a@example.org", &[&alias], "Subject: fine\r\n\r\nok\r\n")
+        .await;
+    assert_eq!(r.status(), "250 2.0.0");
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+}
