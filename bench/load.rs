@@ -105,7 +105,13 @@ async fn read_reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mu
 }
 
 /// One SMTP session sending `count` messages (MAIL, RCPT, DATA pipelined).
-async fn session(addr: SocketAddr, rcpts: Arc<Vec<String>>, first: usize, count: usize, body: Arc<Vec<u8>>) {
+async fn session(
+    addr: SocketAddr,
+    rcpts: Arc<Vec<String>>,
+    first: usize,
+    count: usize,
+    body: Arc<Vec<u8>>,
+) {
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (r, mut w) = stream.into_split();
@@ -116,7 +122,10 @@ async fn session(addr: SocketAddr, rcpts: Arc<Vec<String>>, first: usize, count:
     assert_eq!(read_reply(&mut r, &mut line).await, 250);
     for i in first..first + count {
         let rcpt = &rcpts[i % rcpts.len()];
-        let cmds = format!("MAIL FROM:<shop@bench.example> SIZE={}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n", body.len());
+        let cmds = format!(
+            "MAIL FROM:<shop@bench.example> SIZE={}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n",
+            body.len()
+        );
         w.write_all(cmds.as_bytes()).await.unwrap();
         for expect in [250, 250, 354] {
             let code = read_reply(&mut r, &mut line).await;
@@ -136,8 +145,18 @@ async fn load(addr: SocketAddr, rcpts: Arc<Vec<String>>, a: &Args, body: Arc<Vec
     let per = a.messages / a.sessions;
     let mut tasks = Vec::new();
     for s in 0..a.sessions {
-        let extra = if s == a.sessions - 1 { a.messages % a.sessions } else { 0 };
-        tasks.push(tokio::spawn(session(addr, rcpts.clone(), s * per, per + extra, body.clone())));
+        let extra = if s == a.sessions - 1 {
+            a.messages % a.sessions
+        } else {
+            0
+        };
+        tasks.push(tokio::spawn(session(
+            addr,
+            rcpts.clone(),
+            s * per,
+            per + extra,
+            body.clone(),
+        )));
     }
     for t in tasks {
         t.await.unwrap();
@@ -146,8 +165,11 @@ async fn load(addr: SocketAddr, rcpts: Arc<Vec<String>>, a: &Args, body: Arc<Vec
 }
 
 fn message(size: usize) -> Vec<u8> {
-    let mut m = b"From: Shop <shop@bench.example>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n\r\n".to_vec();
-    let line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
+    let mut m =
+        b"From: Shop <shop@bench.example>\r\nSubject: Your order\r\nMIME-Version: 1.0\r\n\r\n"
+            .to_vec();
+    let line =
+        b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
     while m.len() + line.len() <= size {
         m.extend_from_slice(line);
     }
@@ -168,11 +190,20 @@ async fn main() {
     let sink_addr = sink(delivered.clone()).await;
 
     // Reference: the same load straight to the sink.
-    let direct = load(sink_addr, Arc::new(vec!["x@sink.example".into()]), &a, body.clone()).await;
+    let direct = load(
+        sink_addr,
+        Arc::new(vec!["x@sink.example".into()]),
+        &a,
+        body.clone(),
+    )
+    .await;
     delivered.store(0, Ordering::SeqCst);
 
     let dir = tempfile::tempdir().unwrap();
-    let smtp = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let smtp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let url = a
         .storage_url
         .clone()
@@ -192,25 +223,46 @@ async fn main() {
     let mut rcpts = Vec::new();
     for i in 0..50 {
         let out = relay_cmd(&a, &config)
-            .args(["alias", "create", "--store", "bench", "--order", &format!("order-{i}")])
+            .args([
+                "alias",
+                "create",
+                "--store",
+                "bench",
+                "--order",
+                &format!("order-{i}"),
+            ])
             .args(["--email", &format!("buyer{i}@mailbox.example")])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         rcpts.push(v["alias"].as_str().unwrap().to_string());
     }
-    let mut relay = relay_cmd(&a, &config).arg("serve").stderr(Stdio::inherit()).spawn().unwrap();
+    let mut relay = relay_cmd(&a, &config)
+        .arg("serve")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let up = Instant::now();
     while std::net::TcpStream::connect(smtp).is_err() {
-        assert!(up.elapsed() < Duration::from_secs(20), "relay did not start");
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "relay did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let start = Instant::now();
     let accepted = load(smtp, Arc::new(rcpts), &a, body.clone()).await;
     while delivered.load(Ordering::SeqCst) < a.messages {
-        assert!(start.elapsed() < Duration::from_secs(600), "deliveries stalled");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "deliveries stalled"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let all_delivered = start.elapsed();
@@ -218,7 +270,11 @@ async fn main() {
     relay.wait().unwrap();
 
     let rate = |d: Duration| a.messages as f64 / d.as_secs_f64();
-    let backend = if url.starts_with("postgres") { "postgres" } else { "sqlite" };
+    let backend = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     println!(
         "{{\"messages\":{},\"sessions\":{},\"size\":{},\"storage\":\"{backend}\",\
          \"direct_to_sink_msgs_per_s\":{:.0},\"relay_accepted_msgs_per_s\":{:.0},\

@@ -106,7 +106,8 @@ pub struct DeliverySettings {
     /// A delivery still failing temporarily this long after acceptance fails.
     #[serde(default = "default_give_up_after", with = "humantime_serde")]
     pub give_up_after: Duration,
-    /// Per SMTP command when talking to the next hop.
+    /// Connecting to the next hop and its greeting; a whole transaction may
+    /// take ten times this.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// A claimed delivery is this node's until then; a dead node's claims lapse.

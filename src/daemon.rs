@@ -61,7 +61,12 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let (committer, committer_task) =
         Committer::start(storage.clone(), settings.storage.commit_batch, wake.clone());
     let ctx = Arc::new(ConnectionContext {
-        acceptor: Acceptor::new(storage.clone(), committer, aliaser, &settings.smtp.hostname),
+        acceptor: Acceptor::new(
+            storage.clone(),
+            committer.clone(),
+            aliaser,
+            &settings.smtp.hostname,
+        ),
         hostname: settings.smtp.hostname.clone(),
         limits: Limits {
             max_message_size: settings.smtp.max_message_size,
@@ -74,6 +79,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let runner = Arc::new(QueueRunner {
         storage: storage.clone(),
         transport,
+        committer,
         node: node.clone(),
         policy: RetryPolicy {
             initial: settings.delivery.retry_initial,
@@ -97,10 +103,10 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     tracing::info!("shutting down: no new sessions; finishing open ones");
     let _ = stop.send(true);
     let _ = listener.await;
-    // The listener's end dropped the last committer handle: the committer
-    // finishes what it holds and stops.
-    let _ = committer_task.await;
     let _ = queue.await;
+    // Sessions and workers are gone, and with them every committer handle:
+    // the committer finishes what it holds and stops.
+    let _ = committer_task.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -64,7 +64,13 @@ pub fn from_settings(
         TransportKind::File => Arc::new(FileTransport::new(&settings.dir)?),
         TransportKind::Smarthost => {
             let target = settings.smarthost.as_deref().unwrap_or_default();
-            Arc::new(SmarthostTransport::new(target, hostname, settings.timeout)?)
+            let connections = u32::try_from(settings.workers).unwrap_or(u32::MAX);
+            Arc::new(SmarthostTransport::new(
+                target,
+                hostname,
+                settings.timeout,
+                connections,
+            )?)
         }
         TransportKind::Mx => Arc::new(MxTransport::new(hostname, settings.timeout)?),
     })

@@ -1,34 +1,83 @@
-//! SMTP transports via lettre: a fixed smarthost, or the recipient domain's MX
-//! hosts. Plain SMTP for now (STARTTLS comes with the hardening work).
+//! SMTP transports: a fixed smarthost, or the recipient domain's MX hosts.
+//! lettre speaks the protocol; the sockets are ours so they can have
+//! TCP_NODELAY (lettre writes the message and its final `.` separately, and
+//! with Nagle's algorithm every message waited for a delayed ACK, ~40 ms).
+//! Plain SMTP for now (STARTTLS comes with the hardening work).
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
 use lettre::address::Envelope;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::Address;
+use tokio::net::TcpStream;
 
 use super::{DeliveryEnvelope, Outcome, Transport, TransportError};
 
 /// MX hosts tried per attempt, best preference first.
 const MAX_MX_HOSTS: usize = 5;
 const SMTP_PORT: u16 = 25;
+/// A pooled connection idle longer than this is checked (NOOP) before use.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 
-type Smtp = AsyncSmtpTransport<Tokio1Executor>;
+/// Opens SMTP connections and runs one transaction on them. Connecting and
+/// the greeting are bounded by `timeout`; a whole transaction by ten times
+/// that (RFC 5321 4.5.3.2 allows 10 minutes for the end of DATA alone).
+struct Connector {
+    hello: ClientId,
+    timeout: Duration,
+}
 
-fn build(host: &str, port: u16, hostname: &str, timeout: Duration, pool: Option<u32>) -> Smtp {
-    let builder = Smtp::builder_dangerous(host)
-        .port(port)
-        .hello_name(ClientId::Domain(hostname.to_string()))
-        .timeout(Some(timeout));
-    match pool {
-        Some(size) => builder
-            .pool_config(PoolConfig::new().max_size(size))
-            .build(),
-        None => builder.build(),
+impl Connector {
+    fn new(hostname: &str, timeout: Duration) -> Self {
+        Self {
+            hello: ClientId::Domain(hostname.to_string()),
+            timeout,
+        }
+    }
+
+    async fn connect(&self, host: &str, port: u16) -> Result<AsyncSmtpConnection, Outcome> {
+        let retry = |what: String| Outcome::Retry {
+            reply: format!("421 4.4.1 {host}:{port}: {what}"),
+        };
+        let stream =
+            match tokio::time::timeout(self.timeout, TcpStream::connect((host, port))).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(retry(format!("cannot connect: {e}"))),
+                Err(_) => return Err(retry("connect timed out".into())),
+            };
+        let _ = stream.set_nodelay(true);
+        match tokio::time::timeout(
+            self.timeout,
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(classify(Err(e))),
+            Err(_) => Err(retry("no greeting in time".into())),
+        }
+    }
+
+    async fn send(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        env: &Envelope,
+        message: &[u8],
+    ) -> Outcome {
+        match tokio::time::timeout(self.timeout * 10, conn.send(env, for_lettre(message))).await {
+            Ok(result) => classify(result),
+            Err(_) => {
+                conn.abort().await;
+                Outcome::Retry {
+                    reply: "421 4.4.2 next hop timed out".into(),
+                }
+            }
+        }
     }
 }
 
@@ -91,13 +140,24 @@ fn classify(result: Result<Response, lettre::transport::smtp::Error>) -> Outcome
     }
 }
 
-/// Every delivery goes to one relay host (`delivery.smarthost`), over pooled connections.
+/// Every delivery goes to one relay host (`delivery.smarthost`), over a pool
+/// of kept-open connections.
 pub struct SmarthostTransport {
-    smtp: Smtp,
+    host: String,
+    port: u16,
+    connector: Connector,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    max_idle: usize,
 }
 
 impl SmarthostTransport {
-    pub fn new(target: &str, hostname: &str, timeout: Duration) -> Result<Self, TransportError> {
+    /// `connections`: how many idle connections to keep (one per worker).
+    pub fn new(
+        target: &str,
+        hostname: &str,
+        timeout: Duration,
+        connections: u32,
+    ) -> Result<Self, TransportError> {
         let bad = || TransportError::BadSmarthost(target.to_string());
         let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().map_err(|_| bad())?;
@@ -106,26 +166,57 @@ impl SmarthostTransport {
             return Err(bad());
         }
         Ok(Self {
-            smtp: build(host, port, hostname, timeout, Some(16)),
+            host: host.to_string(),
+            port,
+            connector: Connector::new(hostname, timeout),
+            idle: Mutex::new(Vec::new()),
+            max_idle: connections.max(1) as usize,
         })
+    }
+
+    /// A pooled connection that still answers, or a new one.
+    async fn connection(&self) -> Result<AsyncSmtpConnection, Outcome> {
+        loop {
+            let pooled = self.idle.lock().expect("pool lock").pop();
+            match pooled {
+                Some((conn, since)) if since.elapsed() < CHECK_IDLE_AFTER => return Ok(conn),
+                Some((mut conn, _)) => {
+                    if conn.test_connected().await {
+                        return Ok(conn);
+                    }
+                }
+                None => return self.connector.connect(&self.host, self.port).await,
+            }
+        }
     }
 }
 
 #[async_trait]
 impl Transport for SmarthostTransport {
     async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome {
-        match lettre_envelope(envelope) {
-            Ok(env) => classify(self.smtp.send_raw(&env, for_lettre(message)).await),
-            Err(outcome) => outcome,
+        let env = match lettre_envelope(envelope) {
+            Ok(env) => env,
+            Err(outcome) => return outcome,
+        };
+        let mut conn = match self.connection().await {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
+        };
+        let outcome = self.connector.send(&mut conn, &env, message).await;
+        if !conn.has_broken() {
+            let mut idle = self.idle.lock().expect("pool lock");
+            if idle.len() < self.max_idle {
+                idle.push((conn, Instant::now()));
+            }
         }
+        outcome
     }
 }
 
 /// Direct delivery to the recipient domain's MX hosts (RFC 5321 section 5).
 pub struct MxTransport {
     resolver: TokioResolver,
-    hostname: String,
-    timeout: Duration,
+    connector: Connector,
 }
 
 impl MxTransport {
@@ -135,8 +226,7 @@ impl MxTransport {
             .build();
         Ok(Self {
             resolver,
-            hostname: hostname.to_string(),
-            timeout,
+            connector: Connector::new(hostname, timeout),
         })
     }
 
@@ -188,8 +278,17 @@ impl Transport for MxTransport {
             reply: format!("451 4.4.4 no usable MX host for {domain}"),
         };
         for host in hosts {
-            let smtp = build(&host, SMTP_PORT, &self.hostname, self.timeout, None);
-            match classify(smtp.send_raw(&env, for_lettre(message)).await) {
+            let outcome = match self.connector.connect(&host, SMTP_PORT).await {
+                Ok(mut conn) => {
+                    let outcome = self.connector.send(&mut conn, &env, message).await;
+                    if !conn.has_broken() {
+                        let _ = conn.quit().await;
+                    }
+                    outcome
+                }
+                Err(outcome) => outcome,
+            };
+            match outcome {
                 // A temporary failure at one MX: the next one may take it.
                 retry @ Outcome::Retry { .. } => last = retry,
                 final_outcome => return final_outcome,
@@ -203,13 +302,12 @@ impl Transport for MxTransport {
 mod tests {
     use super::*;
 
-    /// lettre's pool lives on the Tokio runtime.
-    #[tokio::test]
-    async fn smarthost_target_must_be_host_and_port() {
-        assert!(SmarthostTransport::new("127.0.0.1:2526", "h", Duration::from_secs(1)).is_ok());
-        assert!(SmarthostTransport::new("[::1]:25", "h", Duration::from_secs(1)).is_ok());
-        assert!(SmarthostTransport::new("nohost", "h", Duration::from_secs(1)).is_err());
-        assert!(SmarthostTransport::new("h:notaport", "h", Duration::from_secs(1)).is_err());
+    #[test]
+    fn smarthost_target_must_be_host_and_port() {
+        assert!(SmarthostTransport::new("127.0.0.1:2526", "h", Duration::from_secs(1), 4).is_ok());
+        assert!(SmarthostTransport::new("[::1]:25", "h", Duration::from_secs(1), 4).is_ok());
+        assert!(SmarthostTransport::new("nohost", "h", Duration::from_secs(1), 4).is_err());
+        assert!(SmarthostTransport::new("h:notaport", "h", Duration::from_secs(1), 4).is_err());
     }
 
     #[test]

@@ -3,16 +3,17 @@
 //! each outcome back under its lease. Woken at once after each commit, and
 //! otherwise polls at the next due time.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::backoff::{Next, RetryPolicy};
 use crate::delivery::{DeliveryEnvelope, Outcome, Transport};
-use crate::storage::{AttemptRecord, DeliveryJob, DeliveryState, Storage};
+use crate::storage::{AttemptRecord, Committer, DeliveryJob, DeliveryState, Storage};
 
 /// Pause after a storage error before claiming again.
 const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
@@ -20,6 +21,8 @@ const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
 pub struct QueueRunner {
     pub storage: Arc<dyn Storage>,
     pub transport: Arc<dyn Transport>,
+    /// Outcomes are group-committed with accepted mail.
+    pub committer: Committer,
     /// This process's name on leases.
     pub node: String,
     pub policy: RetryPolicy,
@@ -33,22 +36,28 @@ impl QueueRunner {
     /// Run until `shutdown`; then wait up to `grace` for attempts in flight and
     /// give back the leases of any that did not finish.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
-        let slots = Arc::new(Semaphore::new(self.workers));
+        // Jobs leased and waiting for a worker. Claims fetch up to twice the
+        // workers and happen only once half of that is used up, so one
+        // claim (one write) serves many deliveries.
+        let capacity = self.workers * 2;
+        let mut pending: VecDeque<DeliveryJob> = VecDeque::new();
         let mut in_flight = JoinSet::new();
         while !*shutdown.borrow() {
             while in_flight.try_join_next().is_some() {}
-            let free = slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
+            let held = pending.len() + in_flight.len();
+            let mut got_all = false;
+            if held <= self.workers {
+                let want = capacity - held;
                 let now = Utc::now();
-                let until = now + self.lease;
                 match self
                     .storage
-                    .claim_due(&self.node, now, until, free as u32)
+                    .claim_due(&self.node, now, now + self.lease, want as u32)
                     .await
                 {
-                    Ok(jobs) => jobs,
+                    Ok(jobs) => {
+                        got_all = jobs.len() == want;
+                        pending.extend(jobs);
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot claim deliveries");
                         tokio::select! {
@@ -58,24 +67,18 @@ impl QueueRunner {
                         continue;
                     }
                 }
-            };
-            let got = claimed.len();
-            for job in claimed {
-                let permit = slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closed");
-                let me = self.clone();
-                in_flight.spawn(async move {
-                    me.attempt(job).await;
-                    drop(permit);
-                });
             }
-            if free > 0 && got == free {
+            while in_flight.len() < self.workers {
+                let Some(job) = pending.pop_front() else {
+                    break;
+                };
+                let me = self.clone();
+                in_flight.spawn(async move { me.attempt(job).await });
+            }
+            if got_all && in_flight.len() < self.workers {
                 continue; // maybe more are due
             }
-            let nap = self.until_next_due(free == 0).await;
+            let nap = self.until_next_due(held > self.workers).await;
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(nap) => {}
@@ -192,8 +195,8 @@ impl QueueRunner {
             "delivery attempt"
         );
         match self
-            .storage
-            .record_attempt(&self.node, &job.id, &record)
+            .committer
+            .record_attempt(&self.node, &job.id, record)
             .await
         {
             Ok(true) => {}

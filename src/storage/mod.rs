@@ -2,8 +2,9 @@
 //! PostgreSQL (many nodes) serve the same callers.
 //!
 //! Invariants every implementation keeps:
-//! - `commit` writes messages, their deliveries, their timeline entries and any
-//!   new contact participants in one transaction: all or nothing.
+//! - `apply` writes its whole batch in one transaction: all or nothing. An
+//!   accepted message goes in with its deliveries, its timeline entry and any
+//!   new contact participants.
 //! - A delivery's outcome is written only by the node holding its lease.
 //! - Real addresses are stored (delivery needs them) but never returned by the
 //!   timeline queries.
@@ -76,8 +77,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores that have an order with this id.
     async fn stores_with_order(&self, order: &str) -> Result<Vec<String>>;
 
-    /// Group commit: every message of the batch, in one transaction.
-    async fn commit(&self, batch: &[AcceptedMessage]) -> Result<()>;
+    /// Group commit: every write of the batch in one transaction. Returns,
+    /// per write, whether it applied (an attempt applies only under its lease).
+    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>>;
 
     /// Lease up to `limit` deliveries that are due at `now` to `node`.
     async fn claim_due(
@@ -88,14 +90,6 @@ pub trait Storage: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<DeliveryJob>>;
     async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>>;
-    /// Record an attempt's outcome. Returns false (and writes nothing) when
-    /// `node` no longer holds the lease.
-    async fn record_attempt(
-        &self,
-        node: &str,
-        delivery_id: &str,
-        attempt: &AttemptRecord,
-    ) -> Result<bool>;
     /// Give back leases: this node's (`Some`) or every node's (`None`, used by a
     /// single-node database at start, where any lease is a dead process's).
     async fn release_leases(&self, node: Option<&str>) -> Result<u64>;

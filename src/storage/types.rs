@@ -47,6 +47,18 @@ pub struct AcceptedMessage {
     pub deliveries: Vec<NewDelivery>,
 }
 
+/// One durable write for the group committer.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Accept(Box<AcceptedMessage>),
+    /// An attempt's outcome, written only if `node` still holds the lease.
+    Attempt {
+        node: String,
+        delivery_id: String,
+        record: AttemptRecord,
+    },
+}
+
 /// What the timeline says of a message (aliases only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimelineSummary {

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::{from_ms, to_ms, SqliteStorage};
 use crate::storage::{
     AcceptedMessage, AliasRef, AttemptRecord, DeliveryJob, DeliveryState, DeliveryStatus,
-    QueueEntry, Result, StorageError, TimelineEntry,
+    QueueEntry, Result, StorageError, TimelineEntry, Write,
 };
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -24,9 +24,8 @@ fn state_of(text: &str) -> Result<DeliveryState> {
         .ok_or_else(|| StorageError::Corrupt(format!("delivery state `{text}`")))
 }
 
-pub(super) async fn commit(pool: &SqlitePool, batch: &[AcceptedMessage]) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    for m in batch {
+async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -> Result<()> {
+    {
         sqlx::query(
             "INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -39,10 +38,10 @@ pub(super) async fn commit(pool: &SqlitePool, batch: &[AcceptedMessage]) -> Resu
         .bind(&m.return_path)
         .bind(m.content.len() as i64)
         .bind(&m.content)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for p in &m.new_participants {
-            SqliteStorage::insert_participant(&mut *tx, p).await?;
+            SqliteStorage::insert_participant(&mut **tx, p).await?;
         }
         let e = &m.entry;
         sqlx::query(
@@ -60,7 +59,7 @@ pub(super) async fn commit(pool: &SqlitePool, batch: &[AcceptedMessage]) -> Resu
         .bind(&e.subject)
         .bind(&e.first_words)
         .bind(json(&e.attachment_names))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for d in &m.deliveries {
             sqlx::query(
@@ -76,11 +75,10 @@ pub(super) async fn commit(pool: &SqlitePool, batch: &[AcceptedMessage]) -> Resu
             .bind(to_ms(m.received_at))
             .bind(to_ms(m.received_at))
             .bind(to_ms(m.received_at))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -122,13 +120,13 @@ pub(super) async fn claim_due(
         .collect()
 }
 
-pub(super) async fn record_attempt(
-    pool: &SqlitePool,
+/// Write an attempt's outcome if `node` still holds the lease.
+async fn record_attempt(
+    tx: &mut Transaction<'_, Sqlite>,
     node: &str,
     delivery_id: &str,
     a: &AttemptRecord,
 ) -> Result<bool> {
-    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
              next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = NULL, lease_until = NULL
@@ -140,10 +138,9 @@ pub(super) async fn record_attempt(
     .bind(a.next_attempt_at.map(to_ms))
     .bind(delivery_id)
     .bind(node)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
-        tx.rollback().await?;
         return Ok(false);
     }
     sqlx::query(
@@ -153,10 +150,30 @@ pub(super) async fn record_attempt(
     .bind(to_ms(a.at))
     .bind(a.state.as_str())
     .bind(&a.reply)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(true)
+}
+
+/// The group commit: every write in one transaction.
+pub(super) async fn apply(pool: &SqlitePool, batch: &[Write]) -> Result<Vec<bool>> {
+    let mut tx = pool.begin().await?;
+    let mut applied = Vec::with_capacity(batch.len());
+    for write in batch {
+        applied.push(match write {
+            Write::Accept(m) => {
+                insert_message(&mut tx, m).await?;
+                true
+            }
+            Write::Attempt {
+                node,
+                delivery_id,
+                record,
+            } => record_attempt(&mut tx, node, delivery_id, record).await?,
+        });
+    }
+    tx.commit().await?;
+    Ok(applied)
 }
 
 pub(super) async fn queue_list(pool: &SqlitePool, limit: u32) -> Result<Vec<QueueEntry>> {

@@ -15,8 +15,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    AcceptedMessage, AttemptRecord, DeliveryJob, QueueEntry, Result, Storage, StorageError,
-    StoreSummary, TimelineEntry,
+    DeliveryJob, QueueEntry, Result, Storage, StorageError, StoreSummary, TimelineEntry, Write,
 };
 use crate::alias::{MaskMode, Participant};
 
@@ -221,8 +220,8 @@ impl Storage for SqliteStorage {
         rows.iter().map(|r| Ok(r.try_get("store")?)).collect()
     }
 
-    async fn commit(&self, batch: &[AcceptedMessage]) -> Result<()> {
-        messages::commit(&self.pool, batch).await
+    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
+        messages::apply(&self.pool, batch).await
     }
 
     async fn claim_due(
@@ -241,15 +240,6 @@ impl Storage for SqliteStorage {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get("content")).transpose()?)
-    }
-
-    async fn record_attempt(
-        &self,
-        node: &str,
-        delivery_id: &str,
-        attempt: &AttemptRecord,
-    ) -> Result<bool> {
-        messages::record_attempt(&self.pool, node, delivery_id, attempt).await
     }
 
     async fn release_leases(&self, node: Option<&str>) -> Result<u64> {
