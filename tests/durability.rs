@@ -85,6 +85,14 @@ async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address
     assert_eq!(sink.attempts(), 1);
     let queue = relay.cli(&["queue", "list"]);
     assert_eq!(queue["deliveries"][0]["state"], "failed");
+
+    // An operator fixed the mailbox: retry it by hand.
+    let id = queue["deliveries"][0]["id"].as_str().unwrap().to_string();
+    relay.cli(&["queue", "retry", &id]);
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9002-01") == ["delivered"]).await);
+    let (ok, _, err) = relay.cli_raw(&["queue", "retry", &id], None);
+    assert!(!ok && err.contains("no delivery"), "a delivered message is not retried: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -262,4 +270,26 @@ async fn sigterm_closes_sessions_with_421_and_exits_cleanly() {
         std::net::TcpStream::connect(relay.smtp).is_err(),
         "listener must be closed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_delivery_returns_it_to_the_queue() {
+    let sink = Sink::start().await;
+    sink.script(&[SinkReply::Hang]);
+    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__SMTP__SHUTDOWN_GRACE", "1s");
+    let alias = relay.create_alias("acme", "9008-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+    assert!(wait_until(Duration::from_secs(10), || sink.attempts() == 1).await);
+
+    let status = relay.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(relay.log().contains("returned unfinished deliveries to the queue"), "{}", relay.log());
+    let queue = relay.cli(&["queue", "list"]);
+    assert_eq!(queue["deliveries"][0]["state"], "queued");
+    assert!(queue["deliveries"][0]["leased_by"].is_null(), "{queue}");
+
+    relay.start().await;
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
+    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9008-01") == ["delivered"]).await);
 }

@@ -135,3 +135,30 @@ async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on() {
     assert_eq!(r.status(), "250 2.0.0");
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_than_50_received_fields_is_a_loop() {
+    let (sink, relay, alias) = setup().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    let hops = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(51);
+    let r = c.send_mail("a@example.org", &[&alias], &format!("{hops}Subject: loop\r\n\r\nx\r\n")).await;
+    assert_eq!(r.status(), "554 5.4.6");
+    let fifty = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(50);
+    let r = c.send_mail("a@example.org", &[&alias], &format!("{fifty}Subject: ok\r\n\r\nx\r\n")).await;
+    assert_eq!(r.status(), "250 2.0.0");
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    assert!(sink.received()[0].text().contains("Subject: ok"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_client_gets_421_and_is_closed() {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__SMTP__IDLE_TIMEOUT", "1s");
+    relay.start().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    let r = c.reply().await.expect("421 before close");
+    assert_eq!(r.status(), "421 4.4.2");
+    assert!(c.reply().await.is_none());
+    // The relay still serves.
+    assert_eq!(SmtpClient::ready(relay.smtp).await.cmd("QUIT").await.code, 221);
+}

@@ -7,7 +7,7 @@ use crate::alias::{MaskMode, Participant, Role};
 
 /// Times in output: RFC 3339, whole seconds, `Z`.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    s.serialize_str(&rfc3339_string(*t))
 }
 
 /// An alias as the timeline shows it: never the real address.
