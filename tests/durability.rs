@@ -90,9 +90,16 @@ async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address
     let id = queue["deliveries"][0]["id"].as_str().unwrap().to_string();
     relay.cli(&["queue", "retry", &id]);
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
-    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9002-01") == ["delivered"]).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || relay.delivery_states("9002-01")
+            == ["delivered"])
+        .await
+    );
     let (ok, _, err) = relay.cli_raw(&["queue", "retry", &id], None);
-    assert!(!ok && err.contains("no delivery"), "a delivered message is not retried: {err}");
+    assert!(
+        !ok && err.contains("no delivery"),
+        "a delivered message is not retried: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -284,12 +291,26 @@ async fn sigterm_during_delivery_returns_it_to_the_queue() {
 
     let status = relay.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(relay.log().contains("returned unfinished deliveries to the queue"), "{}", relay.log());
+    assert!(
+        relay
+            .log()
+            .contains("returned unfinished deliveries to the queue"),
+        "{}",
+        relay.log()
+    );
     let queue = relay.cli(&["queue", "list"]);
     assert_eq!(queue["deliveries"][0]["state"], "queued");
     assert!(queue["deliveries"][0]["leased_by"].is_null(), "{queue}");
 
     relay.start().await;
-    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await, "{}", relay.log());
-    assert!(wait_until(Duration::from_secs(5), || relay.delivery_states("9008-01") == ["delivered"]).await);
+    assert!(
+        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
+        "{}",
+        relay.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || relay.delivery_states("9008-01")
+            == ["delivered"])
+        .await
+    );
 }

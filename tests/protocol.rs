@@ -141,10 +141,22 @@ async fn more_than_50_received_fields_is_a_loop() {
     let (sink, relay, alias) = setup().await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     let hops = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(51);
-    let r = c.send_mail("a@example.org", &[&alias], &format!("{hops}Subject: loop\r\n\r\nx\r\n")).await;
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &[&alias],
+            &format!("{hops}Subject: loop\r\n\r\nx\r\n"),
+        )
+        .await;
     assert_eq!(r.status(), "554 5.4.6");
     let fifty = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(50);
-    let r = c.send_mail("a@example.org", &[&alias], &format!("{fifty}Subject: ok\r\n\r\nx\r\n")).await;
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &[&alias],
+            &format!("{fifty}Subject: ok\r\n\r\nx\r\n"),
+        )
+        .await;
     assert_eq!(r.status(), "250 2.0.0");
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
     assert!(sink.received()[0].text().contains("Subject: ok"));
@@ -160,5 +172,8 @@ async fn idle_client_gets_421_and_is_closed() {
     assert_eq!(r.status(), "421 4.4.2");
     assert!(c.reply().await.is_none());
     // The relay still serves.
-    assert_eq!(SmtpClient::ready(relay.smtp).await.cmd("QUIT").await.code, 221);
+    assert_eq!(
+        SmtpClient::ready(relay.smtp).await.cmd("QUIT").await.code,
+        221
+    );
 }

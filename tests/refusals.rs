@@ -117,26 +117,12 @@ async fn limits_and_sequence_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alias_cli_validates_and_is_idempotent() {
     let relay = Relay::with_smarthost(common::free_port());
-    let a = relay.cli(&[
-        "alias",
-        "create",
-        "--store",
-        "acme",
-        "--order",
-        "7007-01",
-        "--email",
-        "X@Example.com",
-    ]);
-    let b = relay.cli(&[
-        "alias",
-        "create",
-        "--store",
-        "acme",
-        "--order",
-        "7007-01",
-        "--email",
-        "x@example.COM",
-    ]);
+    let create = |email: &str| {
+        relay.cli(&[
+            "alias", "create", "--store", "acme", "--order", "7007-01", "--email", email,
+        ])
+    };
+    let (a, b) = (create("X@Example.com"), create("x@example.COM"));
     assert_eq!(a, b, "same participant, same alias and row");
     assert_eq!(a["mode"], "hard");
 

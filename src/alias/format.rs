@@ -256,36 +256,27 @@ mod tests {
         }
     }
 
+    fn check(address: &str) -> TagCheck {
+        check_tag(&key(), "ct.test", address)
+    }
+
     #[test]
     fn a_changed_character_fails_the_tag() {
-        let bad_hard = "f44789d54cb7909fb48a75629fbe7cfb@ct.test";
-        assert_eq!(check_tag(&key(), "ct.test", bad_hard), TagCheck::Invalid);
-        let bad_soft = "JaneDoe@example.com-4e818166b1cd0.ct.test";
-        assert_eq!(check_tag(&key(), "ct.test", bad_soft), TagCheck::Invalid);
-        assert_eq!(
-            check_tag(&key(), "ct.test", "postmaster@ct.test"),
-            TagCheck::Invalid
-        );
-        assert_eq!(
-            check_tag(&key(), "ct.test", "x@sub.ct.test"),
-            TagCheck::Invalid
-        );
+        for address in [
+            "f44789d54cb7909fb48a75629fbe7cfb@ct.test",
+            "JaneDoe@example.com-4e818166b1cd0.ct.test",
+            "postmaster@ct.test",
+            "x@sub.ct.test",
+        ] {
+            assert_eq!(check(address), TagCheck::Invalid, "{address}");
+        }
     }
 
     #[test]
     fn other_domains_are_foreign() {
-        assert_eq!(
-            check_tag(&key(), "ct.test", "a@example.com"),
-            TagCheck::Foreign
-        );
-        assert_eq!(
-            check_tag(&key(), "ct.test", "a@evilct.test"),
-            TagCheck::Foreign
-        );
-        assert_eq!(
-            check_tag(&key(), "ct.test", "no-at-sign"),
-            TagCheck::Foreign
-        );
+        for address in ["a@example.com", "a@evilct.test", "no-at-sign"] {
+            assert_eq!(check(address), TagCheck::Foreign, "{address}");
+        }
     }
 
     #[test]
