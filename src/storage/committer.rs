@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::{AcceptedMessage, AttemptRecord, Storage, StorageError, Write};
+use super::{AcceptedMessage, AttemptRecord, BatchWriter, StorageError, Write};
 
 /// Jobs waiting for the committer. Bounded so a stalled database pushes back
 /// on sessions and workers instead of growing memory.
@@ -39,7 +39,7 @@ impl Committer {
     /// committed new messages, so delivery starts at once. The task ends when
     /// every handle is dropped.
     pub fn start(
-        storage: Arc<dyn Storage>,
+        storage: Arc<dyn BatchWriter>,
         max_batch: usize,
         accepted: Arc<Notify>,
     ) -> (Self, JoinHandle<()>) {
@@ -97,7 +97,7 @@ impl Committer {
 }
 
 async fn run(
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn BatchWriter>,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     accepted: Arc<Notify>,
@@ -160,5 +160,88 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::storage::sqlite::SqliteStorage;
+    use crate::storage::{Result, Storage, TimelineSummary};
+
+    /// Real SQLite, with the first transaction held up as a slow fsync would.
+    struct SlowFirstCommit {
+        db: SqliteStorage,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl BatchWriter for SlowFirstCommit {
+        async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
+            let first = {
+                let mut b = self.batches.lock().unwrap();
+                b.push(batch.len());
+                b.len() == 1
+            };
+            if first {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            self.db.apply(batch).await
+        }
+    }
+
+    fn message(i: usize) -> AcceptedMessage {
+        AcceptedMessage {
+            id: format!("m{i}"),
+            queue_id: format!("m{i}"),
+            store: "s".into(),
+            order: "o".into(),
+            received_at: Utc::now(),
+            return_path: String::new(),
+            content: b"Subject: x\r\n\r\n".to_vec(),
+            new_participants: Vec::new(),
+            entry: TimelineSummary::default(),
+            deliveries: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_share_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let writer = Arc::new(SlowFirstCommit {
+            db,
+            batches: Mutex::new(Vec::new()),
+        });
+        let (committer, task) = Committer::start(writer.clone(), 256, Arc::new(Notify::new()));
+        let sessions: Vec<_> = (0..20)
+            .map(|i| {
+                let c = committer.clone();
+                tokio::spawn(async move { c.commit(vec![message(i)]).await })
+            })
+            .collect();
+        for s in sessions {
+            s.await.unwrap().unwrap();
+        }
+        drop(committer);
+        task.await.unwrap();
+        let batches = writer.batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 20);
+        assert!(
+            batches.len() <= 3,
+            "20 commits took {} transactions: {batches:?}",
+            batches.len()
+        );
+        assert_eq!(writer.db.timeline("s", "o").await.unwrap().len(), 20);
     }
 }

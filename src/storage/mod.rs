@@ -52,8 +52,16 @@ impl From<sqlx::Error> for StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// The one write path the group committer needs.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait BatchWriter: Send + Sync + 'static {
+    /// Group commit: every write of the batch in one transaction. Returns,
+    /// per write, whether it applied (an attempt applies only under its lease).
+    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>>;
+}
+
+#[async_trait]
+pub trait Storage: BatchWriter {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 
@@ -76,10 +84,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
     /// Stores that have an order with this id.
     async fn stores_with_order(&self, order: &str) -> Result<Vec<String>>;
-
-    /// Group commit: every write of the batch in one transaction. Returns,
-    /// per write, whether it applied (an attempt applies only under its lease).
-    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>>;
 
     /// Lease up to `limit` deliveries that are due at `now` to `node`.
     async fn claim_due(

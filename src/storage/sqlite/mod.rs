@@ -15,7 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    DeliveryJob, QueueEntry, Result, Storage, StorageError, StoreSummary, TimelineEntry, Write,
+    BatchWriter, DeliveryJob, QueueEntry, Result, Storage, StorageError, StoreSummary,
+    TimelineEntry, Write,
 };
 use crate::alias::{MaskMode, Participant};
 
@@ -100,6 +101,13 @@ impl SqliteStorage {
         .execute(executor)
         .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl BatchWriter for SqliteStorage {
+    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
+        messages::apply(&self.pool, batch).await
     }
 }
 
@@ -218,10 +226,6 @@ impl Storage for SqliteStorage {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("store")?)).collect()
-    }
-
-    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        messages::apply(&self.pool, batch).await
     }
 
     async fn claim_due(
