@@ -16,9 +16,11 @@ pub const DEV_KEY_MARKER: &str = "DEVELOPMENT-ONLY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration {path}: {source}")]
+    /// Display leaves the cause to the error chain (`{:#}` prints it once).
+    #[error("cannot load configuration {path} (with CT_RELAY__* overrides)")]
     Load {
         path: String,
+        #[source]
         source: config::ConfigError,
     },
     #[error("invalid configuration value: {0}")]
@@ -304,7 +306,8 @@ mod tests {
         let path = dir.path().join("c.toml");
         let text = std::fs::read_to_string(DEFAULT_CONFIG).unwrap() + "\n[typo]\nx = 1\n";
         std::fs::write(&path, text).unwrap();
-        let err = Settings::load(&path).unwrap_err().to_string();
-        assert!(err.contains("typo"), "{err}");
+        let err = Settings::load(&path).unwrap_err();
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("typo"), "{cause}");
     }
 }

@@ -314,3 +314,26 @@ async fn sigterm_during_delivery_returns_it_to_the_queue() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_still_failing_after_give_up_after_fails() {
+    let sink = Sink::start().await;
+    sink.script(&vec![SinkReply::Reply("452 4.2.2 mailbox full".into()); 50]);
+    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__DELIVERY__GIVE_UP_AFTER", "1s");
+    let alias = relay.create_alias("acme", "9009-01", "customer", REAL);
+    relay.start().await;
+    send_one(&relay, &alias, 1).await;
+    assert!(
+        wait_until(Duration::from_secs(15), || relay.delivery_states("9009-01")
+            == ["failed"])
+        .await
+    );
+    let d = &relay.timeline("9009-01")["entries"][0]["deliveries"][0];
+    let reply = d["last_reply"].as_str().unwrap();
+    assert!(
+        reply.starts_with("452 4.2.2") && reply.contains("gave up after"),
+        "{reply}"
+    );
+    assert!(d["attempts"].as_u64().unwrap() >= 2, "{d}");
+    assert!(sink.received().is_empty());
+}

@@ -259,3 +259,29 @@ async fn one_transaction_for_two_orders_gives_one_entry_in_each() {
     let from_b = relay.timeline("3003-02")["entries"][0]["from"]["email_alias"].clone();
     assert_ne!(from_a, from_b);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attachments_pass_unchanged_and_are_named_on_the_timeline() {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(sink.addr);
+    let customer = relay.create_alias("acme", "3004-01", "customer", CUSTOMER);
+    relay.create_alias("acme", "3004-01", "store", SHOP);
+    relay.start().await;
+    let message = format!(
+        "From: {SHOP}\r\nTo: {customer}\r\nSubject: Invoice\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         Segue a nota fiscal.\r\n\
+         --b1\r\nContent-Type: application/pdf; name=\"nota.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"nota.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n--b1--\r\n"
+    );
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    assert_eq!(c.send_mail(SHOP, &[&customer], &message).await.code, 250);
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    assert_eq!(sink.received()[0].body(), body_of(&message));
+    let entry = &relay.timeline("3004-01")["entries"][0];
+    assert_eq!(entry["has_attachment"], true);
+    assert_eq!(entry["attachment_names"][0], "nota.pdf");
+    assert_eq!(entry["first_words"], "Segue a nota fiscal.");
+}

@@ -292,3 +292,29 @@ impl Storage for SqliteStorage {
         messages::timeline(&self.pool, store, order).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wal_and_full_sync_are_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("sub/dir/t.db").display());
+        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+        db.migrate().await.unwrap();
+        db.migrate().await.unwrap(); // idempotent
+    }
+}
