@@ -191,7 +191,7 @@ fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
 fn default_lease() -> Duration {
-    Duration::from_secs(600)
+    Duration::from_secs(900)
 }
 fn default_poll() -> Duration {
     Duration::from_secs(5)

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, wait_until, Relay, Sink, SinkReply, SmtpClient};
+use common::{free_port, wait_until, Backend, Relay, Sink, SinkReply, SmtpClient};
 
 const REAL: &str = "JohnDoe@Example.COM";
 
@@ -25,11 +25,10 @@ async fn send_one(relay: &Relay, alias: &str, n: usize) -> String {
     r.text.rsplit(' ').next().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn temporary_failure_is_retried_then_delivered() {
+async fn temporary_failure_is_retried_then_delivered(backend: Backend) {
     let sink = Sink::start().await;
     sink.script(&[SinkReply::Reply("451 4.3.0 try again later".into())]);
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let alias = relay.create_alias("acme", "9001-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -50,13 +49,12 @@ async fn temporary_failure_is_retried_then_delivered() {
     assert!(d["last_reply"].as_str().unwrap().starts_with("250"), "{d}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address() {
+async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address(backend: Backend) {
     let sink = Sink::start().await;
     sink.script(&[SinkReply::Reply(format!(
         "550 5.1.1 <{REAL}>: mailbox unavailable"
     ))]);
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let alias = relay.create_alias("acme", "9002-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -102,11 +100,10 @@ async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_after_250_the_message_is_delivered_after_restart() {
+async fn killed_after_250_the_message_is_delivered_after_restart(backend: Backend) {
     // The next hop is down while the relay runs.
     let hop = free_port();
-    let mut relay = Relay::with_smarthost(hop);
+    let mut relay = Relay::with_smarthost(backend, hop);
     let alias = relay.create_alias("acme", "9003-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -132,12 +129,11 @@ async fn killed_after_250_the_message_is_delivered_after_restart() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_during_delivery_the_message_is_delivered_after_restart() {
+async fn killed_during_delivery_the_message_is_delivered_after_restart(backend: Backend) {
     let sink = Sink::start().await;
     // The first attempt gets no answer after the message: the relay dies waiting.
     sink.script(&[SinkReply::Hang]);
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let alias = relay.create_alias("acme", "9004-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -159,10 +155,9 @@ async fn killed_during_delivery_the_message_is_delivered_after_restart() {
     assert_eq!(sink.attempts(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn client_leaving_mid_data_leaves_nothing_behind() {
+async fn client_leaving_mid_data_leaves_nothing_behind(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let alias = relay.create_alias("acme", "9005-01", "customer", REAL);
     relay.start().await;
 
@@ -213,7 +208,7 @@ fn lock_database(path: &std::path::Path) -> std::process::Child {
 #[tokio::test(flavor = "multi_thread")]
 async fn database_unavailable_gives_451_never_250_and_recovers() {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(Backend::Sqlite, sink.addr);
     let alias = relay.create_alias("acme", "9006-01", "customer", REAL);
     relay.start().await;
 
@@ -251,10 +246,9 @@ async fn database_unavailable_gives_451_never_250_and_recovers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_closes_sessions_with_421_and_exits_cleanly() {
+async fn sigterm_closes_sessions_with_421_and_exits_cleanly(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let alias = relay.create_alias("acme", "9007-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -279,11 +273,11 @@ async fn sigterm_closes_sessions_with_421_and_exits_cleanly() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_during_delivery_returns_it_to_the_queue() {
+async fn sigterm_during_delivery_returns_it_to_the_queue(backend: Backend) {
     let sink = Sink::start().await;
     sink.script(&[SinkReply::Hang]);
-    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__SMTP__SHUTDOWN_GRACE", "1s");
+    let mut relay =
+        Relay::with_smarthost(backend, sink.addr).env("CT_RELAY__SMTP__SHUTDOWN_GRACE", "1s");
     let alias = relay.create_alias("acme", "9008-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -315,11 +309,11 @@ async fn sigterm_during_delivery_returns_it_to_the_queue() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_delivery_still_failing_after_give_up_after_fails() {
+async fn a_delivery_still_failing_after_give_up_after_fails(backend: Backend) {
     let sink = Sink::start().await;
     sink.script(&vec![SinkReply::Reply("452 4.2.2 mailbox full".into()); 50]);
-    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__DELIVERY__GIVE_UP_AFTER", "1s");
+    let mut relay =
+        Relay::with_smarthost(backend, sink.addr).env("CT_RELAY__DELIVERY__GIVE_UP_AFTER", "1s");
     let alias = relay.create_alias("acme", "9009-01", "customer", REAL);
     relay.start().await;
     send_one(&relay, &alias, 1).await;
@@ -337,3 +331,14 @@ async fn a_delivery_still_failing_after_give_up_after_fails() {
     assert!(d["attempts"].as_u64().unwrap() >= 2, "{d}");
     assert!(sink.received().is_empty());
 }
+
+on_both_backends!(
+    temporary_failure_is_retried_then_delivered,
+    permanent_failure_marks_the_delivery_failed_without_leaking_the_address,
+    killed_after_250_the_message_is_delivered_after_restart,
+    killed_during_delivery_the_message_is_delivered_after_restart,
+    client_leaving_mid_data_leaves_nothing_behind,
+    sigterm_closes_sessions_with_421_and_exits_cleanly,
+    sigterm_during_delivery_returns_it_to_the_queue,
+    a_delivery_still_failing_after_give_up_after_fails,
+);

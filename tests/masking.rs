@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Relay, Sink, SmtpClient};
+use common::{wait_until, Backend, Relay, Sink, SmtpClient};
 
 const CUSTOMER: &str = "JohnDoe@Example.COM";
 const SHOP: &str = "sac@acme-store.com";
@@ -33,10 +33,9 @@ fn body_of(message: &str) -> &[u8] {
     &message.as_bytes()[pos + 4..]
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn hard_alias_delivers_to_the_real_address_with_sender_masked() {
+async fn hard_alias_delivers_to_the_real_address_with_sender_masked(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let customer = relay.create_alias("acme", "1001-01", "customer", CUSTOMER);
     let shop = relay.create_alias("acme", "1001-01", "store", SHOP);
     assert_eq!(
@@ -105,10 +104,9 @@ async fn hard_alias_delivers_to_the_real_address_with_sender_masked() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn soft_alias_delivers_and_reply_comes_back_through_the_relay() {
+async fn soft_alias_delivers_and_reply_comes_back_through_the_relay(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     relay.cli(&["store", "set-mode", "shop2", "soft"]);
     let maria = relay.create_alias(
         "shop2",
@@ -175,10 +173,9 @@ async fn soft_alias_delivers_and_reply_comes_back_through_the_relay() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unknown_sender_becomes_a_contact_whose_alias_works() {
+async fn unknown_sender_becomes_a_contact_whose_alias_works(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let customer = relay.create_alias("acme", "2002-01", "customer", "buyer@example.net");
     relay.start().await;
 
@@ -226,10 +223,9 @@ async fn unknown_sender_becomes_a_contact_whose_alias_works() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_transaction_for_two_orders_gives_one_entry_in_each() {
+async fn one_transaction_for_two_orders_gives_one_entry_in_each(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let a = relay.create_alias("acme", "3003-01", "customer", "a@example.net");
     let b = relay.create_alias("acme", "3003-02", "customer", "b@example.net");
     relay.start().await;
@@ -260,10 +256,9 @@ async fn one_transaction_for_two_orders_gives_one_entry_in_each() {
     assert_ne!(from_a, from_b);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn attachments_pass_unchanged_and_are_named_on_the_timeline() {
+async fn attachments_pass_unchanged_and_are_named_on_the_timeline(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let customer = relay.create_alias("acme", "3004-01", "customer", CUSTOMER);
     relay.create_alias("acme", "3004-01", "store", SHOP);
     relay.start().await;
@@ -285,3 +280,11 @@ async fn attachments_pass_unchanged_and_are_named_on_the_timeline() {
     assert_eq!(entry["attachment_names"][0], "nota.pdf");
     assert_eq!(entry["first_words"], "Segue a nota fiscal.");
 }
+
+on_both_backends!(
+    hard_alias_delivers_to_the_real_address_with_sender_masked,
+    soft_alias_delivers_and_reply_comes_back_through_the_relay,
+    unknown_sender_becomes_a_contact_whose_alias_works,
+    one_transaction_for_two_orders_gives_one_entry_in_each,
+    attachments_pass_unchanged_and_are_named_on_the_timeline,
+);

@@ -4,19 +4,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Relay, Sink, SmtpClient};
+use common::{wait_until, Backend, Relay, Sink, SmtpClient};
 
-async fn setup() -> (Sink, Relay, String) {
+async fn setup(backend: Backend) -> (Sink, Relay, String) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let alias = relay.create_alias("acme", "1100-01", "customer", "buyer@example.net");
     relay.start().await;
     (sink, relay, alias)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pipelined_commands_after_data_are_handled_exactly_once() {
-    let (sink, relay, alias) = setup().await;
+async fn pipelined_commands_after_data_are_handled_exactly_once(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     c.send_raw(format!("MAIL FROM:<a@example.org>\r\nRCPT TO:<{alias}>\r\nDATA\r\n").as_bytes())
         .await;
@@ -41,9 +40,8 @@ async fn pipelined_commands_after_data_are_handled_exactly_once() {
     assert_eq!(sink.received().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn first_body_line_dot_or_double_dot() {
-    let (sink, relay, alias) = setup().await;
+async fn first_body_line_dot_or_double_dot(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     // "..": a stuffed ".", the message's only line.
     c.cmd("MAIL FROM:<a@example.org>").await;
@@ -83,9 +81,8 @@ fn after_received(data: &[u8]) -> &[u8] {
     panic!("no end of Received field");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bare_lf_cannot_smuggle_a_second_message() {
-    let (sink, relay, alias) = setup().await;
+async fn bare_lf_cannot_smuggle_a_second_message(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     c.cmd("MAIL FROM:<a@example.org>").await;
     c.cmd(&format!("RCPT TO:<{alias}>")).await;
@@ -103,9 +100,8 @@ async fn bare_lf_cannot_smuggle_a_second_message() {
     assert!(sink.received().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on() {
-    let (sink, relay, alias) = setup().await;
+async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     for (body, status) in [
         (
@@ -136,9 +132,8 @@ async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on() {
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn more_than_50_received_fields_is_a_loop() {
-    let (sink, relay, alias) = setup().await;
+async fn more_than_50_received_fields_is_a_loop(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     let hops = "Received: from a by b; Mon, 23 Nov 2026 00:00:00 +0000\r\n".repeat(51);
     let r = c
@@ -162,10 +157,10 @@ async fn more_than_50_received_fields_is_a_loop() {
     assert!(sink.received()[0].text().contains("Subject: ok"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn idle_client_gets_421_and_is_closed() {
+async fn idle_client_gets_421_and_is_closed(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__SMTP__IDLE_TIMEOUT", "1s");
+    let mut relay =
+        Relay::with_smarthost(backend, sink.addr).env("CT_RELAY__SMTP__IDLE_TIMEOUT", "1s");
     relay.start().await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     let r = c.reply().await.expect("421 before close");
@@ -177,3 +172,12 @@ async fn idle_client_gets_421_and_is_closed() {
         221
     );
 }
+
+on_both_backends!(
+    pipelined_commands_after_data_are_handled_exactly_once,
+    first_body_line_dot_or_double_dot,
+    bare_lf_cannot_smuggle_a_second_message,
+    long_lines_and_big_messages_are_refused_and_the_session_goes_on,
+    more_than_50_received_fields_is_a_loop,
+    idle_client_gets_421_and_is_closed,
+);

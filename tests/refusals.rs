@@ -2,16 +2,15 @@
 
 mod common;
 
-use common::{Relay, Sink, SmtpClient};
+use common::{Backend, Relay, Sink, SmtpClient};
 
 async fn rcpt(c: &mut SmtpClient, address: &str) -> String {
     c.cmd(&format!("RCPT TO:<{address}>")).await.status()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn relaying_and_dead_aliases_are_refused_with_one_text() {
+async fn relaying_and_dead_aliases_are_refused_with_one_text(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let live = relay.create_alias("acme", "4004-01", "customer", "live@example.net");
     let disabled = relay.create_alias("acme", "4004-01", "customer", "gone@example.net");
     let shown = relay.cli(&["alias", "disable", &disabled]);
@@ -55,10 +54,9 @@ async fn relaying_and_dead_aliases_are_refused_with_one_text() {
     assert_eq!(c.cmd("NOOP").await.code, 250);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn expired_alias_is_refused() {
+async fn expired_alias_is_refused(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr).env("CT_RELAY__ALIAS__TTL", "1s");
+    let mut relay = Relay::with_smarthost(backend, sink.addr).env("CT_RELAY__ALIAS__TTL", "1s");
     let alias = relay.create_alias("acme", "5005-01", "customer", "short@example.net");
     let shown = relay.cli(&["alias", "show", &alias]);
     assert_eq!(shown["active"], true);
@@ -70,10 +68,9 @@ async fn expired_alias_is_refused() {
     assert_eq!(relay.cli(&["alias", "show", &alias])["active"], false);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn limits_and_sequence_errors() {
+async fn limits_and_sequence_errors(backend: Backend) {
     let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(sink.addr);
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
     let aliases: Vec<String> = (0..6)
         .map(|i| relay.create_alias("acme", "6006-01", "customer", &format!("c{i}@example.net")))
         .collect();
@@ -114,9 +111,8 @@ async fn limits_and_sequence_errors() {
     assert!(c.reply().await.is_none(), "connection must be closed");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn alias_cli_validates_and_is_idempotent() {
-    let relay = Relay::with_smarthost(common::free_port());
+async fn alias_cli_validates_and_is_idempotent(backend: Backend) {
+    let relay = Relay::with_smarthost(backend, common::free_port());
     let create = |email: &str| {
         relay.cli(&[
             "alias", "create", "--store", "acme", "--order", "7007-01", "--email", email,
@@ -185,3 +181,10 @@ async fn alias_cli_validates_and_is_idempotent() {
     let (ok, _, err) = relay.cli_raw(&["store", "set-mode", "acme", "medium"], None);
     assert!(!ok && err.contains("unknown mask mode `medium`"), "{err}");
 }
+
+on_both_backends!(
+    relaying_and_dead_aliases_are_refused_with_one_text,
+    expired_alias_is_refused,
+    limits_and_sequence_errors,
+    alias_cli_validates_and_is_idempotent,
+);

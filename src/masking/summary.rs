@@ -23,7 +23,15 @@ pub fn summarize(message: &[u8], aliases: &AliasMap, alias_domain: &str) -> Summ
     let Some(parsed) = MessageParser::default().parse(message) else {
         return Summary::default();
     };
-    let clean = |t: &str| hide_addresses(&replace_text(t, aliases), alias_domain);
+    // Control characters (NUL above all, which PostgreSQL text refuses) never
+    // belong in a summary.
+    let clean = |t: &str| {
+        let printable: String = t
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        hide_addresses(&replace_text(&printable, aliases), alias_domain)
+    };
     let body = parsed.body_text(0).unwrap_or_default();
     let mut words: Vec<&str> = body.split_whitespace().take(FIRST_WORDS + 1).collect();
     let more = words.len() > FIRST_WORDS;
@@ -91,6 +99,16 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
             "Your invoice is attached. Write to [address] or 0123456789abcdef0123456789abcdef@ct.test."
         );
         assert_eq!(s.attachment_names, vec!["invoice.pdf"]);
+    }
+
+    #[test]
+    fn control_characters_are_dropped() {
+        let msg = b"Subject: a\x00b\r\n\r\nx\x07y\r\n";
+        let s = summarize(msg, &AliasMap::new(), "ct.test");
+        assert!(
+            !s.subject.contains('\0') && !s.first_words.contains('\x07'),
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{watch, Notify};
@@ -40,7 +40,7 @@ impl QueueRunner {
         // workers and happen only once half of that is used up, so one
         // claim (one write) serves many deliveries.
         let capacity = self.workers * 2;
-        let mut pending: VecDeque<DeliveryJob> = VecDeque::new();
+        let mut pending: VecDeque<(DeliveryJob, Instant)> = VecDeque::new();
         let mut in_flight = JoinSet::new();
         while !*shutdown.borrow() {
             while in_flight.try_join_next().is_some() {}
@@ -56,7 +56,8 @@ impl QueueRunner {
                 {
                     Ok(jobs) => {
                         got_all = jobs.len() == want;
-                        pending.extend(jobs);
+                        let at = Instant::now();
+                        pending.extend(jobs.into_iter().map(|j| (j, at)));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot claim deliveries");
@@ -69,9 +70,14 @@ impl QueueRunner {
                 }
             }
             while in_flight.len() < self.workers {
-                let Some(job) = pending.pop_front() else {
+                let Some((job, claimed)) = pending.pop_front() else {
                     break;
                 };
+                if claimed.elapsed() > self.lease / 2 {
+                    // Too little of the lease is left to finish an attempt:
+                    // let it lapse and claim the delivery afresh later.
+                    continue;
+                }
                 let me = self.clone();
                 in_flight.spawn(async move { me.attempt(job).await });
             }

@@ -10,6 +10,8 @@
 //!   timeline queries.
 
 mod committer;
+mod postgres;
+mod rows;
 
 pub mod sqlite;
 mod types;
@@ -23,6 +25,7 @@ use crate::alias::{MaskMode, Participant};
 use crate::config::StorageSettings;
 
 pub use committer::{CommitError, Committer};
+pub use postgres::PgStorage;
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +110,17 @@ pub trait Storage: BatchWriter {
 
     /// The order's timeline entries, oldest first, with their deliveries.
     async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>>;
+
+    /// Delete up to `limit` aliases that expired before `aliases_before`, and
+    /// up to `limit` messages (with their deliveries and timeline entries)
+    /// received before `messages_before` whose deliveries are all final.
+    /// One short transaction per call: callers loop until nothing is left.
+    async fn purge_batch(
+        &self,
+        aliases_before: DateTime<Utc>,
+        messages_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<PurgeCounts>;
 }
 
 /// Open the storage named by `url` and apply its migrations.
@@ -116,6 +130,11 @@ pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Storage>> {
         let s =
             sqlite::SqliteStorage::connect(url, settings.max_connections, settings.busy_timeout)
                 .await?;
+        s.migrate().await?;
+        Ok(Arc::new(s))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let s = postgres::PgStorage::connect(url, settings.max_connections, settings.busy_timeout)
+            .await?;
         s.migrate().await?;
         Ok(Arc::new(s))
     } else {

@@ -185,3 +185,18 @@ pub struct StoreSummary {
 pub fn rfc3339_string(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+
+/// Rows removed by one purge batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeCounts {
+    pub aliases: u64,
+    pub messages: u64,
+    /// Timeline entries without a message (refusals).
+    pub entries: u64,
+}
+
+impl PurgeCounts {
+    pub fn is_empty(&self) -> bool {
+        self.aliases == 0 && self.messages == 0 && self.entries == 0
+    }
+}

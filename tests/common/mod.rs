@@ -20,6 +20,62 @@ pub use sink::{Received, Sink, SinkReply};
 /// The key of DESIGN.md's test vectors: bytes 00..1f.
 pub const TEST_KEY: &str = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// Which storage a test runs on. Every integration test runs on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run `async fn $name(backend: Backend)` once per backend, as
+/// `$name::sqlite` and `$name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The PostgreSQL server tests use: `DATABASE_URL` (CI sets it), else the
+/// local server. Each test gets a database of its own.
+pub fn postgres_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Create an empty database and return its URL.
+pub fn new_postgres_database() -> String {
+    let admin = postgres_admin_url();
+    let name = format!("ct_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let out = Command::new("psql")
+        .arg(&admin)
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "cannot create a test database on {admin} (is PostgreSQL running? set DATABASE_URL): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.split('?').next().unwrap();
+    let base = &base[..base.rfind('/').unwrap()];
+    format!("{base}/{name}")
+}
+
 pub fn free_port() -> SocketAddr {
     let l = StdListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
@@ -47,17 +103,34 @@ pub struct Relay {
 
 impl Relay {
     /// A relay delivering to `smarthost`, with fast retries.
-    pub fn with_smarthost(smarthost: SocketAddr) -> Self {
-        Self::with_delivery(&format!(
-            "transport = \"smarthost\"\nsmarthost = \"{smarthost}\""
-        ))
+    pub fn with_smarthost(backend: Backend, smarthost: SocketAddr) -> Self {
+        let url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(new_postgres_database()),
+        };
+        Self::configured(
+            url,
+            &format!("transport = \"smarthost\"\nsmarthost = \"{smarthost}\""),
+        )
     }
 
-    pub fn with_delivery(delivery: &str) -> Self {
+    /// Another node on the same database as `self`, same next hop.
+    pub fn another_node(&self) -> Self {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut node = Self::configured(None, "");
+        let text = text.replace(&self.smtp.to_string(), &node.smtp.to_string());
+        std::fs::write(&node.config, text).unwrap();
+        node.env = self.env.clone();
+        node
+    }
+
+    /// `storage_url`: None for a SQLite file in the relay's folder.
+    pub fn configured(storage_url: Option<String>, delivery: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let smtp = free_port();
         let config = dir.path().join("relay.toml");
-        let db = dir.path().join("relay.db");
+        let url = storage_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("relay.db").display()));
         let text = format!(
             r#"
 [smtp]
@@ -74,7 +147,7 @@ domain = "ct.test"
 hmac_key = "{TEST_KEY}"
 
 [storage]
-url = "sqlite://{db}"
+url = "{url}"
 busy_timeout = "1s"
 
 [delivery]
@@ -83,10 +156,10 @@ dir = "{outbox}"
 retry_initial = "200ms"
 retry_max = "1s"
 give_up_after = "1h"
-timeout = "5s"
+timeout = "500ms"
+lease = "6s"
 poll_interval = "200ms"
 "#,
-            db = db.display(),
             outbox = dir.path().join("outbox").display(),
         );
         std::fs::write(&config, text).unwrap();
@@ -222,6 +295,7 @@ poll_interval = "200ms"
             .collect()
     }
 
+    /// The SQLite file (SQLite relays only).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("relay.db")
     }

@@ -3,121 +3,67 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::{from_ms, to_ms, SqliteStorage};
+use super::SqliteStorage;
+use crate::storage::rows::{self, json, to_ms, Columns, JOB_COLUMNS};
 use crate::storage::{
-    AcceptedMessage, AliasRef, AttemptRecord, DeliveryJob, DeliveryState, DeliveryStatus,
-    QueueEntry, Result, StorageError, TimelineEntry, Write,
+    AcceptedMessage, AttemptRecord, DeliveryJob, DeliveryStatus, PurgeCounts, QueueEntry, Result,
+    TimelineEntry, Write,
 };
 
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("plain data serializes")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("json column: {e}")))
-}
-
-fn state_of(text: &str) -> Result<DeliveryState> {
-    DeliveryState::parse(text)
-        .ok_or_else(|| StorageError::Corrupt(format!("delivery state `{text}`")))
-}
-
 async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -> Result<()> {
-    {
+    let at = to_ms(m.received_at);
+    sqlx::query(
+        "INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&m.id)
+    .bind(&m.queue_id)
+    .bind(&m.store)
+    .bind(&m.order)
+    .bind(at)
+    .bind(&m.return_path)
+    .bind(m.content.len() as i64)
+    .bind(&m.content)
+    .execute(&mut **tx)
+    .await?;
+    for p in &m.new_participants {
+        SqliteStorage::insert_participant(&mut **tx, p).await?;
+    }
+    let e = &m.entry;
+    sqlx::query(
+        "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
+             subject, first_words, attachment_names)
+         VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .bind(&m.id)
+    .bind(&m.store)
+    .bind(&m.order)
+    .bind(at)
+    .bind(e.from.as_ref().map(json))
+    .bind(json(&e.to))
+    .bind(&e.subject)
+    .bind(&e.first_words)
+    .bind(json(&e.attachment_names))
+    .execute(&mut **tx)
+    .await?;
+    for d in &m.deliveries {
         sqlx::query(
-            "INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
+                 next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?6)",
         )
+        .bind(&d.id)
         .bind(&m.id)
-        .bind(&m.queue_id)
-        .bind(&m.store)
-        .bind(&m.order)
-        .bind(to_ms(m.received_at))
-        .bind(&m.return_path)
-        .bind(m.content.len() as i64)
-        .bind(&m.content)
+        .bind(&d.rcpt_alias)
+        .bind(&d.rcpt_email)
+        .bind(&d.mail_from)
+        .bind(at)
         .execute(&mut **tx)
         .await?;
-        for p in &m.new_participants {
-            SqliteStorage::insert_participant(&mut **tx, p).await?;
-        }
-        let e = &m.entry;
-        sqlx::query(
-            "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
-                 subject, first_words, attachment_names)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&m.id)
-        .bind(&m.store)
-        .bind(&m.order)
-        .bind(to_ms(m.received_at))
-        .bind(&m.id)
-        .bind(e.from.as_ref().map(json))
-        .bind(json(&e.to))
-        .bind(&e.subject)
-        .bind(&e.first_words)
-        .bind(json(&e.attachment_names))
-        .execute(&mut **tx)
-        .await?;
-        for d in &m.deliveries {
-            sqlx::query(
-                "INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
-                     next_attempt_at, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-            )
-            .bind(&d.id)
-            .bind(&m.id)
-            .bind(&d.rcpt_alias)
-            .bind(&d.rcpt_email)
-            .bind(&d.mail_from)
-            .bind(to_ms(m.received_at))
-            .bind(to_ms(m.received_at))
-            .bind(to_ms(m.received_at))
-            .execute(&mut **tx)
-            .await?;
-        }
     }
     Ok(())
-}
-
-pub(super) async fn claim_due(
-    pool: &SqlitePool,
-    node: &str,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<DeliveryJob>> {
-    let rows = sqlx::query(
-        "UPDATE deliveries SET lease_owner = ?, lease_until = ?
-         WHERE id IN (
-             SELECT id FROM deliveries
-             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= ?
-               AND (lease_until IS NULL OR lease_until <= ?)
-             ORDER BY next_attempt_at LIMIT ?)
-         RETURNING id, message_id, rcpt_alias, rcpt_email, mail_from, attempts, created_at",
-    )
-    .bind(node)
-    .bind(to_ms(lease_until))
-    .bind(to_ms(now))
-    .bind(to_ms(now))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DeliveryJob {
-                id: r.try_get("id")?,
-                message_id: r.try_get("message_id")?,
-                rcpt_alias: r.try_get("rcpt_alias")?,
-                rcpt_email: r.try_get("rcpt_email")?,
-                mail_from: r.try_get("mail_from")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                created_at: from_ms(r.try_get("created_at")?)?,
-            })
-        })
-        .collect()
 }
 
 /// Write an attempt's outcome if `node` still holds the lease.
@@ -176,8 +122,36 @@ pub(super) async fn apply(pool: &SqlitePool, batch: &[Write]) -> Result<Vec<bool
     Ok(applied)
 }
 
+/// One statement: SQLite has a single writer, so the select and the update
+/// cannot interleave with another node's (there is none).
+pub(super) async fn claim_due(
+    pool: &SqlitePool,
+    node: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<DeliveryJob>> {
+    let sql = format!(
+        "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2
+         WHERE id IN (
+             SELECT id FROM deliveries
+             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= ?3
+               AND (lease_until IS NULL OR lease_until <= ?3)
+             ORDER BY next_attempt_at LIMIT ?4)
+         RETURNING {JOB_COLUMNS}"
+    );
+    let claimed = sqlx::query(&sql)
+        .bind(node)
+        .bind(to_ms(lease_until))
+        .bind(to_ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    claimed.iter().map(rows::delivery_job).collect()
+}
+
 pub(super) async fn queue_list(pool: &SqlitePool, limit: u32) -> Result<Vec<QueueEntry>> {
-    let rows = sqlx::query(
+    let found = sqlx::query(
         "SELECT d.id, d.message_id, m.store, m.order_id, d.rcpt_alias, d.state, d.attempts,
                 d.next_attempt_at, d.last_reply, d.lease_owner
          FROM deliveries d JOIN messages m ON m.id = d.message_id
@@ -187,22 +161,7 @@ pub(super) async fn queue_list(pool: &SqlitePool, limit: u32) -> Result<Vec<Queu
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(QueueEntry {
-                id: r.try_get("id")?,
-                message_id: r.try_get("message_id")?,
-                store: r.try_get("store")?,
-                order: r.try_get("order_id")?,
-                to: r.try_get("rcpt_alias")?,
-                state: state_of(&r.try_get::<String, _>("state")?)?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                next_attempt_at: from_ms(r.try_get("next_attempt_at")?)?,
-                last_reply: r.try_get("last_reply")?,
-                leased_by: r.try_get("lease_owner")?,
-            })
-        })
-        .collect()
+    found.iter().map(rows::queue_entry).collect()
 }
 
 pub(super) async fn timeline(
@@ -222,17 +181,11 @@ pub(super) async fn timeline(
     let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
     for r in &deliveries {
         by_message
-            .entry(r.try_get("message_id")?)
+            .entry(r.text("message_id")?)
             .or_default()
-            .push(DeliveryStatus {
-                to: r.try_get("rcpt_alias")?,
-                state: state_of(&r.try_get::<String, _>("state")?)?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                last_reply: r.try_get("last_reply")?,
-                updated_at: from_ms(r.try_get("updated_at")?)?,
-            });
+            .push(rows::delivery_status(r)?);
     }
-    let rows = sqlx::query(
+    let entries = sqlx::query(
         "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names
          FROM timeline_entries WHERE store = ? AND order_id = ? ORDER BY at, id",
     )
@@ -240,27 +193,60 @@ pub(super) async fn timeline(
     .bind(order)
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    entries
+        .iter()
         .map(|r| {
-            let message_id: Option<String> = r.try_get("message_id")?;
-            let attachment_names: Vec<String> =
-                from_json(&r.try_get::<String, _>("attachment_names")?)?;
-            Ok(TimelineEntry {
-                id: r.try_get("id")?,
-                date: from_ms(r.try_get("at")?)?,
-                from: r
-                    .try_get::<Option<String>, _>("from_alias")?
-                    .map(|t| from_json::<AliasRef>(&t))
-                    .transpose()?,
-                to: from_json(&r.try_get::<String, _>("to_aliases")?)?,
-                subject: r.try_get("subject")?,
-                first_words: r.try_get("first_words")?,
-                has_attachment: !attachment_names.is_empty(),
-                attachment_names,
-                deliveries: message_id
-                    .and_then(|id| by_message.remove(&id))
-                    .unwrap_or_default(),
-            })
+            let mine = r
+                .opt_text("message_id")?
+                .and_then(|id| by_message.remove(&id));
+            rows::timeline_entry(r, mine.unwrap_or_default())
         })
         .collect()
+}
+
+/// Deletes cascade from messages to deliveries, attempts and timeline entries.
+pub(super) async fn purge_batch(
+    pool: &SqlitePool,
+    aliases_before: DateTime<Utc>,
+    messages_before: DateTime<Utc>,
+    limit: u32,
+) -> Result<PurgeCounts> {
+    let limit = i64::from(limit);
+    let mut tx = pool.begin().await?;
+    let aliases = sqlx::query(
+        "DELETE FROM participants WHERE alias_key IN
+             (SELECT alias_key FROM participants WHERE expires_at < ? LIMIT ?)",
+    )
+    .bind(to_ms(aliases_before))
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let messages = sqlx::query(
+        "DELETE FROM messages WHERE id IN
+             (SELECT id FROM messages m WHERE received_at < ?
+                AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
+              LIMIT ?)",
+    )
+    .bind(to_ms(messages_before))
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let entries = sqlx::query(
+        "DELETE FROM timeline_entries WHERE id IN
+             (SELECT id FROM timeline_entries WHERE message_id IS NULL AND at < ? LIMIT ?)",
+    )
+    .bind(to_ms(messages_before))
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(PurgeCounts {
+        aliases,
+        messages,
+        entries,
+    })
 }

@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
 
+use super::rows::{self, to_ms, Columns, PARTICIPANT_COLUMNS};
 use super::{
-    BatchWriter, DeliveryJob, QueueEntry, Result, Storage, StorageError, StoreSummary,
+    BatchWriter, DeliveryJob, PurgeCounts, QueueEntry, Result, Storage, StorageError, StoreSummary,
     TimelineEntry, Write,
 };
 use crate::alias::{MaskMode, Participant};
@@ -23,38 +22,6 @@ use crate::alias::{MaskMode, Participant};
 pub struct SqliteStorage {
     pool: SqlitePool,
 }
-
-pub(super) fn to_ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(super) fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms}")))
-}
-
-fn parse_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T> {
-    let text: String = row.try_get(col)?;
-    text.parse()
-        .map_err(|_| StorageError::Corrupt(format!("{col} = `{text}`")))
-}
-
-fn participant_from_row(row: &SqliteRow) -> Result<Participant> {
-    Ok(Participant {
-        alias: row.try_get("alias")?,
-        store: row.try_get("store")?,
-        order: row.try_get("order_id")?,
-        role: parse_col(row, "role")?,
-        email: row.try_get("email")?,
-        mode: parse_col(row, "mode")?,
-        created_at: from_ms(row.try_get("created_at")?)?,
-        expires_at: from_ms(row.try_get("expires_at")?)?,
-        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
-    })
-}
-
-const PARTICIPANT_COLUMNS: &str =
-    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at";
 
 impl SqliteStorage {
     /// Open (creating if needed) the database file named by `url`.
@@ -120,15 +87,16 @@ impl Storage for SqliteStorage {
             .map_err(|e| StorageError::Migration(e.to_string()))
     }
 
+    fn single_node(&self) -> bool {
+        true
+    }
+
     async fn store_mode(&self, store: &str) -> Result<MaskMode> {
         let row = sqlx::query("SELECT mask_mode FROM stores WHERE store = ?")
             .bind(store)
             .fetch_optional(&self.pool)
             .await?;
-        match row {
-            Some(row) => parse_col(&row, "mask_mode"),
-            None => Ok(MaskMode::Hard),
-        }
+        row.map_or(Ok(MaskMode::Hard), |r| rows::mask_mode(&r, "mask_mode"))
     }
 
     async fn set_store_mode(&self, store: &str, mode: MaskMode) -> Result<()> {
@@ -145,30 +113,26 @@ impl Storage for SqliteStorage {
     }
 
     async fn store_summary(&self, store: &str) -> Result<StoreSummary> {
-        let configured = sqlx::query("SELECT mask_mode FROM stores WHERE store = ?")
-            .bind(store)
-            .fetch_optional(&self.pool)
-            .await?;
-        let counts = sqlx::query(
-            "SELECT COUNT(*) AS aliases, COUNT(DISTINCT order_id) AS orders FROM participants WHERE store = ?",
+        let row = sqlx::query(
+            "SELECT (SELECT mask_mode FROM stores WHERE store = ?1) AS mask_mode,
+                    COUNT(*) AS aliases, COUNT(DISTINCT order_id) AS orders
+             FROM participants WHERE store = ?1",
         )
         .bind(store)
         .fetch_one(&self.pool)
         .await?;
+        let configured = row.opt_text("mask_mode")?.is_some();
         Ok(StoreSummary {
             store: store.to_string(),
-            mask_mode: match &configured {
-                Some(row) => parse_col(row, "mask_mode")?,
-                None => MaskMode::Hard,
+            mask_mode: if configured {
+                rows::mask_mode(&row, "mask_mode")?
+            } else {
+                MaskMode::Hard
             },
-            configured: configured.is_some(),
-            aliases: counts.try_get::<i64, _>("aliases")? as u64,
-            orders: counts.try_get::<i64, _>("orders")? as u64,
+            configured,
+            aliases: row.int("aliases")? as u64,
+            orders: row.int("orders")? as u64,
         })
-    }
-
-    fn single_node(&self) -> bool {
-        true
     }
 
     async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>> {
@@ -180,7 +144,7 @@ impl Storage for SqliteStorage {
         let mut stored = Vec::with_capacity(ps.len());
         for p in ps {
             let row = sqlx::query(&sql).bind(p.key()).fetch_one(&mut *tx).await?;
-            stored.push(participant_from_row(&row)?);
+            stored.push(rows::participant(&row)?);
         }
         tx.commit().await?;
         Ok(stored)
@@ -192,7 +156,7 @@ impl Storage for SqliteStorage {
             .bind(alias.to_lowercase())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(participant_from_row).transpose()
+        row.as_ref().map(rows::participant).transpose()
     }
 
     async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool> {
@@ -210,22 +174,22 @@ impl Storage for SqliteStorage {
         let sql = format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE store = ? AND order_id = ? ORDER BY created_at"
         );
-        let rows = sqlx::query(&sql)
+        let found = sqlx::query(&sql)
             .bind(store)
             .bind(order)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(participant_from_row).collect()
+        found.iter().map(rows::participant).collect()
     }
 
     async fn stores_with_order(&self, order: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let found = sqlx::query(
             "SELECT DISTINCT store FROM participants WHERE order_id = ? ORDER BY store",
         )
         .bind(order)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get("store")?)).collect()
+        found.iter().map(|r| r.text("store")).collect()
     }
 
     async fn claim_due(
@@ -239,19 +203,19 @@ impl Storage for SqliteStorage {
     }
 
     async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT content FROM messages WHERE id = ?")
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("content")).transpose()?)
+        Ok(
+            sqlx::query_scalar("SELECT content FROM messages WHERE id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn release_leases(&self, node: Option<&str>) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
-             WHERE lease_owner IS NOT NULL AND (? IS NULL OR lease_owner = ?)",
+             WHERE lease_owner IS NOT NULL AND (?1 IS NULL OR lease_owner = ?1)",
         )
-        .bind(node)
         .bind(node)
         .execute(&self.pool)
         .await?;
@@ -259,15 +223,13 @@ impl Storage for SqliteStorage {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS due
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0)))
              FROM deliveries WHERE state IN ('queued', 'retrying')",
         )
         .fetch_one(&self.pool)
         .await?;
-        row.try_get::<Option<i64>, _>("due")?
-            .map(from_ms)
-            .transpose()
+        due.map(rows::from_ms).transpose()
     }
 
     async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>> {
@@ -277,10 +239,9 @@ impl Storage for SqliteStorage {
     async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deliveries SET state = CASE state WHEN 'failed' THEN 'retrying' ELSE state END,
-                 next_attempt_at = ?, updated_at = ?
-             WHERE id = ? AND state <> 'delivered'",
+                 next_attempt_at = ?1, updated_at = ?1
+             WHERE id = ?2 AND state <> 'delivered'",
         )
-        .bind(to_ms(now))
         .bind(to_ms(now))
         .bind(delivery_id)
         .execute(&self.pool)
@@ -290,6 +251,15 @@ impl Storage for SqliteStorage {
 
     async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
         messages::timeline(&self.pool, store, order).await
+    }
+
+    async fn purge_batch(
+        &self,
+        aliases_before: DateTime<Utc>,
+        messages_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<PurgeCounts> {
+        messages::purge_batch(&self.pool, aliases_before, messages_before, limit).await
     }
 }
 

@@ -1,0 +1,163 @@
+//! Turning rows into the types of the storage trait, the same way for every
+//! backend. Each backend only says how to read a column (`Columns`); times
+//! are stored as milliseconds since the Unix epoch, lists as JSON text.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{
+    AliasRef, DeliveryJob, DeliveryState, DeliveryStatus, QueueEntry, Result, StorageError,
+    TimelineEntry,
+};
+use crate::alias::Participant;
+
+/// Reading typed columns by name.
+pub trait Columns {
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, col: &str) -> Result<String> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>> {
+                Ok(self.try_get(col)?)
+            }
+            fn int(&self, col: &str) -> Result<i64> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+                Ok(self.try_get(col)?)
+            }
+        }
+    };
+}
+columns_for!(sqlx::sqlite::SqliteRow);
+columns_for!(sqlx::postgres::PgRow);
+
+pub fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms}")))
+}
+
+pub fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("json column: {e}")))
+}
+
+fn parsed<T: FromStr>(r: &impl Columns, col: &str) -> Result<T> {
+    let text = r.text(col)?;
+    text.parse()
+        .map_err(|_| StorageError::Corrupt(format!("{col} = `{text}`")))
+}
+
+fn state(r: &impl Columns) -> Result<DeliveryState> {
+    let text = r.text("state")?;
+    DeliveryState::parse(&text)
+        .ok_or_else(|| StorageError::Corrupt(format!("delivery state `{text}`")))
+}
+
+fn count(r: &impl Columns, col: &str) -> Result<u32> {
+    u32::try_from(r.int(col)?).map_err(|_| StorageError::Corrupt(format!("{col} out of range")))
+}
+
+pub fn time(r: &impl Columns, col: &str) -> Result<DateTime<Utc>> {
+    from_ms(r.int(col)?)
+}
+
+pub fn mask_mode(r: &impl Columns, col: &str) -> Result<crate::alias::MaskMode> {
+    parsed(r, col)
+}
+
+pub const PARTICIPANT_COLUMNS: &str =
+    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at";
+
+pub fn participant(r: &impl Columns) -> Result<Participant> {
+    Ok(Participant {
+        alias: r.text("alias")?,
+        store: r.text("store")?,
+        order: r.text("order_id")?,
+        role: parsed(r, "role")?,
+        email: r.text("email")?,
+        mode: parsed(r, "mode")?,
+        created_at: time(r, "created_at")?,
+        expires_at: time(r, "expires_at")?,
+        disabled: r.opt_int("disabled_at")?.is_some(),
+    })
+}
+
+pub const JOB_COLUMNS: &str =
+    "id, message_id, rcpt_alias, rcpt_email, mail_from, attempts, created_at";
+
+pub fn delivery_job(r: &impl Columns) -> Result<DeliveryJob> {
+    Ok(DeliveryJob {
+        id: r.text("id")?,
+        message_id: r.text("message_id")?,
+        rcpt_alias: r.text("rcpt_alias")?,
+        rcpt_email: r.text("rcpt_email")?,
+        mail_from: r.text("mail_from")?,
+        attempts: count(r, "attempts")?,
+        created_at: time(r, "created_at")?,
+    })
+}
+
+/// Columns: d.id, d.message_id, m.store, m.order_id, d.rcpt_alias, d.state,
+/// d.attempts, d.next_attempt_at, d.last_reply, d.lease_owner.
+pub fn queue_entry(r: &impl Columns) -> Result<QueueEntry> {
+    Ok(QueueEntry {
+        id: r.text("id")?,
+        message_id: r.text("message_id")?,
+        store: r.text("store")?,
+        order: r.text("order_id")?,
+        to: r.text("rcpt_alias")?,
+        state: state(r)?,
+        attempts: count(r, "attempts")?,
+        next_attempt_at: time(r, "next_attempt_at")?,
+        last_reply: r.opt_text("last_reply")?,
+        leased_by: r.opt_text("lease_owner")?,
+    })
+}
+
+/// Columns: rcpt_alias, state, attempts, last_reply, updated_at.
+pub fn delivery_status(r: &impl Columns) -> Result<DeliveryStatus> {
+    Ok(DeliveryStatus {
+        to: r.text("rcpt_alias")?,
+        state: state(r)?,
+        attempts: count(r, "attempts")?,
+        last_reply: r.opt_text("last_reply")?,
+        updated_at: time(r, "updated_at")?,
+    })
+}
+
+/// A `timeline_entries` row, with the deliveries of its message.
+pub fn timeline_entry(r: &impl Columns, deliveries: Vec<DeliveryStatus>) -> Result<TimelineEntry> {
+    let attachment_names: Vec<String> = from_json(&r.text("attachment_names")?)?;
+    Ok(TimelineEntry {
+        id: r.text("id")?,
+        date: time(r, "at")?,
+        from: r
+            .opt_text("from_alias")?
+            .map(|t| from_json::<AliasRef>(&t))
+            .transpose()?,
+        to: from_json(&r.text("to_aliases")?)?,
+        subject: r.text("subject")?,
+        first_words: r.text("first_words")?,
+        has_attachment: !attachment_names.is_empty(),
+        attachment_names,
+        deliveries,
+    })
+}
