@@ -8,12 +8,13 @@ use tokio::sync::{watch, Notify};
 use ulid::Ulid;
 
 use crate::accept::Acceptor;
+use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
 use crate::queue::{QueueRunner, RetryPolicy};
 use crate::server::{ConnectionContext, Listener};
 use crate::smtp::Limits;
-use crate::storage::{self, Committer, StorageError};
+use crate::storage::{self, Committer, Storage, StorageError};
 
 /// Concurrent SMTP sessions at most.
 const MAX_CONNECTIONS: usize = 1000;
@@ -96,7 +97,12 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let grace = settings.smtp.shutdown_grace;
     let listener =
         tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
-    let queue = tokio::spawn(runner.run(stopped, grace));
+    let queue = tokio::spawn(runner.run(stopped.clone(), grace));
+    let purger = tokio::spawn(purge_periodically(
+        storage.clone(),
+        settings.storage.clone(),
+        stopped,
+    ));
     tracing::info!(smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
 
     wait_for_signal().await?;
@@ -104,6 +110,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let _ = stop.send(true);
     let _ = listener.await;
     let _ = queue.await;
+    let _ = purger.await;
     // Sessions and workers are gone, and with them every committer handle:
     // the committer finishes what it holds and stops.
     let _ = committer_task.await;
@@ -120,4 +127,32 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// Purge every `purge_interval`, starting one interval after start.
+async fn purge_periodically(
+    storage: Arc<dyn Storage>,
+    settings: StorageSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(settings.purge_interval) => {}
+            _ = stop.changed() => return,
+        }
+        let purged = tokio::select! {
+            result = storage::purge::purge(storage.as_ref(), &settings) => result,
+            _ = stop.changed() => return,
+        };
+        match purged {
+            Ok(p) if p.is_empty() => {}
+            Ok(p) => tracing::info!(
+                aliases = p.aliases,
+                messages = p.messages,
+                entries = p.entries,
+                "purged"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purge failed; trying again next interval"),
+        }
+    }
 }

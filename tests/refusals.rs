@@ -66,6 +66,13 @@ async fn expired_alias_is_refused(backend: Backend) {
     c.cmd("MAIL FROM:<a@example.org>").await;
     assert_eq!(rcpt(&mut c, &alias).await, "550 5.1.1");
     assert_eq!(relay.cli(&["alias", "show", &alias])["active"], false);
+
+    // Purge removes it (and with it the real address) once past retention.
+    assert_eq!(relay.cli(&["purge"])["aliases"], 0, "kept for expired_alias_retention");
+    relay.set_env("CT_RELAY__STORAGE__EXPIRED_ALIAS_RETENTION", "0s");
+    assert_eq!(relay.cli(&["purge"])["aliases"], 1);
+    let (ok, _, err) = relay.cli_raw(&["alias", "show", &alias], None);
+    assert!(!ok && err.contains("no alias"), "{err}");
 }
 
 async fn limits_and_sequence_errors(backend: Backend) {

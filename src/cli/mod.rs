@@ -51,6 +51,8 @@ enum Command {
     /// Inspect and nudge the delivery queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Delete expired aliases and data past retention (serve does it hourly).
+    Purge,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +97,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report::timeline(&order, store, open(&settings).await?).await
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
+        Command::Purge => {
+            let storage = open(&settings).await?;
+            let removed = storage::purge::purge(storage.as_ref(), &settings.storage).await?;
+            report::print(&removed);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod committer;
 mod postgres;
+pub mod purge;
 mod rows;
 
 pub mod sqlite;

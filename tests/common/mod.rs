@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[allow(unused_imports)]
 pub use client::SmtpClient;
 #[allow(unused_imports)]
 pub use sink::{Received, Sink, SinkReply};
@@ -176,6 +177,11 @@ poll_interval = "200ms"
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self
+    }
+
+    /// Add an environment override for the commands run from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     fn command(&self) -> Command {

@@ -1,0 +1,32 @@
+//! Deleting what is past retention, a small transaction at a time, so the
+//! relay's own writes are never held up for long.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::{PurgeCounts, Result, Storage};
+use crate::config::StorageSettings;
+
+/// Pause between batches: lets the committer in between purge transactions.
+const BETWEEN_BATCHES: Duration = Duration::from_millis(20);
+
+/// Purge until nothing is left to purge; returns the totals.
+pub async fn purge(storage: &dyn Storage, settings: &StorageSettings) -> Result<PurgeCounts> {
+    let now = Utc::now();
+    let messages_before = now - settings.retention;
+    let aliases_before = now - settings.expired_alias_retention;
+    let mut total = PurgeCounts::default();
+    loop {
+        let batch = storage
+            .purge_batch(aliases_before, messages_before, settings.purge_batch.max(1))
+            .await?;
+        if batch.is_empty() {
+            return Ok(total);
+        }
+        total.aliases += batch.aliases;
+        total.messages += batch.messages;
+        total.entries += batch.entries;
+        tokio::time::sleep(BETWEEN_BATCHES).await;
+    }
+}

@@ -1,0 +1,351 @@
+//! The storage trait's contract, run against SQLite and PostgreSQL alike.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use common::Backend;
+use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Participant, Role, Ttl};
+use ct_relay::config::StorageSettings;
+use ct_relay::storage::{
+    self, AcceptedMessage, AliasRef, AttemptRecord, DeliveryState, NewDelivery, Storage,
+    TimelineSummary, Write,
+};
+
+async fn open(backend: Backend) -> (Arc<dyn Storage>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
+        Backend::Postgres => common::new_postgres_database(),
+    };
+    (
+        storage::open(&StorageSettings::with_url(&url))
+            .await
+            .unwrap(),
+        dir,
+    )
+}
+
+fn aliaser() -> Aliaser {
+    Aliaser::new(
+        AliasKey::parse(common::TEST_KEY).unwrap(),
+        "ct.test",
+        Ttl::Months(2),
+    )
+}
+
+fn person(order: &str, email: &str, now: DateTime<Utc>) -> Participant {
+    aliaser()
+        .participant("acme", order, Role::Customer, email, MaskMode::Hard, now)
+        .unwrap()
+}
+
+fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> AcceptedMessage {
+    AcceptedMessage {
+        id: id.into(),
+        queue_id: id.into(),
+        store: "acme".into(),
+        order: order.into(),
+        received_at: at,
+        return_path: "shop@example.org".into(),
+        content: format!("Subject: {id}\r\n\r\nbody\r\n").into_bytes(),
+        new_participants: Vec::new(),
+        entry: TimelineSummary {
+            from: None,
+            to: vec![AliasRef::from(to)],
+            subject: format!("subject {id}"),
+            first_words: "body".into(),
+            attachment_names: vec!["a.pdf".into()],
+        },
+        deliveries: vec![NewDelivery {
+            id: format!("{id}-d"),
+            rcpt_alias: to.alias.clone(),
+            rcpt_email: to.email.clone(),
+            mail_from: format!("bounce-{id}@ct.test"),
+        }],
+    }
+}
+
+fn accept(m: AcceptedMessage) -> Write {
+    Write::Accept(Box::new(m))
+}
+
+fn attempt(node: &str, delivery: &str, state: DeliveryState) -> Write {
+    Write::Attempt {
+        node: node.into(),
+        delivery_id: delivery.into(),
+        record: AttemptRecord {
+            at: Utc::now(),
+            state,
+            reply: "250 2.0.0 Ok".into(),
+            next_attempt_at: None,
+        },
+    }
+}
+
+async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let p = person("o1", "Buyer@Example.com", now);
+    let first = db.ensure_participants(std::slice::from_ref(&p)).await.unwrap();
+    let again = person("o1", "buyer@example.COM", now + chrono::Duration::hours(1));
+    let second = db.ensure_participants(&[again]).await.unwrap();
+    assert_eq!(
+        first, second,
+        "same alias, same row (first creation time kept)"
+    );
+    assert_eq!(first[0].email, "Buyer@Example.com");
+    let found = db
+        .find_alias(&p.alias.to_uppercase())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.alias, p.alias);
+    assert!(db.find_alias("nobody@ct.test").await.unwrap().is_none());
+    assert!(db.disable_alias(&p.alias, now).await.unwrap());
+    assert!(db.find_alias(&p.alias).await.unwrap().unwrap().disabled);
+    assert!(!db.disable_alias("nobody@ct.test", now).await.unwrap());
+    assert_eq!(db.order_participants("acme", "o1").await.unwrap().len(), 1);
+    assert_eq!(
+        db.stores_with_order("o1").await.unwrap(),
+        vec!["acme".to_string()]
+    );
+}
+
+async fn store_mode_defaults_to_hard(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    assert_eq!(db.store_mode("new").await.unwrap(), MaskMode::Hard);
+    assert!(!db.store_summary("new").await.unwrap().configured);
+    db.set_store_mode("new", MaskMode::Soft).await.unwrap();
+    assert_eq!(db.store_mode("new").await.unwrap(), MaskMode::Soft);
+    db.set_store_mode("new", MaskMode::Hard).await.unwrap();
+    let summary = db.store_summary("new").await.unwrap();
+    assert!(summary.configured);
+    assert_eq!(summary.mask_mode, MaskMode::Hard);
+}
+
+async fn accepted_message_is_on_the_timeline_and_queued(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let to = db
+        .ensure_participants(&[person("o2", "b@example.com", now)])
+        .await
+        .unwrap()
+        .remove(0);
+    let contact = aliaser()
+        .participant(
+            "acme",
+            "o2",
+            Role::Contact,
+            "carrier@example.net",
+            MaskMode::Hard,
+            now,
+        )
+        .unwrap();
+    let mut m = message("m1", "o2", &to, now);
+    m.new_participants = vec![contact.clone()];
+    assert_eq!(db.apply(&[accept(m)]).await.unwrap(), vec![true]);
+
+    let timeline = db.timeline("acme", "o2").await.unwrap();
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(timeline[0].subject, "subject m1");
+    assert_eq!(timeline[0].attachment_names, vec!["a.pdf"]);
+    assert_eq!(timeline[0].deliveries[0].state, DeliveryState::Queued);
+    assert_eq!(
+        db.message_content("m1").await.unwrap().unwrap(),
+        b"Subject: m1\r\n\r\nbody\r\n"
+    );
+    assert!(
+        db.find_alias(&contact.alias).await.unwrap().is_some(),
+        "contact committed with the message"
+    );
+    assert_eq!(db.queue_list(10).await.unwrap().len(), 1);
+}
+
+async fn a_failing_batch_writes_nothing(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let to = person("o3", "c@example.com", now);
+    let ok = message("m2", "o3", &to, now);
+    let duplicate = message("m2", "o3", &to, now);
+    assert!(db.apply(&[accept(ok), accept(duplicate)]).await.is_err());
+    assert!(db.timeline("acme", "o3").await.unwrap().is_empty());
+    assert!(db.message_content("m2").await.unwrap().is_none());
+}
+
+async fn leases_keep_a_delivery_to_one_node(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let to = person("o4", "d@example.com", now);
+    db.apply(&[accept(message("m3", "o4", &to, now))])
+        .await
+        .unwrap();
+    let lease = now + chrono::Duration::seconds(60);
+
+    let a = db.claim_due("node-a", now, lease, 10).await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].rcpt_email, "d@example.com");
+    assert!(
+        db.claim_due("node-b", now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    assert_eq!(
+        db.next_due().await.unwrap().unwrap().timestamp_millis(),
+        lease.timestamp_millis()
+    );
+
+    // Node A goes silent; after its lease, B takes the delivery over.
+    let later = lease + chrono::Duration::seconds(1);
+    let b = db
+        .claim_due("node-b", later, later + chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    // Only the lease holder's outcome is written.
+    assert_eq!(
+        db.apply(&[attempt("node-a", "m3-d", DeliveryState::Delivered)])
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    assert_eq!(
+        db.apply(&[attempt("node-b", "m3-d", DeliveryState::Delivered)])
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let d = &db.timeline("acme", "o4").await.unwrap()[0].deliveries[0];
+    assert_eq!((d.state, d.attempts), (DeliveryState::Delivered, 1));
+    assert!(db
+        .claim_due("node-a", later, later, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        !db.queue_retry("m3-d", later).await.unwrap(),
+        "delivered is final"
+    );
+}
+
+async fn concurrent_claims_never_overlap(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let to = person("o5", "e@example.com", now);
+    let batch: Vec<Write> = (0..40)
+        .map(|i| accept(message(&format!("c{i:02}"), "o5", &to, now)))
+        .collect();
+    db.apply(&batch).await.unwrap();
+    let lease = now + chrono::Duration::seconds(60);
+    let nodes: Vec<_> = (0..4)
+        .map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = db
+                        .claim_due(&format!("node-{n}"), now, lease, 3)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for n in nodes {
+        all.extend(n.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (40, 40),
+        "every delivery claimed exactly once"
+    );
+}
+
+async fn released_leases_are_due_again(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let to = person("o6", "f@example.com", now);
+    db.apply(&[
+        accept(message("m4", "o6", &to, now)),
+        accept(message("m5", "o6", &to, now)),
+    ])
+    .await
+    .unwrap();
+    let lease = now + chrono::Duration::seconds(60);
+    assert_eq!(db.claim_due("a", now, lease, 1).await.unwrap().len(), 1);
+    assert_eq!(db.claim_due("b", now, lease, 1).await.unwrap().len(), 1);
+    assert_eq!(db.release_leases(Some("a")).await.unwrap(), 1);
+    assert_eq!(
+        db.claim_due("c", now, lease, 10).await.unwrap().len(),
+        1,
+        "only a's came back"
+    );
+    let listed = db.queue_list(10).await.unwrap();
+    assert!(listed.iter().all(|q| q.leased_by.is_some()));
+}
+
+async fn purge_keeps_pending_mail_and_live_aliases(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let old = Utc::now() - chrono::Duration::days(400);
+    let now = Utc::now();
+    let expired = person("o7", "old@example.com", old); // expired 2 months after `old`
+    let live = person("o7", "new@example.com", now);
+    db.ensure_participants(&[expired.clone(), live.clone()])
+        .await
+        .unwrap();
+    db.apply(&[
+        accept(message("done", "o7", &live, old)),
+        accept(message("waiting", "o7", &live, old)),
+        accept(message("recent", "o7", &live, now)),
+    ])
+    .await
+    .unwrap();
+    let claimed = db
+        .claim_due("n", now, now + chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    db.apply(&[attempt("n", "done-d", DeliveryState::Delivered)])
+        .await
+        .unwrap();
+
+    let cutoff = now - chrono::Duration::days(30);
+    let first = db.purge_batch(cutoff, cutoff, 1).await.unwrap();
+    assert_eq!((first.aliases, first.messages), (1, 1));
+    let second = db.purge_batch(cutoff, cutoff, 1).await.unwrap();
+    assert!(second.is_empty(), "{second:?}");
+    assert!(db.find_alias(&expired.alias).await.unwrap().is_none());
+    assert!(db.find_alias(&live.alias).await.unwrap().is_some());
+    let left: Vec<String> = db
+        .timeline("acme", "o7")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec!["waiting".to_string(), "recent".to_string()]);
+    assert!(db.message_content("done").await.unwrap().is_none());
+}
+
+on_both_backends!(
+    participants_are_idempotent_and_case_insensitive,
+    store_mode_defaults_to_hard,
+    accepted_message_is_on_the_timeline_and_queued,
+    a_failing_batch_writes_nothing,
+    leases_keep_a_delivery_to_one_node,
+    concurrent_claims_never_overlap,
+    released_leases_are_due_again,
+    purge_keeps_pending_mail_and_live_aliases,
+);
