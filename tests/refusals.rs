@@ -68,7 +68,11 @@ async fn expired_alias_is_refused(backend: Backend) {
     assert_eq!(relay.cli(&["alias", "show", &alias])["active"], false);
 
     // Purge removes it (and with it the real address) once past retention.
-    assert_eq!(relay.cli(&["purge"])["aliases"], 0, "kept for expired_alias_retention");
+    assert_eq!(
+        relay.cli(&["purge"])["aliases"],
+        0,
+        "kept for expired_alias_retention"
+    );
     relay.set_env("CT_RELAY__STORAGE__EXPIRED_ALIAS_RETENTION", "0s");
     assert_eq!(relay.cli(&["purge"])["aliases"], 1);
     let (ok, _, err) = relay.cli_raw(&["alias", "show", &alias], None);

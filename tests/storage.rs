@@ -89,7 +89,10 @@ async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let now = Utc::now();
     let p = person("o1", "Buyer@Example.com", now);
-    let first = db.ensure_participants(std::slice::from_ref(&p)).await.unwrap();
+    let first = db
+        .ensure_participants(std::slice::from_ref(&p))
+        .await
+        .unwrap();
     let again = person("o1", "buyer@example.COM", now + chrono::Duration::hours(1));
     let second = db.ensure_participants(&[again]).await.unwrap();
     assert_eq!(

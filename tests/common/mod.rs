@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod proxy;
 pub mod sink;
 
 use std::net::{SocketAddr, TcpListener as StdListener};

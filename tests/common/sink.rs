@@ -50,6 +50,8 @@ struct State {
     received: Vec<Received>,
     /// DATA phases seen, whatever the answer.
     attempts: usize,
+    /// Wait this long before answering each message.
+    delay: Duration,
 }
 
 pub struct Sink {
@@ -83,6 +85,11 @@ impl Sink {
             .unwrap()
             .script
             .extend(replies.iter().cloned());
+    }
+
+    /// A slow next hop: every message waits `d` for its reply.
+    pub fn set_delay(&self, d: Duration) {
+        self.state.lock().unwrap().delay = d;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -127,6 +134,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
             let Some(data) = read_data(&mut r).await else {
                 return;
             };
+            let delay = state.lock().unwrap().delay;
+            tokio::time::sleep(delay).await;
             let answer = {
                 let mut s = state.lock().unwrap();
                 s.attempts += 1;
