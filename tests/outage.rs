@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use common::proxy::Proxy;
 use common::{wait_until, Relay, Sink, SmtpClient};
 
+/// Message number, final reply, and whether the database was up then.
+type Outcome = (usize, String, &'static str);
+
 /// One message per session; the reply that ended it ("250 2.0.0", "451 4.3.0", …).
 async fn try_send(relay: &Relay, alias: &str, n: usize) -> String {
     let mut c = SmtpClient::ready(relay.smtp).await;
@@ -49,7 +52,7 @@ async fn database_outage_gives_451_and_the_relay_recovers_by_itself() {
     relay.start().await;
 
     // A client sending steadily while the database goes away and comes back.
-    let outcomes: Arc<Mutex<Vec<(usize, String, &'static str)>>> = Arc::default();
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let phase = Arc::new(Mutex::new("before"));
     let relay = Arc::new(relay);
     let load = {
