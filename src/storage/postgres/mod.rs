@@ -38,8 +38,9 @@ impl PgStorage {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(acquire_timeout)
-            // A connection the database dropped is found out before use.
-            .test_before_acquire(true)
+            // No ping before every query: a dropped connection fails its
+            // query (that client gets 451) and the pool replaces it.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(Self { pool })
     }
