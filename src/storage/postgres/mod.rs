@@ -3,6 +3,7 @@
 //! so each delivery is worked by one node at a time and a dead node's work
 //! goes to the others once its leases lapse.
 
+mod batch;
 mod messages;
 
 use std::str::FromStr;
@@ -71,7 +72,7 @@ impl PgStorage {
 #[async_trait]
 impl BatchWriter for PgStorage {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        messages::apply(&self.pool, batch).await
+        batch::apply(&self.pool, batch).await
     }
 }
 

@@ -1,0 +1,175 @@
+//! The group commit on PostgreSQL. Every statement is a round trip to the
+//! server, so a batch is written with one statement per table (rows passed
+//! as arrays and expanded with UNNEST) instead of one per row: five round
+//! trips whatever the batch size.
+
+use std::collections::HashSet;
+
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::storage::rows::{json, to_ms};
+use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
+
+pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
+    let mut messages = Vec::new();
+    let mut attempts = Vec::new();
+    for w in batch {
+        match w {
+            Write::Accept(m) => messages.push(m.as_ref()),
+            Write::Attempt {
+                node,
+                delivery_id,
+                record,
+            } => attempts.push((node.as_str(), delivery_id.as_str(), record)),
+        }
+    }
+    let mut tx = pool.begin().await?;
+    if !messages.is_empty() {
+        insert_messages(&mut tx, &messages).await?;
+    }
+    let recorded = if attempts.is_empty() {
+        HashSet::new()
+    } else {
+        record_attempts(&mut tx, &attempts).await?
+    };
+    tx.commit().await?;
+    Ok(batch
+        .iter()
+        .map(|w| match w {
+            Write::Accept(_) => true,
+            Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
+        })
+        .collect())
+}
+
+async fn insert_messages(
+    tx: &mut Transaction<'_, Postgres>,
+    ms: &[&AcceptedMessage],
+) -> Result<()> {
+    let col =
+        |f: &dyn Fn(&AcceptedMessage) -> String| ms.iter().map(|m| f(m)).collect::<Vec<String>>();
+    let ids = col(&|m| m.id.clone());
+    let stores = col(&|m| m.store.clone());
+    let orders = col(&|m| m.order.clone());
+    let ats: Vec<i64> = ms.iter().map(|m| to_ms(m.received_at)).collect();
+    sqlx::query(
+        "INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                              $7::int8[], $8::bytea[])",
+    )
+    .bind(&ids)
+    .bind(col(&|m| m.queue_id.clone()))
+    .bind(&stores)
+    .bind(&orders)
+    .bind(&ats)
+    .bind(col(&|m| m.return_path.clone()))
+    .bind(ms.iter().map(|m| m.content.len() as i64).collect::<Vec<i64>>())
+    .bind(ms.iter().map(|m| m.content.as_slice()).collect::<Vec<&[u8]>>())
+    .execute(&mut **tx)
+    .await?;
+
+    let contacts: Vec<_> = ms.iter().flat_map(|m| &m.new_participants).collect();
+    if !contacts.is_empty() {
+        let col = |f: &dyn Fn(&crate::alias::Participant) -> String| {
+            contacts.iter().map(|p| f(p)).collect::<Vec<_>>()
+        };
+        sqlx::query(
+            "INSERT INTO participants (alias_key, alias, store, order_id, role, email, mode, created_at, expires_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::int8[], $9::int8[])
+             ON CONFLICT (alias_key) DO NOTHING",
+        )
+        .bind(col(&|p| p.key()))
+        .bind(col(&|p| p.alias.clone()))
+        .bind(col(&|p| p.store.clone()))
+        .bind(col(&|p| p.order.clone()))
+        .bind(col(&|p| p.role.as_str().to_string()))
+        .bind(col(&|p| p.email.clone()))
+        .bind(col(&|p| p.mode.as_str().to_string()))
+        .bind(contacts.iter().map(|p| to_ms(p.created_at)).collect::<Vec<i64>>())
+        .bind(contacts.iter().map(|p| to_ms(p.expires_at)).collect::<Vec<i64>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    sqlx::query(
+        "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
+             subject, first_words, attachment_names)
+         SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words, attachment_names
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[])
+              AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words, attachment_names)",
+    )
+    .bind(&ids)
+    .bind(&stores)
+    .bind(&orders)
+    .bind(&ats)
+    .bind(ms.iter().map(|m| m.entry.from.as_ref().map(json)).collect::<Vec<Option<String>>>())
+    .bind(col(&|m| json(&m.entry.to)))
+    .bind(col(&|m| m.entry.subject.clone()))
+    .bind(col(&|m| m.entry.first_words.clone()))
+    .bind(col(&|m| json(&m.entry.attachment_names)))
+    .execute(&mut **tx)
+    .await?;
+
+    let deliveries: Vec<_> = ms
+        .iter()
+        .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
+        .collect();
+    if !deliveries.is_empty() {
+        let col = |f: &dyn Fn(&(&AcceptedMessage, &crate::storage::NewDelivery)) -> String| {
+            deliveries.iter().map(f).collect::<Vec<String>>()
+        };
+        sqlx::query(
+            "INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
+                 next_attempt_at, created_at, updated_at)
+             SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+                  AS t(id, message_id, rcpt_alias, rcpt_email, mail_from, at)",
+        )
+        .bind(col(&|(_, d)| d.id.clone()))
+        .bind(col(&|(m, _)| m.id.clone()))
+        .bind(col(&|(_, d)| d.rcpt_alias.clone()))
+        .bind(col(&|(_, d)| d.rcpt_email.clone()))
+        .bind(col(&|(_, d)| d.mail_from.clone()))
+        .bind(
+            deliveries
+                .iter()
+                .map(|(m, _)| to_ms(m.received_at))
+                .collect::<Vec<i64>>(),
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Outcomes are written only where the node still holds the lease; returns
+/// the deliveries that were.
+async fn record_attempts(
+    tx: &mut Transaction<'_, Postgres>,
+    attempts: &[(&str, &str, &AttemptRecord)],
+) -> Result<HashSet<String>> {
+    let written: Vec<String> = sqlx::query_scalar(
+        "WITH outcome AS (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
+                 AS t(id, node, state, reply, at, next_at)),
+         updated AS (
+             UPDATE deliveries d SET state = o.state, attempts = d.attempts + 1, last_reply = o.reply,
+                 updated_at = o.at, next_attempt_at = COALESCE(o.next_at, d.next_attempt_at),
+                 lease_owner = NULL, lease_until = NULL
+             FROM outcome o WHERE d.id = o.id AND d.lease_owner = o.node
+             RETURNING d.id, o.at, o.state, o.reply)
+         INSERT INTO delivery_attempts (delivery_id, at, state, reply)
+         SELECT id, at, state, reply FROM updated RETURNING delivery_id",
+    )
+    .bind(attempts.iter().map(|(_, id, _)| id.to_string()).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(node, _, _)| node.to_string()).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(_, _, a)| a.state.as_str().to_string()).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(_, _, a)| a.reply.clone()).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(_, _, a)| to_ms(a.at)).collect::<Vec<i64>>())
+    .bind(attempts.iter().map(|(_, _, a)| a.next_attempt_at.map(to_ms)).collect::<Vec<Option<i64>>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(written.into_iter().collect())
+}
