@@ -12,6 +12,18 @@ use common::{free_port, wait_until, Backend, Relay, Sink, SinkReply, SmtpClient}
 
 const REAL: &str = "JohnDoe@Example.COM";
 
+/// Start the relay (again) and wait until its one message is delivered.
+async fn restart_delivers(relay: &mut Relay, sink: &Sink, order: &str) {
+    relay.start().await;
+    let got = wait_until(Duration::from_secs(15), || sink.received().len() == 1).await;
+    assert!(got, "{}", relay.log());
+    assert!(
+        wait_until(Duration::from_secs(5), || relay.delivery_states(order)
+            == ["delivered"])
+        .await
+    );
+}
+
 fn message(n: usize) -> String {
     format!("From: sac@acme-store.com\r\nSubject: message {n}\r\n\r\nBody {n}.\r\n")
 }
@@ -115,18 +127,8 @@ async fn killed_after_250_the_message_is_delivered_after_restart(backend: Backen
     relay.kill();
 
     let sink = Sink::start_on(hop).await;
-    relay.start().await;
-    assert!(
-        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
-        "{}",
-        relay.log()
-    );
+    restart_delivers(&mut relay, &sink, "9003-01").await;
     assert_eq!(sink.received()[0].rcpt_to, vec![REAL.to_string()]);
-    assert!(
-        wait_until(Duration::from_secs(5), || relay.delivery_states("9003-01")
-            == ["delivered"])
-        .await
-    );
 }
 
 async fn killed_during_delivery_the_message_is_delivered_after_restart(backend: Backend) {
@@ -141,17 +143,7 @@ async fn killed_during_delivery_the_message_is_delivered_after_restart(backend: 
     relay.kill();
     assert_eq!(relay.delivery_states("9004-01"), ["queued"]);
 
-    relay.start().await;
-    assert!(
-        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
-        "{}",
-        relay.log()
-    );
-    assert!(
-        wait_until(Duration::from_secs(5), || relay.delivery_states("9004-01")
-            == ["delivered"])
-        .await
-    );
+    restart_delivers(&mut relay, &sink, "9004-01").await;
     assert_eq!(sink.attempts(), 2);
 }
 
@@ -296,17 +288,7 @@ async fn sigterm_during_delivery_returns_it_to_the_queue(backend: Backend) {
     assert_eq!(queue["deliveries"][0]["state"], "queued");
     assert!(queue["deliveries"][0]["leased_by"].is_null(), "{queue}");
 
-    relay.start().await;
-    assert!(
-        wait_until(Duration::from_secs(15), || sink.received().len() == 1).await,
-        "{}",
-        relay.log()
-    );
-    assert!(
-        wait_until(Duration::from_secs(5), || relay.delivery_states("9008-01")
-            == ["delivered"])
-        .await
-    );
+    restart_delivers(&mut relay, &sink, "9008-01").await;
 }
 
 async fn a_delivery_still_failing_after_give_up_after_fails(backend: Backend) {
