@@ -192,6 +192,46 @@ mod tests {
         assert_eq!(r.finish().unwrap(), b"a\r\n.b\r\n\r\n");
     }
 
+    /// However the network splits the bytes, the outcome is the same.
+    #[test]
+    fn any_chunking_gives_the_same_result() {
+        let inputs: [&[u8]; 5] = [
+            b"Subject: x\r\n\r\n..a\r\n.b\r\n\r\n.\r\nNEXT",
+            b"a\nb\r\n.\r\nNEXT",
+            b"a\r\r\n.\r\nNEXT",
+            b".\r\nNEXT",
+            b"x\r\n.\rx\r\n.\r\nNEXT",
+        ];
+        // A small deterministic generator: no dependency, same cases each run.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize + 1
+        };
+        for input in inputs {
+            let mut whole = DataReader::new(100);
+            let used = whole.feed(input);
+            let expected = (whole.finish(), used);
+            for _ in 0..200 {
+                let mut r = DataReader::new(100);
+                let mut used = 0;
+                while !r.is_done() && used < input.len() {
+                    let end = (used + next(4)).min(input.len());
+                    used += r.feed(&input[used..end]);
+                }
+                assert_eq!(
+                    (r.finish(), used),
+                    expected,
+                    "{:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+            assert_eq!(&input[expected.1..], b"NEXT");
+        }
+    }
+
     #[test]
     fn bare_lf_never_ends_data_and_is_refused() {
         let input = b"a\n.\nMAIL FROM:<x@y>\r\n.\r\n";
