@@ -18,6 +18,6 @@ COPY config ./config
 RUN mkdir -p /app/data && chown ct-relay /app/data
 USER ct-relay
 VOLUME /app/data
-EXPOSE 2525
+EXPOSE 2525 8080
 ENTRYPOINT ["ct-relay"]
 CMD ["serve"]

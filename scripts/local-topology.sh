@@ -9,6 +9,7 @@
 # Environment (defaults in brackets):
 #   TOPOLOGY_DIR  [data/topology]  pids, logs and the catcher's mail
 #   SMTP_PORT     [2525]           node i listens on SMTP_PORT + i
+#   API_PORT      [8080]           node i serves its HTTP API on API_PORT + i
 #   CATCHER_PORT  [1025]
 #   DATABASE_URL  [postgres://postgres@127.0.0.1:5432/postgres]  server to use
 #   TOPOLOGY_DB   [ct_relay_dev]   database the nodes share (created if missing)
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 dir="${TOPOLOGY_DIR:-data/topology}"
 smtp_port="${SMTP_PORT:-2525}"
+api_port="${API_PORT:-8080}"
 catcher_port="${CATCHER_PORT:-1025}"
 admin="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="${TOPOLOGY_DB:-ct_relay_dev}"
@@ -46,6 +48,7 @@ up() {
     wait_for_port "$catcher_port"
     for i in $(seq 0 $((nodes - 1))); do
         CT_RELAY__SMTP__LISTEN="127.0.0.1:$((smtp_port + i))" \
+        CT_RELAY__API__LISTEN="127.0.0.1:$((api_port + i))" \
         CT_RELAY__SMTP__HOSTNAME="node$i.ct-relay.localhost" \
         CT_RELAY__STORAGE__URL="$db_url" \
         CT_RELAY__DELIVERY__TRANSPORT=smarthost \
@@ -54,7 +57,7 @@ up() {
         echo $! >"$dir/node$i.pid"
     done
     for i in $(seq 0 $((nodes - 1))); do wait_for_port $((smtp_port + i)); done
-    echo "{\"nodes\":$nodes,\"smtp\":\"127.0.0.1:$smtp_port+\",\"catcher\":\"$dir/catcher\",\"storage_url\":\"$db_url\"}"
+    echo "{\"nodes\":$nodes,\"smtp\":\"127.0.0.1:$smtp_port+\",\"api\":\"127.0.0.1:$api_port+\",\"catcher\":\"$dir/catcher\",\"storage_url\":\"$db_url\"}"
 }
 
 down() {

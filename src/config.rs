@@ -35,7 +35,45 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub delivery: DeliverySettings,
     #[serde(default)]
+    pub api: ApiSettings,
+    #[serde(default)]
     pub log: LogSettings,
+}
+
+/// The integrators' HTTP API. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// A bearer token allowed for every store.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// More tokens, each optionally limited to one store.
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub token: String,
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+/// Bearer tokens are secrets: shorter ones are refused.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl ApiSettings {
+    /// Every configured token with the store it is limited to, if any.
+    pub fn all_tokens(&self) -> Vec<ApiToken> {
+        let single = self.token.iter().map(|t| ApiToken {
+            token: t.clone(),
+            store: None,
+        });
+        single.chain(self.tokens.iter().cloned()).collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +319,19 @@ impl Settings {
                 "delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\""
                     .into(),
             );
+        }
+        if self.api.listen.is_some() {
+            let tokens = self.api.all_tokens();
+            if tokens.is_empty() {
+                return invalid(
+                    "api.listen is set but there is no api.token (or api.tokens)".into(),
+                );
+            }
+            if tokens.iter().any(|t| t.token.len() < MIN_TOKEN_LEN) {
+                return invalid(format!(
+                    "every API token must have at least {MIN_TOKEN_LEN} characters"
+                ));
+            }
         }
         if self.delivery.workers == 0 || self.storage.commit_batch == 0 {
             return invalid("delivery.workers and storage.commit_batch must be at least 1".into());

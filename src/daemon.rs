@@ -1,6 +1,7 @@
 //! `ct-relay serve`: wires storage, the committer, the SMTP listener and the
 //! delivery queue together, and stops them in order on SIGTERM or SIGINT.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -8,6 +9,7 @@ use tokio::sync::{watch, Notify};
 use ulid::Ulid;
 
 use crate::accept::Acceptor;
+use crate::api::{self, ApiState};
 use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
@@ -65,7 +67,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         acceptor: Acceptor::new(
             storage.clone(),
             committer.clone(),
-            aliaser,
+            aliaser.clone(),
             &settings.smtp.hostname,
         ),
         hostname: settings.smtp.hostname.clone(),
@@ -94,6 +96,23 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     });
 
     let (stop, stopped) = watch::channel(false);
+    let smtp_up = Arc::new(AtomicBool::new(true));
+    let api = match settings.api.listen {
+        Some(addr) => {
+            let state = ApiState {
+                storage: storage.clone(),
+                aliaser: aliaser.clone(),
+                tokens: Arc::new(settings.api.all_tokens()),
+                smtp_up: smtp_up.clone(),
+            };
+            let serve = api::bind(addr, state, stopped.clone())
+                .await
+                .map_err(|e| DaemonError::Listen(addr, e))?;
+            tracing::info!(api = %addr, "HTTP API listening");
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let grace = settings.smtp.shutdown_grace;
     let listener =
         tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
@@ -107,8 +126,12 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
 
     wait_for_signal().await?;
     tracing::info!("shutting down: no new sessions; finishing open ones");
+    smtp_up.store(false, Ordering::SeqCst);
     let _ = stop.send(true);
     let _ = listener.await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     let _ = queue.await;
     let _ = purger.await;
     // Sessions and workers are gone, and with them every committer handle:

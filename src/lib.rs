@@ -2,6 +2,7 @@
 
 pub mod accept;
 pub mod alias;
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod delivery;

@@ -9,11 +9,18 @@ use std::time::Duration;
 
 use common::{free_port, wait_until, SmtpClient, TEST_KEY};
 
-fn script(dir: &Path, db: &str, smtp: u16, catcher: u16, args: &[&str]) -> std::process::Output {
+/// Ports: SMTP `smtp` and `smtp + 1`, API `api` and `api + 1`.
+fn script(
+    dir: &Path,
+    db: &str,
+    (smtp, api, catcher): (u16, u16, u16),
+    args: &[&str],
+) -> std::process::Output {
     Command::new("scripts/local-topology.sh")
         .args(args)
         .env("TOPOLOGY_DIR", dir)
         .env("SMTP_PORT", smtp.to_string())
+        .env("API_PORT", api.to_string())
         .env("CATCHER_PORT", catcher.to_string())
         .env("DATABASE_URL", common::postgres_admin_url())
         .env("TOPOLOGY_DB", db)
@@ -41,8 +48,9 @@ async fn local_topology_delivers_through_both_nodes() {
         "ct_topology_{}",
         ulid::Ulid::new().to_string().to_lowercase()
     );
-    let (smtp, catcher) = (port_pair(), free_port().port());
-    let up = script(dir.path(), &db, smtp, catcher, &["up", "2"]);
+    let ports = (port_pair(), port_pair(), free_port().port());
+    let smtp = ports.0;
+    let up = script(dir.path(), &db, ports, &["up", "2"]);
     assert!(
         up.status.success(),
         "up failed: {}",
@@ -98,7 +106,14 @@ async fn local_topology_delivers_through_both_nodes() {
             .unwrap_or(0)
     };
     let delivered = wait_until(Duration::from_secs(20), || count() == 2).await;
-    let down = script(dir.path(), &db, smtp, catcher, &["down"]);
+    let ready = common::http::get(
+        format!("127.0.0.1:{}", ports.1 + 1).parse().unwrap(),
+        "/readyz",
+        None,
+    )
+    .await;
+    let down = script(dir.path(), &db, ports, &["down"]);
+    assert_eq!(ready.status, 200, "second node's API");
     assert!(down.status.success());
     assert!(delivered, "catcher got {} messages", count());
     let envelope = std::fs::read_to_string(catcher_dir.join("1.json")).unwrap();

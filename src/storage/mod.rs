@@ -69,6 +69,12 @@ pub trait Storage: BatchWriter {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 
+    /// One cheap round trip: is the database there?
+    async fn ping(&self) -> Result<()>;
+
+    /// A stored (masked) message and the order it belongs to.
+    async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>>;
+
     /// The store's mask mode; `hard` for a store never configured.
     async fn store_mode(&self, store: &str) -> Result<MaskMode>;
     async fn set_store_mode(&self, store: &str, mode: MaskMode) -> Result<()>;

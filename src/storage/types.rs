@@ -200,3 +200,11 @@ impl PurgeCounts {
         self.aliases == 0 && self.messages == 0 && self.entries == 0
     }
 }
+
+/// A message as stored: the masked bytes and where they belong.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub store: String,
+    pub order: String,
+    pub content: Vec<u8>,
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod http;
 pub mod proxy;
 pub mod sink;
 
@@ -20,6 +21,10 @@ pub use client::SmtpClient;
 pub use sink::{Received, Sink, SinkReply};
 
 /// The key of DESIGN.md's test vectors: bytes 00..1f.
+/// API tokens of every test relay: one for all stores, one for `acme` only.
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+pub const ACME_TOKEN: &str = "acme-token-for-tests-0123456789";
+
 pub const TEST_KEY: &str = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// Which storage a test runs on. Every integration test runs on both.
@@ -98,6 +103,8 @@ pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> boo
 pub struct Relay {
     pub dir: tempfile::TempDir,
     pub smtp: SocketAddr,
+    /// The HTTP API.
+    pub api: SocketAddr,
     pub config: PathBuf,
     child: Option<Child>,
     env: Vec<(String, String)>,
@@ -120,7 +127,9 @@ impl Relay {
     pub fn another_node(&self) -> Self {
         let text = std::fs::read_to_string(&self.config).unwrap();
         let mut node = Self::configured(None, "");
-        let text = text.replace(&self.smtp.to_string(), &node.smtp.to_string());
+        let text = text
+            .replace(&self.smtp.to_string(), &node.smtp.to_string())
+            .replace(&self.api.to_string(), &node.api.to_string());
         std::fs::write(&node.config, text).unwrap();
         node.env = self.env.clone();
         node
@@ -130,6 +139,7 @@ impl Relay {
     pub fn configured(storage_url: Option<String>, delivery: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let smtp = free_port();
+        let api = free_port();
         let config = dir.path().join("relay.toml");
         let url = storage_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("relay.db").display()));
@@ -147,6 +157,11 @@ shutdown_grace = "5s"
 [alias]
 domain = "ct.test"
 hmac_key = "{TEST_KEY}"
+
+[api]
+listen = "{api}"
+token = "{ADMIN_TOKEN}"
+tokens = [{{ token = "{ACME_TOKEN}", store = "acme" }}]
 
 [storage]
 url = "{url}"
@@ -168,6 +183,7 @@ poll_interval = "200ms"
         Self {
             dir,
             smtp,
+            api,
             config,
             child: None,
             env: Vec::new(),
@@ -215,9 +231,9 @@ poll_interval = "200ms"
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let addr = self.smtp;
+        let (smtp, api) = (self.smtp, self.api);
         let up = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(addr).is_ok()
+            std::net::TcpStream::connect(smtp).is_ok() && std::net::TcpStream::connect(api).is_ok()
         })
         .await;
         assert!(up, "relay did not start; log:\n{}", self.log());

@@ -17,9 +17,10 @@ use sqlx::PgPool;
 use super::rows::{self, to_ms, Columns, PARTICIPANT_COLUMNS};
 use super::{
     BatchWriter, DeliveryJob, PurgeCounts, QueueEntry, Result, Storage, StorageError, StoreSummary,
-    TimelineEntry, Write,
+    StoredMessage, TimelineEntry, Write,
 };
 use crate::alias::{MaskMode, Participant};
+use sqlx::Row;
 
 pub struct PgStorage {
     pool: PgPool,
@@ -87,6 +88,26 @@ impl Storage for PgStorage {
 
     fn single_node(&self) -> bool {
         false
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query("SELECT store, order_id, content FROM messages WHERE id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(StoredMessage {
+                store: r.text("store")?,
+                order: r.text("order_id")?,
+                content: r.try_get("content")?,
+            })
+        })
+        .transpose()
     }
 
     async fn store_mode(&self, store: &str) -> Result<MaskMode> {

@@ -15,9 +15,10 @@ use sqlx::SqlitePool;
 use super::rows::{self, to_ms, Columns, PARTICIPANT_COLUMNS};
 use super::{
     BatchWriter, DeliveryJob, PurgeCounts, QueueEntry, Result, Storage, StorageError, StoreSummary,
-    TimelineEntry, Write,
+    StoredMessage, TimelineEntry, Write,
 };
 use crate::alias::{MaskMode, Participant};
+use sqlx::Row;
 
 pub struct SqliteStorage {
     pool: SqlitePool,
@@ -89,6 +90,26 @@ impl Storage for SqliteStorage {
 
     fn single_node(&self) -> bool {
         true
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query("SELECT store, order_id, content FROM messages WHERE id = ?")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(StoredMessage {
+                store: r.text("store")?,
+                order: r.text("order_id")?,
+                content: r.try_get("content")?,
+            })
+        })
+        .transpose()
     }
 
     async fn store_mode(&self, store: &str) -> Result<MaskMode> {

@@ -1,0 +1,46 @@
+//! The integrators' HTTP API (axum): aliases, store settings, timelines and
+//! messages, behind bearer tokens; health and readiness for ops.
+
+mod auth;
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::alias::Aliaser;
+use crate::config::ApiToken;
+use crate::storage::Storage;
+
+pub use error::ApiError;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub storage: Arc<dyn Storage>,
+    pub aliaser: Aliaser,
+    pub tokens: Arc<Vec<ApiToken>>,
+    /// True while the SMTP listener accepts connections (for /readyz).
+    pub smtp_up: Arc<AtomicBool>,
+}
+
+/// Bind `addr`; the returned future serves until `stop` turns true.
+pub async fn bind(
+    addr: SocketAddr,
+    state: ApiState,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
+    let listener = TcpListener::bind(addr).await?;
+    let app = routes::router(state);
+    Ok(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    })
+}

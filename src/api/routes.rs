@@ -1,0 +1,251 @@
+//! The endpoints of DESIGN.md section 5.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::ApiState;
+use crate::alias::{validate_id, MaskMode, Participant, Role};
+use crate::storage::rfc3339_string;
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/orders/{order}/aliases", post(create_aliases))
+        .route("/v1/orders/{order}/timeline", get(timeline))
+        .route("/v1/aliases/{alias}", get(show_alias).delete(disable_alias))
+        .route(
+            "/v1/stores/{store}/settings",
+            get(get_settings).put(put_settings),
+        )
+        .route("/v1/messages/{id}", get(message))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
+        })
+        .with_state(state)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers and the SMTP listener is up.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let database = state.storage.ping().await.is_ok();
+    let smtp = state.smtp_up.load(std::sync::atomic::Ordering::SeqCst);
+    let status = if database && smtp {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+                       "database": database, "smtp": smtp });
+    (status, Json(body)).into_response()
+}
+
+fn alias_json(p: &Participant) -> Value {
+    json!({ "alias": p.alias, "mode": p.mode, "expires_at": rfc3339_string(p.expires_at) })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAliases {
+    store: String,
+    customer_email: String,
+    #[serde(default)]
+    store_email: Option<String>,
+}
+
+/// Both aliases of an order in the store's mask mode. Idempotent: the same
+/// request gives the same aliases.
+async fn create_aliases(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    body: Result<Json<CreateAliases>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body?;
+    validate_id(&req.store, "store id")?;
+    caller.allow(&req.store)?;
+    let mode = state.storage.store_mode(&req.store).await?;
+    let now = Utc::now();
+    let mut wanted = vec![state.aliaser.participant(
+        &req.store,
+        &order,
+        Role::Customer,
+        &req.customer_email,
+        mode,
+        now,
+    )?];
+    if let Some(email) = &req.store_email {
+        wanted.push(state.aliaser.participant(
+            &req.store,
+            &order,
+            Role::Store,
+            email,
+            mode,
+            now,
+        )?);
+    }
+    let stored = state.storage.ensure_participants(&wanted).await?;
+    tracing::info!(store = %req.store, order = %order, customer = %stored[0].alias, "aliases created via API");
+    Ok(Json(json!({
+        "store": req.store,
+        "order": order,
+        "aliases": {
+            "customer": alias_json(&stored[0]),
+            "store": stored.get(1).map(alias_json),
+        }
+    })))
+}
+
+async fn find_visible(
+    state: &ApiState,
+    caller: &Caller,
+    alias: &str,
+) -> Result<Participant, ApiError> {
+    match state.storage.find_alias(alias).await? {
+        Some(p) if caller.sees(&p.store) => Ok(p),
+        _ => Err(ApiError::not_found(format!("no alias `{alias}`"))),
+    }
+}
+
+/// The alias's participant, by role: never the real address.
+async fn show_alias(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(alias): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = find_visible(&state, &caller, &alias).await?;
+    Ok(Json(json!({
+        "alias": p.alias,
+        "store": p.store,
+        "order": p.order,
+        "role": p.role,
+        "mode": p.mode,
+        "created_at": rfc3339_string(p.created_at),
+        "expires_at": rfc3339_string(p.expires_at),
+        "disabled": p.disabled,
+        "active": p.is_active(Utc::now()),
+    })))
+}
+
+async fn disable_alias(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(alias): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = find_visible(&state, &caller, &alias).await?;
+    state.storage.disable_alias(&p.alias, Utc::now()).await?;
+    tracing::info!(alias = %p.alias, "alias disabled via API");
+    Ok(Json(json!({ "alias": p.alias, "disabled": true })))
+}
+
+fn settings_json(store: &str, mode: MaskMode) -> Json<Value> {
+    Json(json!({ "store": store, "mask_mode": mode }))
+}
+
+async fn get_settings(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(store): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    validate_id(&store, "store id")?;
+    caller.allow(&store)?;
+    Ok(settings_json(
+        &store,
+        state.storage.store_mode(&store).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    mask_mode: MaskMode,
+}
+
+/// Applies to aliases created from now on.
+async fn put_settings(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(store): Path<String>,
+    body: Result<Json<Settings>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body?;
+    validate_id(&store, "store id")?;
+    caller.allow(&store)?;
+    state.storage.set_store_mode(&store, req.mask_mode).await?;
+    Ok(settings_json(&store, req.mask_mode))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineQuery {
+    #[serde(default)]
+    store: Option<String>,
+}
+
+async fn timeline(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    query: Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query?;
+    let store = match (q.store, &caller.store) {
+        (Some(s), _) => {
+            caller.allow(&s)?;
+            s
+        }
+        (None, Some(mine)) => mine.clone(),
+        (None, None) => {
+            let mut stores = state.storage.stores_with_order(&order).await?;
+            match stores.len() {
+                0 => return Err(ApiError::not_found(format!("no order `{order}`"))),
+                1 => stores.remove(0),
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "ambiguous",
+                        format!("order `{order}` exists in several stores; pass ?store="),
+                    ))
+                }
+            }
+        }
+    };
+    let entries = state.storage.timeline(&store, &order).await?;
+    Ok(Json(
+        json!({ "store": store, "order": order, "entries": entries }),
+    ))
+}
+
+/// The masked message as stored, `message/rfc822`.
+async fn message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.storage.message(&id).await? {
+        Some(m) if caller.sees(&m.store) => Ok((
+            [(header::CONTENT_TYPE, "message/rfc822")],
+            Bytes::from(m.content),
+        )
+            .into_response()),
+        _ => Err(ApiError::not_found(format!("no message `{id}`"))),
+    }
+}

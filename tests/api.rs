@@ -1,0 +1,419 @@
+//! The HTTP API over real HTTP: auth, store-limited tokens, malformed input,
+//! idempotency, and every endpoint.
+
+mod common;
+
+use std::time::Duration;
+
+use common::http::{get, request, send_json};
+use common::{wait_until, Backend, Relay, Sink, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
+
+const ADMIN: Option<&str> = Some(ADMIN_TOKEN);
+const ACME: Option<&str> = Some(ACME_TOKEN);
+
+async fn relay(backend: Backend) -> (Sink, Relay) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    relay.start().await;
+    (sink, relay)
+}
+
+async fn auth_and_health(backend: Backend) {
+    let (_sink, relay) = relay(backend).await;
+    let health = get(relay.api, "/healthz", None).await;
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let ready = get(relay.api, "/readyz", None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["database"], true);
+
+    for token in [None, Some("wrong-token-wrong-token")] {
+        let r = get(relay.api, "/v1/stores/acme/settings", token).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.json()["error"], "unauthorized");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+    let r = get(relay.api, "/v1/nothing/here", ADMIN).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("not_found"))
+    );
+    let r = request(
+        relay.api,
+        "PATCH",
+        "/v1/stores/acme/settings",
+        ADMIN,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
+
+async fn creating_aliases_is_idempotent_and_validated(backend: Backend) {
+    let (_sink, relay) = relay(backend).await;
+    let body = r#"{"store":"acme","customer_email":"JohnDoe@Example.COM","store_email":"sac@acme-store.com"}"#;
+    let first = send_json(
+        relay.api,
+        "POST",
+        "/v1/orders/1234567890123-01/aliases",
+        ACME,
+        body,
+    )
+    .await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let first = first.json();
+    // DESIGN.md's vectors (the tests use the vectors' key).
+    assert_eq!(
+        first["aliases"]["customer"]["alias"],
+        "f44789d54cb7909fb48a75629fbe7cfa@ct.test"
+    );
+    assert_eq!(
+        first["aliases"]["store"]["alias"],
+        "c2db2cdaaba1ba2f6171492a5c6accf5@ct.test"
+    );
+    assert_eq!(first["aliases"]["customer"]["mode"], "hard");
+    let again = send_json(
+        relay.api,
+        "POST",
+        "/v1/orders/1234567890123-01/aliases",
+        ADMIN,
+        body,
+    )
+    .await;
+    assert_eq!(again.json(), first, "same request, same aliases");
+
+    let cases = [
+        (
+            ACME,
+            r#"{"store":"shop2","customer_email":"a@b.example"}"#,
+            403,
+            "forbidden",
+        ),
+        (
+            ADMIN,
+            r#"{"store":"acme","customer_email":"#,
+            400,
+            "bad_request",
+        ),
+        (
+            ADMIN,
+            r#"{"store":"acme","customer_email":"a@b.example","extra":1}"#,
+            422,
+            "invalid",
+        ),
+        (ADMIN, r#"{"store":"acme"}"#, 422, "invalid"),
+        (
+            ADMIN,
+            r#"{"store":"acme","customer_email":"not-an-address"}"#,
+            422,
+            "invalid",
+        ),
+        (
+            ADMIN,
+            r#"{"store":"ac me","customer_email":"a@b.example"}"#,
+            422,
+            "invalid",
+        ),
+        (
+            ADMIN,
+            r#"{"store":"acme","customer_email":"x@ct.test"}"#,
+            422,
+            "invalid",
+        ),
+    ];
+    for (token, body, status, code) in cases {
+        let r = send_json(relay.api, "POST", "/v1/orders/o-2/aliases", token, body).await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert!(r.json()["message"].is_string());
+    }
+    let no_type = request(
+        relay.api,
+        "POST",
+        "/v1/orders/o-2/aliases",
+        ADMIN,
+        None,
+        b"{}",
+    )
+    .await;
+    assert_eq!(no_type.status, 415);
+    assert_eq!(no_type.json()["error"], "bad_request");
+}
+
+async fn aliases_show_and_disable(backend: Backend) {
+    let (_sink, relay) = relay(backend).await;
+    let body = r#"{"store":"shop2","customer_email":"maria.silva@gmail.com"}"#;
+    let created = send_json(
+        relay.api,
+        "POST",
+        "/v1/orders/v502556llux-01/aliases",
+        ADMIN,
+        body,
+    )
+    .await
+    .json();
+    let alias = created["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(created["aliases"]["store"].is_null());
+
+    let shown = get(
+        relay.api,
+        &format!("/v1/aliases/{}", alias.to_uppercase()),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(shown.status, 200);
+    let shown = shown.json();
+    assert_eq!(
+        (shown["store"].as_str(), shown["role"].as_str()),
+        (Some("shop2"), Some("customer"))
+    );
+    assert_eq!(shown["active"], true);
+    assert!(
+        !shown.to_string().contains("maria.silva"),
+        "no real address: {shown}"
+    );
+    // A token for another store does not learn that the alias exists.
+    assert_eq!(
+        get(relay.api, &format!("/v1/aliases/{alias}"), ACME)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        request(
+            relay.api,
+            "DELETE",
+            &format!("/v1/aliases/{alias}"),
+            ACME,
+            None,
+            b""
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        get(relay.api, "/v1/aliases/nobody@ct.test", ADMIN)
+            .await
+            .status,
+        404
+    );
+
+    let gone = request(
+        relay.api,
+        "DELETE",
+        &format!("/v1/aliases/{alias}"),
+        ADMIN,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (gone.status, gone.json()["disabled"].as_bool()),
+        (200, Some(true))
+    );
+    assert_eq!(
+        get(relay.api, &format!("/v1/aliases/{alias}"), ADMIN)
+            .await
+            .json()["active"],
+        false
+    );
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    c.cmd("MAIL FROM:<a@example.org>").await;
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<{alias}>")).await.status(),
+        "550 5.1.1"
+    );
+}
+
+async fn store_settings_choose_the_mask_mode(backend: Backend) {
+    let (_sink, relay) = relay(backend).await;
+    let r = get(relay.api, "/v1/stores/acme/settings", ACME).await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"store": "acme", "mask_mode": "hard"})
+    );
+    let r = send_json(
+        relay.api,
+        "PUT",
+        "/v1/stores/acme/settings",
+        ACME,
+        r#"{"mask_mode":"soft"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["mask_mode"].as_str()),
+        (200, Some("soft"))
+    );
+    for (token, path, body, status) in [
+        (
+            ACME,
+            "/v1/stores/shop2/settings",
+            r#"{"mask_mode":"soft"}"#,
+            403,
+        ),
+        (
+            ADMIN,
+            "/v1/stores/acme/settings",
+            r#"{"mask_mode":"medium"}"#,
+            422,
+        ),
+        (
+            ADMIN,
+            "/v1/stores/acme/settings",
+            r#"{"mask_mode":"soft","x":1}"#,
+            422,
+        ),
+    ] {
+        assert_eq!(
+            send_json(relay.api, "PUT", path, token, body).await.status,
+            status,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        get(relay.api, "/v1/stores/shop2/settings", ACME)
+            .await
+            .status,
+        403
+    );
+
+    let body = r#"{"store":"acme","customer_email":"JohnDoe@Example.COM"}"#;
+    let created = send_json(
+        relay.api,
+        "POST",
+        "/v1/orders/1234567890123-01/aliases",
+        ADMIN,
+        body,
+    )
+    .await
+    .json();
+    assert_eq!(
+        created["aliases"]["customer"]["alias"],
+        "JohnDoe@example.com-4e818166b1cd0.ct.test"
+    );
+    assert_eq!(created["aliases"]["customer"]["mode"], "soft");
+}
+
+async fn timeline_and_message_over_http(backend: Backend) {
+    let (sink, relay) = relay(backend).await;
+    let body = r#"{"store":"acme","customer_email":"buyer@example.net","store_email":"sac@acme-store.com"}"#;
+    let created = send_json(relay.api, "POST", "/v1/orders/h-1/aliases", ADMIN, body)
+        .await
+        .json();
+    let customer = created["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    let msg = "From: sac@acme-store.com\r\nSubject: Shipped\r\n\r\nOn its way.\r\n";
+    let r = c.send_mail("sac@acme-store.com", &[&customer], msg).await;
+    let id = r.text.rsplit(' ').next().unwrap().to_string();
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+
+    let t = get(relay.api, "/v1/orders/h-1/timeline", ACME).await;
+    assert_eq!(t.status, 200);
+    let t = t.json();
+    assert_eq!(t["entries"][0]["id"], id.as_str());
+    assert_eq!(t["entries"][0]["subject"], "Shipped");
+    assert_eq!(t["entries"][0]["to"][0]["email_alias"], customer.as_str());
+    assert!(
+        !t.to_string().contains("sac@acme-store.com")
+            && !t.to_string().contains("buyer@example.net")
+    );
+    assert_eq!(
+        get(relay.api, "/v1/orders/h-1/timeline?store=acme", ADMIN)
+            .await
+            .json()["store"],
+        "acme"
+    );
+    assert_eq!(
+        get(relay.api, "/v1/orders/h-1/timeline?store=shop2", ACME)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        get(relay.api, "/v1/orders/h-1/timeline?page=2", ADMIN)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        get(relay.api, "/v1/orders/none/timeline", ADMIN)
+            .await
+            .status,
+        404
+    );
+
+    let m = get(relay.api, &format!("/v1/messages/{id}"), ADMIN).await;
+    assert_eq!(m.status, 200);
+    assert_eq!(m.header("content-type"), Some("message/rfc822"));
+    assert_eq!(
+        m.body,
+        sink.received()[0].data,
+        "the stored masked copy is what was delivered"
+    );
+    assert_eq!(
+        get(relay.api, &format!("/v1/messages/{id}"), None)
+            .await
+            .status,
+        401
+    );
+
+    // A message of another store is invisible to a token limited to acme.
+    let body = r#"{"store":"shop2","customer_email":"maria@example.net"}"#;
+    let created = send_json(relay.api, "POST", "/v1/orders/h-2/aliases", ADMIN, body)
+        .await
+        .json();
+    let maria = created["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .send_mail("loja@shop2.example", &[&maria], "Subject: x\r\n\r\ny\r\n")
+        .await;
+    let other = r.text.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(
+        get(relay.api, &format!("/v1/messages/{other}"), ACME)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get(relay.api, &format!("/v1/messages/{other}"), ADMIN)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(relay.api, "/v1/orders/h-2/timeline", ACME).await.json()["entries"],
+        serde_json::json!([])
+    );
+    assert_eq!(get(relay.api, "/v1/messages/nope", ADMIN).await.status, 404);
+}
+
+on_both_backends!(
+    auth_and_health,
+    creating_aliases_is_idempotent_and_validated,
+    aliases_show_and_disable,
+    store_settings_choose_the_mask_mode,
+    timeline_and_message_over_http,
+);
