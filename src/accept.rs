@@ -11,8 +11,10 @@ use ulid::Ulid;
 
 use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
 use crate::masking::{self, AliasMap, Parsed, SENDER_FIELDS};
-use crate::smtp::{Envelope, Refusal, Verdict};
-use crate::storage::{AcceptedMessage, AliasRef, Committer, NewDelivery, Storage, TimelineSummary};
+use crate::smtp::{Envelope, Refusal, Reply, Verdict};
+use crate::storage::{
+    AcceptedMessage, AliasRef, Committer, NewDelivery, RefusedEntry, Storage, TimelineSummary,
+};
 
 /// RFC 5321 6.3: a message with more trace fields than this is looping.
 pub const MAX_RECEIVED: usize = 50;
@@ -46,8 +48,9 @@ impl Acceptor {
     }
 
     /// The RCPT decision. The tag is checked before the database is read, so
-    /// guessed addresses cost no query.
-    pub async fn check_recipient(&self, address: &str) -> Verdict<Participant> {
+    /// guessed addresses cost no query. Mail to an alias that existed but has
+    /// ended (expired, disabled) is put on its order's timeline as refused.
+    pub async fn check_recipient(&self, address: &str, mail_from: &str) -> Verdict<Participant> {
         let key = match self.aliaser.check(address) {
             TagCheck::Foreign => return Verdict::Relaying,
             TagCheck::Invalid => {
@@ -58,8 +61,9 @@ impl Acceptor {
         };
         match self.storage.find_alias(&key).await {
             Ok(Some(p)) if p.is_active(Utc::now()) => Verdict::Accept(p),
-            Ok(Some(_)) => {
-                tracing::info!(alias = %key, "alias expired or disabled");
+            Ok(Some(ended)) => {
+                tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
+                self.record_refusal(&ended, mail_from).await;
                 Verdict::Unknown
             }
             Ok(None) => Verdict::Unknown,
@@ -67,6 +71,29 @@ impl Acceptor {
                 tracing::warn!(error = %e, "recipient lookup failed");
                 Verdict::TemporaryFailure
             }
+        }
+    }
+
+    async fn record_refusal(&self, ended: &Participant, mail_from: &str) {
+        let from = match self
+            .storage
+            .order_participants(&ended.store, &ended.order)
+            .await
+        {
+            Ok(known) => Participants::new(known).find(mail_from).map(AliasRef::from),
+            Err(_) => None,
+        };
+        let entry = RefusedEntry {
+            id: Ulid::new().to_string(),
+            store: ended.store.clone(),
+            order: ended.order.clone(),
+            at: Utc::now(),
+            from,
+            to: vec![AliasRef::from(ended)],
+            reply: Reply::unknown_alias().to_string().trim_end().to_string(),
+        };
+        if let Err(e) = self.committer.record_refusal(entry).await {
+            tracing::warn!(error = %e, "could not put the refusal on the timeline");
         }
     }
 

@@ -104,6 +104,12 @@ pub struct AliasSettings {
     pub hmac_key: String,
     #[serde(default = "default_ttl")]
     pub ttl: String,
+    /// An order invoiced or canceled keeps its aliases this long, then they end.
+    #[serde(default = "default_end_grace", with = "humantime_serde")]
+    pub end_grace: Duration,
+    /// A reopened order's aliases work again for this long.
+    #[serde(default = "default_reopen_window", with = "humantime_serde")]
+    pub reopen_window: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +235,12 @@ fn default_shutdown_grace() -> Duration {
 }
 fn default_ttl() -> String {
     "2 months".into()
+}
+fn default_end_grace() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_reopen_window() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 fn default_max_connections() -> u32 {
     8

@@ -24,6 +24,9 @@ pub struct ApiState {
     pub storage: Arc<dyn Storage>,
     pub aliaser: Aliaser,
     pub tokens: Arc<Vec<ApiToken>>,
+    /// `alias.end_grace` and `alias.reopen_window`, for order events.
+    pub end_grace: std::time::Duration,
+    pub reopen_window: std::time::Duration,
     /// True while the SMTP listener accepts connections (for /readyz).
     pub smtp_up: Arc<AtomicBool>,
 }

@@ -15,13 +15,14 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::ApiState;
 use crate::alias::{validate_id, MaskMode, Participant, Role};
-use crate::storage::rfc3339_string;
+use crate::storage::{rfc3339_string, OrderExpiry};
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/orders/{order}/aliases", post(create_aliases))
+        .route("/v1/orders/{order}/events", post(order_event))
         .route("/v1/orders/{order}/timeline", get(timeline))
         .route("/v1/aliases/{alias}", get(show_alias).delete(disable_alias))
         .route(
@@ -112,6 +113,76 @@ async fn create_aliases(
             "store": stored.get(1).map(alias_json),
         }
     })))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OrderEvent {
+    Invoiced,
+    Canceled,
+    Reopened,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderEventRequest {
+    store: String,
+    event: OrderEvent,
+}
+
+/// Invoiced or canceled: the order's aliases end after `alias.end_grace`
+/// (never later than they would anyway). Reopened: they work again for
+/// `alias.reopen_window`.
+async fn order_event(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    body: Result<Json<OrderEventRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(req) = body?;
+    validate_id(&req.store, "store id")?;
+    caller.allow(&req.store)?;
+    let now = Utc::now();
+    let expiry = match req.event {
+        OrderEvent::Invoiced | OrderEvent::Canceled => {
+            OrderExpiry::NoLaterThan(now + state.end_grace)
+        }
+        OrderEvent::Reopened => OrderExpiry::Until(now + state.reopen_window),
+    };
+    if state
+        .storage
+        .order_participants(&req.store, &order)
+        .await?
+        .is_empty()
+    {
+        return Err(ApiError::not_found(format!(
+            "no order `{order}` in store `{}`",
+            req.store
+        )));
+    }
+    let changed = state
+        .storage
+        .set_order_expiry(&req.store, &order, expiry)
+        .await?;
+    let (OrderExpiry::NoLaterThan(at) | OrderExpiry::Until(at)) = expiry;
+    tracing::info!(store = %req.store, order = %order, event = ?req.event, aliases = changed, "order event");
+    Ok(Json(json!({
+        "store": req.store,
+        "order": order,
+        "event": req.event_name(),
+        "aliases_changed": changed,
+        "aliases_end_at": rfc3339_string(at),
+    })))
+}
+
+impl OrderEventRequest {
+    fn event_name(&self) -> &'static str {
+        match self.event {
+            OrderEvent::Invoiced => "invoiced",
+            OrderEvent::Canceled => "canceled",
+            OrderEvent::Reopened => "reopened",
+        }
+    }
 }
 
 async fn find_visible(

@@ -105,7 +105,11 @@ impl Connection {
     ) -> std::io::Result<bool> {
         let event = match event {
             Event::CheckRecipient(address) => {
-                let verdict = self.ctx.acceptor.check_recipient(&address).await;
+                let verdict = self
+                    .ctx
+                    .acceptor
+                    .check_recipient(&address, session.mail_from())
+                    .await;
                 session.recipient_checked(verdict)
             }
             Event::ReadData(go_ahead) => {

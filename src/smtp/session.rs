@@ -105,6 +105,11 @@ impl<R> Session<R> {
         Reply::shutting_down(&self.hostname)
     }
 
+    /// The current transaction's envelope sender (empty: null sender or none yet).
+    pub fn mail_from(&self) -> &str {
+        &self.mail_from
+    }
+
     pub fn max_message_size(&self) -> usize {
         self.limits.max_message_size
     }

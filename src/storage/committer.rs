@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::{AcceptedMessage, AttemptRecord, BatchWriter, StorageError, Write};
+use super::{AcceptedMessage, AttemptRecord, BatchWriter, RefusedEntry, StorageError, Write};
 
 /// Jobs waiting for the committer. Bounded so a stalled database pushes back
 /// on sessions and workers instead of growing memory.
@@ -72,6 +72,11 @@ impl Committer {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Put a refusal on the order's timeline.
+    pub async fn record_refusal(&self, entry: RefusedEntry) -> Result<(), CommitError> {
+        self.submit(vec![Write::Refusal(entry)]).await.map(|_| ())
     }
 
     /// Record a delivery attempt under `node`'s lease. False when the lease

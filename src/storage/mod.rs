@@ -92,6 +92,8 @@ pub trait Storage: BatchWriter {
     /// Returns false when there is no such alias.
     async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool>;
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
+    /// Apply an order event to every alias of the order; returns how many.
+    async fn set_order_expiry(&self, store: &str, order: &str, expiry: OrderExpiry) -> Result<u64>;
     /// Stores that have an order with this id.
     async fn stores_with_order(&self, order: &str) -> Result<Vec<String>>;
 

@@ -51,6 +51,8 @@ pub struct AcceptedMessage {
 #[derive(Debug, Clone)]
 pub enum Write {
     Accept(Box<AcceptedMessage>),
+    /// Mail refused at the door (e.g. to an ended alias), for the timeline.
+    Refusal(RefusedEntry),
     /// An attempt's outcome, written only if `node` still holds the lease.
     Attempt {
         node: String,
@@ -154,6 +156,31 @@ pub struct TimelineEntry {
     pub has_attachment: bool,
     pub attachment_names: Vec<String>,
     pub deliveries: Vec<DeliveryStatus>,
+    /// The reply given when the message was refused at the door.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// A timeline entry for mail that was refused, so the order shows it.
+#[derive(Debug, Clone)]
+pub struct RefusedEntry {
+    pub id: String,
+    pub store: String,
+    pub order: String,
+    pub at: DateTime<Utc>,
+    pub from: Option<AliasRef>,
+    pub to: Vec<AliasRef>,
+    /// The reply the client got, e.g. "550 5.1.1 …".
+    pub reply: String,
+}
+
+/// What an order event does to the order's aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderExpiry {
+    /// End no later than this (invoiced, canceled).
+    NoLaterThan(DateTime<Utc>),
+    /// Work until exactly this (reopened).
+    Until(DateTime<Utc>),
 }
 
 /// A line of `ct-relay queue list`.

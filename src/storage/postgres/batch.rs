@@ -7,15 +7,17 @@ use std::collections::HashSet;
 
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::storage::rows::{json, to_ms};
+use crate::storage::rows::{self, json, to_ms};
 use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
 
 pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     let mut messages = Vec::new();
     let mut attempts = Vec::new();
+    let mut refusals = Vec::new();
     for w in batch {
         match w {
             Write::Accept(m) => messages.push(m.as_ref()),
+            Write::Refusal(r) => refusals.push(r),
             Write::Attempt {
                 node,
                 delivery_id,
@@ -27,6 +29,19 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     if !messages.is_empty() {
         insert_messages(&mut tx, &messages).await?;
     }
+    // Refusals are rare (mail to ended aliases): one statement each.
+    for r in refusals {
+        sqlx::query(rows::INSERT_REFUSAL)
+            .bind(&r.id)
+            .bind(&r.store)
+            .bind(&r.order)
+            .bind(to_ms(r.at))
+            .bind(r.from.as_ref().map(json))
+            .bind(json(&r.to))
+            .bind(&r.reply)
+            .execute(&mut *tx)
+            .await?;
+    }
     let recorded = if attempts.is_empty() {
         HashSet::new()
     } else {
@@ -36,7 +51,7 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     Ok(batch
         .iter()
         .map(|w| match w {
-            Write::Accept(_) => true,
+            Write::Accept(_) | Write::Refusal(_) => true,
             Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
         })
         .collect())

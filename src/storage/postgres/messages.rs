@@ -73,7 +73,7 @@ pub(super) async fn timeline(
             .push(rows::delivery_status(r)?);
     }
     let entries = sqlx::query(
-        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names
+        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names, refused
          FROM timeline_entries WHERE store = $1 AND order_id = $2 ORDER BY at, id",
     )
     .bind(store)

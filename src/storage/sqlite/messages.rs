@@ -111,6 +111,19 @@ pub(super) async fn apply(pool: &SqlitePool, batch: &[Write]) -> Result<Vec<bool
                 insert_message(&mut tx, m).await?;
                 true
             }
+            Write::Refusal(r) => {
+                sqlx::query(rows::INSERT_REFUSAL)
+                    .bind(&r.id)
+                    .bind(&r.store)
+                    .bind(&r.order)
+                    .bind(to_ms(r.at))
+                    .bind(r.from.as_ref().map(json))
+                    .bind(json(&r.to))
+                    .bind(&r.reply)
+                    .execute(&mut *tx)
+                    .await?;
+                true
+            }
             Write::Attempt {
                 node,
                 delivery_id,
@@ -186,7 +199,7 @@ pub(super) async fn timeline(
             .push(rows::delivery_status(r)?);
     }
     let entries = sqlx::query(
-        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names
+        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names, refused
          FROM timeline_entries WHERE store = ? AND order_id = ? ORDER BY at, id",
     )
     .bind(store)

@@ -14,8 +14,8 @@ use sqlx::SqlitePool;
 
 use super::rows::{self, to_ms, Columns, PARTICIPANT_COLUMNS};
 use super::{
-    BatchWriter, DeliveryJob, PurgeCounts, QueueEntry, Result, Storage, StorageError, StoreSummary,
-    StoredMessage, TimelineEntry, Write,
+    BatchWriter, DeliveryJob, OrderExpiry, PurgeCounts, QueueEntry, Result, Storage, StorageError,
+    StoreSummary, StoredMessage, TimelineEntry, Write,
 };
 use crate::alias::{MaskMode, Participant};
 use sqlx::Row;
@@ -201,6 +201,26 @@ impl Storage for SqliteStorage {
             .fetch_all(&self.pool)
             .await?;
         found.iter().map(rows::participant).collect()
+    }
+
+    async fn set_order_expiry(&self, store: &str, order: &str, expiry: OrderExpiry) -> Result<u64> {
+        let sql = match expiry {
+            OrderExpiry::NoLaterThan(_) => {
+                "UPDATE participants SET expires_at = $1
+                 WHERE store = $2 AND order_id = $3 AND expires_at > $1"
+            }
+            OrderExpiry::Until(_) => {
+                "UPDATE participants SET expires_at = $1 WHERE store = $2 AND order_id = $3"
+            }
+        };
+        let (OrderExpiry::NoLaterThan(at) | OrderExpiry::Until(at)) = expiry;
+        let done = sqlx::query(sql)
+            .bind(to_ms(at))
+            .bind(store)
+            .bind(order)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn stores_with_order(&self, order: &str) -> Result<Vec<String>> {
