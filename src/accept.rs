@@ -133,6 +133,7 @@ impl Acceptor {
         match self.committer.commit(messages).await {
             Ok(()) => {
                 tracing::info!(queue_id = %queue_id, orders = count, size = env.body.len(), "accepted");
+                crate::telemetry::accepted();
                 Ok(queue_id)
             }
             Err(e) => {

@@ -103,6 +103,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
                 storage: storage.clone(),
                 aliaser: aliaser.clone(),
                 tokens: Arc::new(settings.api.all_tokens()),
+                metrics: crate::telemetry::install(),
                 end_grace: settings.alias.end_grace,
                 reopen_window: settings.alias.reopen_window,
                 smtp_up: smtp_up.clone(),

@@ -11,3 +11,4 @@ pub mod queue;
 pub mod server;
 pub mod smtp;
 pub mod storage;
+pub mod telemetry;

@@ -410,7 +410,53 @@ async fn timeline_and_message_over_http(backend: Backend) {
     assert_eq!(get(relay.api, "/v1/messages/nope", ADMIN).await.status, 404);
 }
 
+async fn metrics_in_prometheus_text(backend: Backend) {
+    let (sink, relay) = relay(backend).await;
+    let body = r#"{"store":"acme","customer_email":"buyer@example.net"}"#;
+    let created = send_json(relay.api, "POST", "/v1/orders/m-1/aliases", ADMIN, body)
+        .await
+        .json();
+    let customer = created["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    c.cmd("MAIL FROM:<a@example.org>").await;
+    assert_eq!(c.cmd("RCPT TO:<x@example.com>").await.status(), "550 5.7.1");
+    c.cmd("RSET").await;
+    assert_eq!(
+        c.send_mail("a@example.org", &[&customer], "Subject: m\r\n\r\nx\r\n")
+            .await
+            .code,
+        250
+    );
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let m = get(relay.api, "/metrics", None).await;
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = String::from_utf8(m.body).unwrap();
+    for line in [
+        "ct_relay_messages_accepted_total 1",
+        "ct_relay_smtp_refusals_total{reason=\"5.7.1\"} 1",
+        "ct_relay_delivery_attempts_total{outcome=\"delivered\"} 1",
+        "ct_relay_queue_depth 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("ct_relay_commit_batch_writes_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("ct_relay_commit_seconds_bucket"), "{text}");
+}
+
 on_both_backends!(
+    metrics_in_prometheus_text,
     auth_and_health,
     creating_aliases_is_idempotent_and_validated,
     aliases_show_and_disable,

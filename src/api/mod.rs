@@ -27,6 +27,7 @@ pub struct ApiState {
     /// `alias.end_grace` and `alias.reopen_window`, for order events.
     pub end_grace: std::time::Duration,
     pub reopen_window: std::time::Duration,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// True while the SMTP listener accepts connections (for /readyz).
     pub smtp_up: Arc<AtomicBool>,
 }

@@ -21,6 +21,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/orders/{order}/aliases", post(create_aliases))
         .route("/v1/orders/{order}/events", post(order_event))
         .route("/v1/orders/{order}/timeline", get(timeline))
@@ -57,6 +58,20 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     let body = json!({ "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
                        "database": database, "smtp": smtp });
     (status, Json(body)).into_response()
+}
+
+/// Prometheus text format. The queue gauges are read at scrape time.
+async fn metrics(State(state): State<ApiState>) -> Response {
+    if let Ok((depth, oldest)) = state.storage.queue_stats().await {
+        let age = oldest.and_then(|t| (Utc::now() - t).to_std().ok());
+        crate::telemetry::queue(depth, age);
+    }
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 fn alias_json(p: &Participant) -> Value {

@@ -200,6 +200,7 @@ impl QueueRunner {
             reply = %record.reply,
             "delivery attempt"
         );
+        crate::telemetry::delivery_attempt(record.state.as_str());
         match self
             .committer
             .record_attempt(&self.node, &job.id, record)

@@ -62,12 +62,14 @@ pub async fn handle(
         shutdown,
         peer: Peer { ip: addr.ip() },
     };
+    crate::telemetry::session_opened();
     let mut session: Session<Participant> =
         Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
     match conn.run(&mut session).await {
         Ok(()) => tracing::debug!(peer = %addr, "session ended"),
         Err(e) => tracing::debug!(peer = %addr, error = %e, "session ended with an I/O error"),
     }
+    crate::telemetry::session_closed();
 }
 
 impl Connection {
@@ -195,6 +197,9 @@ impl Connection {
     }
 
     async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        if let (true, Some(status)) = (reply.code >= 400, reply.status) {
+            crate::telemetry::refused(status);
+        }
         self.writer.write_all(&reply.to_wire()).await
     }
 

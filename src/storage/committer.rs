@@ -130,6 +130,7 @@ async fn run(
         let started = std::time::Instant::now();
         match storage.apply(&batch).await {
             Ok(applied) => {
+                crate::telemetry::commit(batch.len(), started.elapsed());
                 tracing::debug!(
                     writes = batch.len(),
                     jobs = waiters.len(),

@@ -114,6 +114,8 @@ pub trait Storage: BatchWriter {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
 
     async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>>;
+    /// Deliveries not yet final, and when the oldest of them was accepted.
+    async fn queue_stats(&self) -> Result<(u64, Option<DateTime<Utc>>)>;
     /// Make a queued, retrying or failed delivery due now. False if unknown or delivered.
     async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool>;
 

@@ -277,6 +277,19 @@ impl Storage for SqliteStorage {
         messages::queue_list(&self.pool, limit).await
     }
 
+    async fn queue_stats(&self) -> Result<(u64, Option<DateTime<Utc>>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest
+             FROM deliveries WHERE state IN ('queued', 'retrying')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.int("depth")? as u64,
+            row.opt_int("oldest")?.map(rows::from_ms).transpose()?,
+        ))
+    }
+
     async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deliveries SET state = CASE state WHEN 'failed' THEN 'retrying' ELSE state END,

@@ -1,0 +1,77 @@
+//! Prometheus metrics: the names ct-relay exports and the one place that
+//! records them. `/metrics` renders them (see `api`).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const SESSIONS_TOTAL: &str = "ct_relay_smtp_sessions_total";
+pub const SESSIONS_OPEN: &str = "ct_relay_smtp_sessions_open";
+pub const MESSAGES_ACCEPTED: &str = "ct_relay_messages_accepted_total";
+/// By `reason`: the enhanced status code of the refusal (5.1.1 unknown alias,
+/// 5.7.1 relaying, 4.3.0 storage, 5.3.4 size, 5.6.0 framing, 5.4.6 loop, …).
+pub const MESSAGES_REFUSED: &str = "ct_relay_smtp_refusals_total";
+pub const DELIVERIES: &str = "ct_relay_delivery_attempts_total";
+pub const QUEUE_DEPTH: &str = "ct_relay_queue_depth";
+pub const QUEUE_OLDEST: &str = "ct_relay_queue_oldest_age_seconds";
+pub const COMMIT_WRITES: &str = "ct_relay_commit_batch_writes";
+pub const COMMIT_SECONDS: &str = "ct_relay_commit_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the recorder once per process; later calls return the same handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(COMMIT_WRITES.into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(COMMIT_SECONDS.into()),
+                        &[
+                            0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                        ],
+                    )
+                })
+                .and_then(PrometheusBuilder::install_recorder)
+                // Only fails when another recorder is installed: render nothing then.
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
+        })
+        .clone()
+}
+
+pub fn session_opened() {
+    counter!(SESSIONS_TOTAL).increment(1);
+    gauge!(SESSIONS_OPEN).increment(1.0);
+}
+
+pub fn session_closed() {
+    gauge!(SESSIONS_OPEN).decrement(1.0);
+}
+
+pub fn refused(status: &'static str) {
+    counter!(MESSAGES_REFUSED, "reason" => status).increment(1);
+}
+
+pub fn accepted() {
+    counter!(MESSAGES_ACCEPTED).increment(1);
+}
+
+pub fn delivery_attempt(outcome: &'static str) {
+    counter!(DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+pub fn commit(writes: usize, took: Duration) {
+    histogram!(COMMIT_WRITES).record(writes as f64);
+    histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
+}
+
+pub fn queue(depth: u64, oldest: Option<Duration>) {
+    gauge!(QUEUE_DEPTH).set(depth as f64);
+    gauge!(QUEUE_OLDEST).set(oldest.map_or(0.0, |d| d.as_secs_f64()));
+}
