@@ -455,7 +455,128 @@ async fn metrics_in_prometheus_text(backend: Backend) {
     assert!(text.contains("ct_relay_commit_seconds_bucket"), "{text}");
 }
 
+async fn bulk_creation_reports_each_item(backend: Backend) {
+    let (_sink, relay) = relay(backend).await;
+    let body = r#"{"items":[
+        {"store":"acme","order":"b-1","role":"customer","email":"JohnDoe@Example.COM"},
+        {"store":"acme","order":"b-1","role":"store","email":"not-an-address"},
+        {"store":"shop2","order":"b-2","role":"customer","email":"x@example.net"},
+        {"store":"acme","order":"b-1","role":"store","email":"sac@acme-store.com","mode":"soft"}
+    ]}"#;
+    let r = send_json(relay.api, "POST", "/v1/aliases/bulk", ACME, body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = r.json();
+    assert_eq!(
+        (r["created"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let results = r["results"].as_array().unwrap();
+    let hard = results[0]["alias"]["alias"].as_str().unwrap();
+    assert!(hard.len() == 40 && hard.ends_with("@ct.test"), "{hard}");
+    assert_eq!(results[0]["alias"]["mode"], "hard");
+    assert_eq!(results[1]["error"]["error"], "invalid");
+    assert_eq!(results[2]["error"]["error"], "forbidden");
+    let soft = results[3]["alias"]["alias"].as_str().unwrap();
+    assert!(
+        soft.starts_with("sac@acme-store.com-") && soft.ends_with(".ct.test"),
+        "{soft}"
+    );
+    assert_eq!(results[3]["alias"]["mode"], "soft");
+    // Idempotent: the same items give the same aliases.
+    let again = send_json(relay.api, "POST", "/v1/aliases/bulk", ACME, body)
+        .await
+        .json();
+    assert_eq!(again["results"], r["results"]);
+
+    let too_many = format!(
+        r#"{{"items":[{}]}}"#,
+        vec![r#"{"store":"acme","order":"b","role":"customer","email":"a@b.example"}"#; 1001]
+            .join(",")
+    );
+    assert_eq!(
+        send_json(relay.api, "POST", "/v1/aliases/bulk", ADMIN, &too_many)
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        send_json(
+            relay.api,
+            "POST",
+            "/v1/aliases/bulk",
+            ADMIN,
+            r#"{"items":[{"store":"acme"}]}"#
+        )
+        .await
+        .status,
+        422
+    );
+}
+
+async fn timeline_pages(backend: Backend) {
+    let (sink, relay) = relay(backend).await;
+    let body = r#"{"store":"acme","customer_email":"buyer@example.net"}"#;
+    let created = send_json(relay.api, "POST", "/v1/orders/p-1/aliases", ADMIN, body)
+        .await
+        .json();
+    let customer = created["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    for i in 0..5 {
+        let msg = format!("Subject: m{i}\r\n\r\nx\r\n");
+        assert_eq!(
+            c.send_mail("a@example.org", &[&customer], &msg).await.code,
+            250
+        );
+    }
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 5).await);
+    let mut subjects = Vec::new();
+    let mut path = "/v1/orders/p-1/timeline?limit=2".to_string();
+    loop {
+        let page = get(relay.api, &path, ADMIN).await.json();
+        subjects.extend(
+            page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["subject"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/orders/p-1/timeline?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(subjects, ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(
+        get(relay.api, "/v1/orders/p-1/timeline?limit=0", ADMIN)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        get(relay.api, "/v1/orders/p-1/timeline?after=nope", ADMIN)
+            .await
+            .status,
+        400
+    );
+}
+
+async fn openapi_document_is_served(backend: Backend) {
+    let (_sink, relay) = relay(backend).await;
+    let doc = get(relay.api, "/v1/openapi.json", None).await;
+    assert_eq!(doc.status, 200);
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
+    assert_eq!(doc.json(), committed);
+    assert!(committed["paths"]["/v1/orders/{order}/aliases"]["post"].is_object());
+}
+
 on_both_backends!(
+    bulk_creation_reports_each_item,
+    timeline_pages,
+    openapi_document_is_served,
     metrics_in_prometheus_text,
     auth_and_health,
     creating_aliases_is_idempotent_and_validated,

@@ -5,7 +5,6 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::alias::AliasError;
 use crate::storage::StorageError;
@@ -47,9 +46,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    pub fn body(&self) -> super::types::ErrorBody {
+        super::types::ErrorBody {
+            error: self.code.to_string(),
+            message: self.message.clone(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": self.code, "message": self.message }));
+        let body = Json(self.body());
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

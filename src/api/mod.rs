@@ -3,7 +3,9 @@
 
 mod auth;
 mod error;
+pub mod openapi;
 mod routes;
+mod types;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;

@@ -1,4 +1,5 @@
-//! The endpoints of DESIGN.md section 5.
+//! The endpoints of DESIGN.md section 5. Each carries its OpenAPI
+//! description (`utoipa::path`), from which `/v1/openapi.json` is made.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -9,22 +10,30 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::types::*;
 use super::ApiState;
-use crate::alias::{validate_id, MaskMode, Participant, Role};
+use crate::alias::{validate_id, Participant, Role};
 use crate::storage::{rfc3339_string, OrderExpiry};
+
+/// Most items in one bulk request.
+pub const MAX_BULK: usize = 1000;
+/// Timeline page size: default and most.
+const PAGE_DEFAULT: usize = 100;
+const PAGE_MAX: usize = 1000;
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/orders/{order}/aliases", post(create_aliases))
         .route("/v1/orders/{order}/events", post(order_event))
         .route("/v1/orders/{order}/timeline", get(timeline))
+        .route("/v1/aliases/bulk", post(bulk_create))
         .route("/v1/aliases/{alias}", get(show_alias).delete(disable_alias))
         .route(
             "/v1/stores/{store}/settings",
@@ -42,26 +51,38 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
-/// Ready when the database answers and the SMTP listener is up.
-async fn readyz(State(state): State<ApiState>) -> Response {
+/// Ready: the database answers and the SMTP listener is up.
+#[utoipa::path(get, path = "/readyz", security(()),
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
     let database = state.storage.ping().await.is_ok();
     let smtp = state.smtp_up.load(std::sync::atomic::Ordering::SeqCst);
-    let status = if database && smtp {
+    let ready = database && smtp;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-                       "database": database, "smtp": smtp });
-    (status, Json(body)).into_response()
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        database,
+        smtp,
+    };
+    (status, Json(body))
 }
 
 /// Prometheus text format. The queue gauges are read at scrape time.
-async fn metrics(State(state): State<ApiState>) -> Response {
+#[utoipa::path(get, path = "/metrics", security(()),
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<ApiState>) -> Response {
     if let Ok((depth, oldest)) = state.storage.queue_stats().await {
         let age = oldest.and_then(|t| (Utc::now() - t).to_std().ok());
         crate::telemetry::queue(depth, age);
@@ -74,27 +95,29 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-fn alias_json(p: &Participant) -> Value {
-    json!({ "alias": p.alias, "mode": p.mode, "expires_at": rfc3339_string(p.expires_at) })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateAliases {
-    store: String,
-    customer_email: String,
-    #[serde(default)]
-    store_email: Option<String>,
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", security(()),
+    responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::json(),
+    )
+        .into_response()
 }
 
 /// Both aliases of an order in the store's mask mode. Idempotent: the same
 /// request gives the same aliases.
-async fn create_aliases(
+#[utoipa::path(post, path = "/v1/orders/{order}/aliases", params(("order" = String, Path)),
+    request_body = CreateAliases,
+    responses((status = 200, body = OrderAliases), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_aliases(
     State(state): State<ApiState>,
     caller: Caller,
     Path(order): Path<String>,
     body: Result<Json<CreateAliases>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderAliases>, ApiError> {
     let Json(req) = body?;
     validate_id(&req.store, "store id")?;
     caller.allow(&req.store)?;
@@ -120,40 +143,98 @@ async fn create_aliases(
     }
     let stored = state.storage.ensure_participants(&wanted).await?;
     tracing::info!(store = %req.store, order = %order, customer = %stored[0].alias, "aliases created via API");
-    Ok(Json(json!({
-        "store": req.store,
-        "order": order,
-        "aliases": {
-            "customer": alias_json(&stored[0]),
-            "store": stored.get(1).map(alias_json),
-        }
-    })))
+    Ok(Json(OrderAliases {
+        store: req.store,
+        order,
+        aliases: AliasPair {
+            customer: AliasCreated::from(&stored[0]),
+            store: stored.get(1).map(AliasCreated::from),
+        },
+    }))
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum OrderEvent {
-    Invoiced,
-    Canceled,
-    Reopened,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrderEventRequest {
-    store: String,
-    event: OrderEvent,
+/// Many aliases at once (imports). Items are handled one by one: a bad item
+/// gets its error in `results` and the others go on. Idempotent per item.
+#[utoipa::path(post, path = "/v1/aliases/bulk", request_body = BulkRequest,
+    responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn bulk_create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Result<Json<BulkRequest>, JsonRejection>,
+) -> Result<Json<BulkResponse>, ApiError> {
+    let Json(req) = body?;
+    if req.items.len() > MAX_BULK {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("at most {MAX_BULK} items per request"),
+        ));
+    }
+    let now = Utc::now();
+    let mut prepared: Vec<Result<Participant, ApiError>> = Vec::with_capacity(req.items.len());
+    for item in &req.items {
+        let one = async {
+            validate_id(&item.store, "store id")?;
+            caller.allow(&item.store)?;
+            let mode = match item.mode {
+                Some(m) => m,
+                None => state.storage.store_mode(&item.store).await?,
+            };
+            Ok::<_, ApiError>(state.aliaser.participant(
+                &item.store,
+                &item.order,
+                item.role,
+                &item.email,
+                mode,
+                now,
+            )?)
+        };
+        prepared.push(one.await);
+    }
+    let valid: Vec<Participant> = prepared
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let mut stored = state.storage.ensure_participants(&valid).await?.into_iter();
+    let results: Vec<BulkResult> = prepared
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| match r {
+            Ok(_) => BulkResult {
+                index,
+                alias: stored.next().as_ref().map(AliasCreated::from),
+                error: None,
+            },
+            Err(e) => BulkResult {
+                index,
+                alias: None,
+                error: Some(e.body()),
+            },
+        })
+        .collect();
+    let created = results.iter().filter(|r| r.alias.is_some()).count();
+    Ok(Json(BulkResponse {
+        created,
+        failed: results.len() - created,
+        results,
+    }))
 }
 
 /// Invoiced or canceled: the order's aliases end after `alias.end_grace`
 /// (never later than they would anyway). Reopened: they work again for
 /// `alias.reopen_window`.
-async fn order_event(
+#[utoipa::path(post, path = "/v1/orders/{order}/events", params(("order" = String, Path)),
+    request_body = OrderEventRequest,
+    responses((status = 200, body = OrderEventResult), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn order_event(
     State(state): State<ApiState>,
     caller: Caller,
     Path(order): Path<String>,
     body: Result<Json<OrderEventRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderEventResult>, ApiError> {
     let Json(req) = body?;
     validate_id(&req.store, "store id")?;
     caller.allow(&req.store)?;
@@ -180,24 +261,14 @@ async fn order_event(
         .set_order_expiry(&req.store, &order, expiry)
         .await?;
     let (OrderExpiry::NoLaterThan(at) | OrderExpiry::Until(at)) = expiry;
-    tracing::info!(store = %req.store, order = %order, event = ?req.event, aliases = changed, "order event");
-    Ok(Json(json!({
-        "store": req.store,
-        "order": order,
-        "event": req.event_name(),
-        "aliases_changed": changed,
-        "aliases_end_at": rfc3339_string(at),
-    })))
-}
-
-impl OrderEventRequest {
-    fn event_name(&self) -> &'static str {
-        match self.event {
-            OrderEvent::Invoiced => "invoiced",
-            OrderEvent::Canceled => "canceled",
-            OrderEvent::Reopened => "reopened",
-        }
-    }
+    tracing::info!(store = %req.store, order = %order, event = req.event.as_str(), aliases = changed, "order event");
+    Ok(Json(OrderEventResult {
+        store: req.store,
+        order,
+        event: req.event.as_str().into(),
+        aliases_changed: changed,
+        aliases_end_at: rfc3339_string(at),
+    }))
 }
 
 async fn find_visible(
@@ -212,87 +283,111 @@ async fn find_visible(
 }
 
 /// The alias's participant, by role: never the real address.
-async fn show_alias(
+#[utoipa::path(get, path = "/v1/aliases/{alias}", params(("alias" = String, Path)),
+    responses((status = 200, body = AliasInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn show_alias(
     State(state): State<ApiState>,
     caller: Caller,
     Path(alias): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AliasInfo>, ApiError> {
     let p = find_visible(&state, &caller, &alias).await?;
-    Ok(Json(json!({
-        "alias": p.alias,
-        "store": p.store,
-        "order": p.order,
-        "role": p.role,
-        "mode": p.mode,
-        "created_at": rfc3339_string(p.created_at),
-        "expires_at": rfc3339_string(p.expires_at),
-        "disabled": p.disabled,
-        "active": p.is_active(Utc::now()),
-    })))
+    Ok(Json(AliasInfo {
+        active: p.is_active(Utc::now()),
+        created_at: rfc3339_string(p.created_at),
+        expires_at: rfc3339_string(p.expires_at),
+        alias: p.alias,
+        store: p.store,
+        order: p.order,
+        role: p.role,
+        mode: p.mode,
+        disabled: p.disabled,
+    }))
 }
 
-async fn disable_alias(
+/// Stop an alias: mail to it is refused with 550 5.1.1 from now on.
+#[utoipa::path(delete, path = "/v1/aliases/{alias}", params(("alias" = String, Path)),
+    responses((status = 200, body = AliasDisabled), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn disable_alias(
     State(state): State<ApiState>,
     caller: Caller,
     Path(alias): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AliasDisabled>, ApiError> {
     let p = find_visible(&state, &caller, &alias).await?;
     state.storage.disable_alias(&p.alias, Utc::now()).await?;
     tracing::info!(alias = %p.alias, "alias disabled via API");
-    Ok(Json(json!({ "alias": p.alias, "disabled": true })))
+    Ok(Json(AliasDisabled {
+        alias: p.alias,
+        disabled: true,
+    }))
 }
 
-fn settings_json(store: &str, mode: MaskMode) -> Json<Value> {
-    Json(json!({ "store": store, "mask_mode": mode }))
-}
-
-async fn get_settings(
+#[utoipa::path(get, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
+    responses((status = 200, body = StoreSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn get_settings(
     State(state): State<ApiState>,
     caller: Caller,
     Path(store): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StoreSettings>, ApiError> {
     validate_id(&store, "store id")?;
     caller.allow(&store)?;
-    Ok(settings_json(
-        &store,
-        state.storage.store_mode(&store).await?,
-    ))
+    let mask_mode = state.storage.store_mode(&store).await?;
+    Ok(Json(StoreSettings { store, mask_mode }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    mask_mode: MaskMode,
-}
-
-/// Applies to aliases created from now on.
-async fn put_settings(
+/// The mask mode applies to aliases created from now on.
+#[utoipa::path(put, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
+    request_body = SettingsUpdate,
+    responses((status = 200, body = StoreSettings), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_settings(
     State(state): State<ApiState>,
     caller: Caller,
     Path(store): Path<String>,
-    body: Result<Json<Settings>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<SettingsUpdate>, JsonRejection>,
+) -> Result<Json<StoreSettings>, ApiError> {
     let Json(req) = body?;
     validate_id(&store, "store id")?;
     caller.allow(&store)?;
     state.storage.set_store_mode(&store, req.mask_mode).await?;
-    Ok(settings_json(&store, req.mask_mode))
+    Ok(Json(StoreSettings {
+        store,
+        mask_mode: req.mask_mode,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct TimelineQuery {
+#[into_params(parameter_in = Query)]
+pub struct TimelineQuery {
+    /// Needed when several stores have this order id (token not limited to one store).
     #[serde(default)]
     store: Option<String>,
+    /// Entries per page (1 to 1000, default 100).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// The `next` of the previous page.
+    #[serde(default)]
+    after: Option<String>,
 }
 
-async fn timeline(
+/// The order's conversation, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/orders/{order}/timeline", params(("order" = String, Path), TimelineQuery),
+    responses((status = 200, body = Timeline), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn timeline(
     State(state): State<ApiState>,
     caller: Caller,
     Path(order): Path<String>,
     query: Result<Query<TimelineQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Timeline>, ApiError> {
     let Query(q) = query?;
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {PAGE_MAX}"
+        )));
+    }
     let store = match (q.store, &caller.store) {
         (Some(s), _) => {
             caller.allow(&s)?;
@@ -314,14 +409,39 @@ async fn timeline(
             }
         }
     };
-    let entries = state.storage.timeline(&store, &order).await?;
-    Ok(Json(
-        json!({ "store": store, "order": order, "entries": entries }),
-    ))
+    let all = state.storage.timeline(&store, &order).await?;
+    let start = match &q.after {
+        Some(after) => match all.iter().position(|e| &e.id == after) {
+            Some(i) => i + 1,
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "`after` names no entry of this timeline: {after}"
+                )))
+            }
+        },
+        None => 0,
+    };
+    let entries: Vec<_> = all.into_iter().skip(start).take(limit + 1).collect();
+    let (entries, next) = if entries.len() > limit {
+        let page: Vec<_> = entries.into_iter().take(limit).collect();
+        let next = page.last().map(|e| e.id.clone());
+        (page, next)
+    } else {
+        (entries, None)
+    };
+    Ok(Json(Timeline {
+        store,
+        order,
+        entries,
+        next,
+    }))
 }
 
-/// The masked message as stored, `message/rfc822`.
-async fn message(
+/// The masked message as stored.
+#[utoipa::path(get, path = "/v1/messages/{id}", params(("id" = String, Path)),
+    responses((status = 200, content_type = "message/rfc822", body = String), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn message(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,

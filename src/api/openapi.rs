@@ -1,0 +1,72 @@
+//! The OpenAPI document, generated from the handlers' annotations. A copy
+//! is kept in the repo (`docs/openapi.json`); a test keeps it current.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::routes;
+use super::types::*;
+use crate::alias::{MaskMode, Role};
+use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ct-relay API", description = "Order aliases, store settings, timelines and messages of ct-relay."),
+    paths(
+        routes::healthz, routes::readyz, routes::metrics, routes::openapi,
+        routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
+        routes::show_alias, routes::disable_alias, routes::get_settings, routes::put_settings, routes::message,
+    ),
+    components(schemas(
+        ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
+        BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEvent,
+        OrderEventRequest, OrderEventResult, Timeline, TimelineEntry, AliasRef, DeliveryStatus, DeliveryState,
+        MaskMode, Role,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as served at `/v1/openapi.json`.
+pub fn json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes")
+            + "\n"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/openapi.json` is the generated document; regenerate it with
+    /// `UPDATE_OPENAPI=1 cargo test openapi`.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, super::json()).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == super::json(),
+            "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test openapi"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Request and response bodies of the API. Their schemas go into the
+//! OpenAPI document; requests refuse unknown fields.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::alias::{MaskMode, Participant, Role};
+use crate::storage::{rfc3339_string, TimelineEntry};
+
+/// Every error: a stable code and a sentence for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// unauthorized, forbidden, not_found, bad_request, invalid, ambiguous,
+    /// method_not_allowed, unavailable
+    pub error: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// ready or not_ready
+    pub status: String,
+    pub database: bool,
+    pub smtp: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAliases {
+    pub store: String,
+    pub customer_email: String,
+    #[serde(default)]
+    pub store_email: Option<String>,
+}
+
+/// An alias as created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasCreated {
+    pub alias: String,
+    pub mode: MaskMode,
+    /// RFC 3339
+    pub expires_at: String,
+}
+
+impl From<&Participant> for AliasCreated {
+    fn from(p: &Participant) -> Self {
+        Self {
+            alias: p.alias.clone(),
+            mode: p.mode,
+            expires_at: rfc3339_string(p.expires_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasPair {
+    pub customer: AliasCreated,
+    /// Present when `store_email` was given.
+    pub store: Option<AliasCreated>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderAliases {
+    pub store: String,
+    pub order: String,
+    pub aliases: AliasPair,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkItem {
+    pub store: String,
+    pub order: String,
+    pub role: Role,
+    pub email: String,
+    /// Default: the store's mask mode.
+    #[serde(default)]
+    pub mode: Option<MaskMode>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// At most 1000.
+    pub items: Vec<BulkItem>,
+}
+
+/// One result per item, in order: the alias, or why the item was refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResult {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<AliasCreated>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResponse {
+    pub created: usize,
+    pub failed: usize,
+    pub results: Vec<BulkResult>,
+}
+
+/// An alias and whom it stands for, by role; never the real address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasInfo {
+    pub alias: String,
+    pub store: String,
+    pub order: String,
+    pub role: Role,
+    pub mode: MaskMode,
+    pub created_at: String,
+    pub expires_at: String,
+    pub disabled: bool,
+    pub active: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasDisabled {
+    pub alias: String,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoreSettings {
+    pub store: String,
+    pub mask_mode: MaskMode,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    pub mask_mode: MaskMode,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderEvent {
+    Invoiced,
+    Canceled,
+    Reopened,
+}
+
+impl OrderEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderEvent::Invoiced => "invoiced",
+            OrderEvent::Canceled => "canceled",
+            OrderEvent::Reopened => "reopened",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEventRequest {
+    pub store: String,
+    pub event: OrderEvent,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderEventResult {
+    pub store: String,
+    pub order: String,
+    pub event: String,
+    pub aliases_changed: u64,
+    /// Invoiced/canceled: the aliases end no later than this; reopened: they work until this.
+    pub aliases_end_at: String,
+}
+
+/// A page of an order's timeline, oldest entry first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub store: String,
+    pub order: String,
+    pub entries: Vec<TimelineEntry>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
