@@ -25,7 +25,7 @@ use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry};
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntry, AliasRef, DeliveryStatus, DeliveryState,
         MaskMode, Role,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -39,6 +39,33 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// OpenAPI requires a description on every response: the status's reason
+/// phrase, where the handler gave none.
+struct ResponseDescriptions;
+
+impl Modify for ResponseDescriptions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in operations.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = response {
+                        if r.description.is_empty() {
+                            r.description = status
+                                .parse::<u16>()
+                                .ok()
+                                .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+                                .and_then(|c| c.canonical_reason())
+                                .unwrap_or("Response")
+                                .to_string();
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
