@@ -49,7 +49,12 @@ struct ResponseDescriptions;
 impl Modify for ResponseDescriptions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
             for op in operations.into_iter().flatten() {
                 for (status, response) in op.responses.responses.iter_mut() {
                     if let utoipa::openapi::RefOr::T(r) = response {
