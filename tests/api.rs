@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{get, request, send_json};
+use common::http::{customer_alias, get, request, send_json};
 use common::{wait_until, Backend, Relay, Sink, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
 
 const ADMIN: Option<&str> = Some(ADMIN_TOKEN);
@@ -166,11 +166,14 @@ async fn aliases_show_and_disable(backend: Backend) {
     )
     .await
     .json();
+    assert!(
+        created["aliases"]["store"].is_null(),
+        "no store_email, no store alias"
+    );
     let alias = created["aliases"]["customer"]["alias"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(created["aliases"]["store"].is_null());
 
     let shown = get(
         relay.api,
@@ -315,13 +318,7 @@ async fn store_settings_choose_the_mask_mode(backend: Backend) {
 async fn timeline_and_message_over_http(backend: Backend) {
     let (sink, relay) = relay(backend).await;
     let body = r#"{"store":"acme","customer_email":"buyer@example.net","store_email":"sac@acme-store.com"}"#;
-    let created = send_json(relay.api, "POST", "/v1/orders/h-1/aliases", ADMIN, body)
-        .await
-        .json();
-    let customer = created["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = customer_alias(relay.api, ADMIN, "/v1/orders/h-1/aliases", body).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     let msg = "From: sac@acme-store.com\r\nSubject: Shipped\r\n\r\nOn its way.\r\n";
     let r = c.send_mail("sac@acme-store.com", &[&customer], msg).await;
@@ -380,13 +377,7 @@ async fn timeline_and_message_over_http(backend: Backend) {
 
     // A message of another store is invisible to a token limited to acme.
     let body = r#"{"store":"shop2","customer_email":"maria@example.net"}"#;
-    let created = send_json(relay.api, "POST", "/v1/orders/h-2/aliases", ADMIN, body)
-        .await
-        .json();
-    let maria = created["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let maria = customer_alias(relay.api, ADMIN, "/v1/orders/h-2/aliases", body).await;
     let r = c
         .send_mail("loja@shop2.example", &[&maria], "Subject: x\r\n\r\ny\r\n")
         .await;
@@ -413,13 +404,7 @@ async fn timeline_and_message_over_http(backend: Backend) {
 async fn metrics_in_prometheus_text(backend: Backend) {
     let (sink, relay) = relay(backend).await;
     let body = r#"{"store":"acme","customer_email":"buyer@example.net"}"#;
-    let created = send_json(relay.api, "POST", "/v1/orders/m-1/aliases", ADMIN, body)
-        .await
-        .json();
-    let customer = created["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = customer_alias(relay.api, ADMIN, "/v1/orders/m-1/aliases", body).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     c.cmd("MAIL FROM:<a@example.org>").await;
     assert_eq!(c.cmd("RCPT TO:<x@example.com>").await.status(), "550 5.7.1");
@@ -516,13 +501,7 @@ async fn bulk_creation_reports_each_item(backend: Backend) {
 async fn timeline_pages(backend: Backend) {
     let (sink, relay) = relay(backend).await;
     let body = r#"{"store":"acme","customer_email":"buyer@example.net"}"#;
-    let created = send_json(relay.api, "POST", "/v1/orders/p-1/aliases", ADMIN, body)
-        .await
-        .json();
-    let customer = created["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer = customer_alias(relay.api, ADMIN, "/v1/orders/p-1/aliases", body).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     for i in 0..5 {
         let msg = format!("Subject: m{i}\r\n\r\nx\r\n");

@@ -21,15 +21,10 @@ async fn invoiced_order_refuses_mail_until_reopened(backend: Backend) {
         Relay::with_smarthost(backend, sink.addr).env("CT_RELAY__ALIAS__END_GRACE", "1s");
     relay.start().await;
     let body = r#"{"store":"acme","customer_email":"buyer@example.net","store_email":"sac@acme-store.com"}"#;
-    let created = send_json(
-        relay.api,
-        "POST",
-        "/v1/orders/life-1/aliases",
-        Some(ACME_TOKEN),
-        body,
-    )
-    .await
-    .json();
+    let path = "/v1/orders/life-1/aliases";
+    let created = send_json(relay.api, "POST", path, Some(ACME_TOKEN), body)
+        .await
+        .json();
     let customer = created["aliases"]["customer"]["alias"]
         .as_str()
         .unwrap()

@@ -155,8 +155,8 @@ fn check_soft(key: &AliasKey, local: &str, label_part: &str, lower: &str) -> Tag
     }
 }
 
-/// Tags are secrets of a kind: compare without an early exit.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+/// Tags and tokens are secrets of a kind: compare without an early exit.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use format::{check_tag, is_dot_atom, make_alias, TagCheck};
+pub use format::{check_tag, constant_time_eq, is_dot_atom, make_alias, TagCheck};
 pub use ttl::Ttl;
 
 /// The HMAC key; its bytes are never printed (Debug is redacted).

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::ApiState;
+use crate::alias::constant_time_eq;
 use crate::config::ApiToken;
 
 /// Who is calling: the store their token is limited to, if any.
@@ -30,19 +31,10 @@ impl Caller {
     }
 }
 
-/// Compare without an early exit, so timing does not reveal a token.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 pub fn find(tokens: &[ApiToken], presented: &str) -> Option<Caller> {
     tokens
         .iter()
-        .find(|t| same(&t.token, presented))
+        .find(|t| constant_time_eq(&t.token, presented))
         .map(|t| Caller {
             store: t.store.clone(),
         })

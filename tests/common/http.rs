@@ -118,3 +118,18 @@ pub async fn send_json(
     )
     .await
 }
+
+/// `POST {path}` (an order's aliases) as `token`; the customer alias.
+pub async fn customer_alias(
+    addr: SocketAddr,
+    token: Option<&str>,
+    path: &str,
+    body: &str,
+) -> String {
+    let r = send_json(addr, "POST", path, token, body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
