@@ -13,6 +13,7 @@ mod committer;
 mod postgres;
 pub mod purge;
 mod rows;
+mod shared;
 
 pub mod sqlite;
 mod types;

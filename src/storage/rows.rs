@@ -83,13 +83,6 @@ pub fn mask_mode(r: &impl Columns, col: &str) -> Result<crate::alias::MaskMode> 
     parsed(r, col)
 }
 
-/// A refused-at-the-door timeline entry; `$n` placeholders work on both
-/// backends. Binds: id, store, order, at, from (JSON or NULL), to (JSON), reply.
-pub const INSERT_REFUSAL: &str =
-    "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias,
-         to_aliases, subject, first_words, attachment_names, refused)
-     VALUES ($1, $2, $3, $4, NULL, $5, $6, '', '', '[]', $7)";
-
 pub const PARTICIPANT_COLUMNS: &str =
     "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at";
 

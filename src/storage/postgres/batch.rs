@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::storage::rows::{self, json, to_ms};
+use crate::storage::rows::{json, to_ms};
 use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
 
 pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
@@ -31,16 +31,7 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     }
     // Refusals are rare (mail to ended aliases): one statement each.
     for r in refusals {
-        sqlx::query(rows::INSERT_REFUSAL)
-            .bind(&r.id)
-            .bind(&r.store)
-            .bind(&r.order)
-            .bind(to_ms(r.at))
-            .bind(r.from.as_ref().map(json))
-            .bind(json(&r.to))
-            .bind(&r.reply)
-            .execute(&mut *tx)
-            .await?;
+        super::PgStorage::insert_refusal(&mut *tx, r).await?;
     }
     let recorded = if attempts.is_empty() {
         HashSet::new()

@@ -1,0 +1,417 @@
+//! The storage trait implemented once, as SQL both backends accept: SQLite
+//! understands PostgreSQL's `$n` placeholders, and `CAST(… AS TEXT)`. Each
+//! backend instantiates it with its pool's database and the few pieces
+//! that differ (migrations, claiming, `MAX` vs `GREATEST`).
+
+/// `impl Storage for $storage` (and its `insert_participant`), where
+/// `$storage` has a `pool: sqlx::Pool<$db>`.
+macro_rules! impl_storage {
+    (
+        $storage:ident, $db:ty,
+        migrator: $migrator:expr,
+        single_node: $single_node:expr,
+        claim_lock: $lock:literal,
+        greatest: $greatest:literal $(,)?
+    ) => {
+        const _: () = {
+            use std::collections::HashMap;
+
+            use chrono::{DateTime, Utc};
+            use sqlx::Row;
+
+            use $crate::alias::{MaskMode, Participant};
+            use $crate::storage::rows::{self, json, to_ms, Columns, JOB_COLUMNS, PARTICIPANT_COLUMNS};
+            use $crate::storage::{
+                DeliveryJob, DeliveryStatus, OrderExpiry, PurgeCounts, QueueEntry, RefusedEntry, Result, Storage,
+                StorageError,
+                StoreSummary, StoredMessage, TimelineEntry,
+            };
+
+            impl $storage {
+                pub(crate) async fn insert_participant<'e, E>(executor: E, p: &Participant) -> Result<()>
+                where
+                    E: sqlx::Executor<'e, Database = $db>,
+                {
+                    sqlx::query(
+                        "INSERT INTO participants (alias_key, alias, store, order_id, role, email, mode, created_at, expires_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (alias_key) DO NOTHING",
+                    )
+                    .bind(p.key())
+                    .bind(&p.alias)
+                    .bind(&p.store)
+                    .bind(&p.order)
+                    .bind(p.role.as_str())
+                    .bind(&p.email)
+                    .bind(p.mode.as_str())
+                    .bind(to_ms(p.created_at))
+                    .bind(to_ms(p.expires_at))
+                    .execute(executor)
+                    .await?;
+                    Ok(())
+                }
+
+                /// A refused-at-the-door timeline entry.
+                pub(crate) async fn insert_refusal<'e, E>(executor: E, r: &RefusedEntry) -> Result<()>
+                where
+                    E: sqlx::Executor<'e, Database = $db>,
+                {
+                    sqlx::query(
+                        "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias,
+                             to_aliases, subject, first_words, attachment_names, refused)
+                         VALUES ($1, $2, $3, $4, NULL, $5, $6, '', '', '[]', $7)",
+                    )
+                    .bind(&r.id)
+                    .bind(&r.store)
+                    .bind(&r.order)
+                    .bind(to_ms(r.at))
+                    .bind(r.from.as_ref().map(json))
+                    .bind(json(&r.to))
+                    .bind(&r.reply)
+                    .execute(executor)
+                    .await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Storage for $storage {
+                async fn migrate(&self) -> Result<()> {
+                    $migrator
+                        .run(&self.pool)
+                        .await
+                        .map_err(|e| StorageError::Migration(e.to_string()))
+                }
+
+                fn single_node(&self) -> bool {
+                    $single_node
+                }
+
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>> {
+                    let row = sqlx::query("SELECT store, order_id, content FROM messages WHERE id = $1")
+                        .bind(message_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map(|r| {
+                        Ok(StoredMessage {
+                            store: r.text("store")?,
+                            order: r.text("order_id")?,
+                            content: r.try_get("content")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn store_mode(&self, store: &str) -> Result<MaskMode> {
+                    let row = sqlx::query("SELECT mask_mode FROM stores WHERE store = $1")
+                        .bind(store)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map_or(Ok(MaskMode::Hard), |r| rows::mask_mode(&r, "mask_mode"))
+                }
+
+                async fn set_store_mode(&self, store: &str, mode: MaskMode) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO stores (store, mask_mode, updated_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (store) DO UPDATE SET mask_mode = excluded.mask_mode, updated_at = excluded.updated_at",
+                    )
+                    .bind(store)
+                    .bind(mode.as_str())
+                    .bind(to_ms(Utc::now()))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn store_summary(&self, store: &str) -> Result<StoreSummary> {
+                    let row = sqlx::query(
+                        "SELECT (SELECT mask_mode FROM stores WHERE store = $1) AS mask_mode,
+                                COUNT(*) AS aliases, COUNT(DISTINCT order_id) AS orders
+                         FROM participants WHERE store = $1",
+                    )
+                    .bind(store)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let configured = row.opt_text("mask_mode")?.is_some();
+                    Ok(StoreSummary {
+                        store: store.to_string(),
+                        mask_mode: if configured {
+                            rows::mask_mode(&row, "mask_mode")?
+                        } else {
+                            MaskMode::Hard
+                        },
+                        configured,
+                        aliases: row.int("aliases")? as u64,
+                        orders: row.int("orders")? as u64,
+                    })
+                }
+
+                async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>> {
+                    let mut tx = self.pool.begin().await?;
+                    for p in ps {
+                        Self::insert_participant(&mut *tx, p).await?;
+                    }
+                    let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE alias_key = $1");
+                    let mut stored = Vec::with_capacity(ps.len());
+                    for p in ps {
+                        let row = sqlx::query(&sql).bind(p.key()).fetch_one(&mut *tx).await?;
+                        stored.push(rows::participant(&row)?);
+                    }
+                    tx.commit().await?;
+                    Ok(stored)
+                }
+
+                async fn find_alias(&self, alias: &str) -> Result<Option<Participant>> {
+                    let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE alias_key = $1");
+                    let row = sqlx::query(&sql)
+                        .bind(alias.to_lowercase())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(rows::participant).transpose()
+                }
+
+                async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool> {
+                    let done = sqlx::query(
+                        "UPDATE participants SET disabled_at = COALESCE(disabled_at, $1) WHERE alias_key = $2",
+                    )
+                    .bind(to_ms(now))
+                    .bind(alias.to_lowercase())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>> {
+                    let sql = format!(
+                        "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE store = $1 AND order_id = $2 ORDER BY created_at"
+                    );
+                    let found = sqlx::query(&sql)
+                        .bind(store)
+                        .bind(order)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    found.iter().map(rows::participant).collect()
+                }
+
+                async fn set_order_expiry(&self, store: &str, order: &str, expiry: OrderExpiry) -> Result<u64> {
+                    let sql = match expiry {
+                        OrderExpiry::NoLaterThan(_) => {
+                            "UPDATE participants SET expires_at = $1
+                             WHERE store = $2 AND order_id = $3 AND expires_at > $1"
+                        }
+                        OrderExpiry::Until(_) => {
+                            "UPDATE participants SET expires_at = $1 WHERE store = $2 AND order_id = $3"
+                        }
+                    };
+                    let (OrderExpiry::NoLaterThan(at) | OrderExpiry::Until(at)) = expiry;
+                    let done = sqlx::query(sql)
+                        .bind(to_ms(at))
+                        .bind(store)
+                        .bind(order)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn stores_with_order(&self, order: &str) -> Result<Vec<String>> {
+                    let found = sqlx::query(
+                        "SELECT DISTINCT store FROM participants WHERE order_id = $1 ORDER BY store",
+                    )
+                    .bind(order)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    found.iter().map(|r| r.text("store")).collect()
+                }
+
+                async fn claim_due(
+                    &self,
+                    node: &str,
+                    now: DateTime<Utc>,
+                    lease_until: DateTime<Utc>,
+                    limit: u32,
+                ) -> Result<Vec<DeliveryJob>> {
+                    // `$lock`: FOR UPDATE SKIP LOCKED where several nodes claim at once.
+                    let sql = format!(
+                        "UPDATE deliveries SET lease_owner = $1, lease_until = $2
+                         WHERE id IN (
+                             SELECT id FROM deliveries
+                             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $3
+                               AND (lease_until IS NULL OR lease_until <= $3)
+                             ORDER BY next_attempt_at LIMIT $4 {lock})
+                         RETURNING {JOB_COLUMNS}",
+                        lock = $lock
+                    );
+                    let claimed = sqlx::query(&sql)
+                        .bind(node)
+                        .bind(to_ms(lease_until))
+                        .bind(to_ms(now))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                    claimed.iter().map(rows::delivery_job).collect()
+                }
+
+                async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>> {
+                    Ok(
+                        sqlx::query_scalar("SELECT content FROM messages WHERE id = $1")
+                            .bind(message_id)
+                            .fetch_optional(&self.pool)
+                            .await?,
+                    )
+                }
+
+                async fn release_leases(&self, node: Option<&str>) -> Result<u64> {
+                    let done = sqlx::query(
+                        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+                         WHERE lease_owner IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR lease_owner = $1)",
+                    )
+                    .bind(node)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+                    let due: Option<i64> = sqlx::query_scalar(
+                        concat!(
+                            "SELECT MIN(", $greatest, "(next_attempt_at, COALESCE(lease_until, 0)))
+                             FROM deliveries WHERE state IN ('queued', 'retrying')"
+                        ),
+                    )
+                    .fetch_one(&self.pool)
+                    .await?;
+                    due.map(rows::from_ms).transpose()
+                }
+
+                async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>> {
+                let found = sqlx::query(
+                    "SELECT d.id, d.message_id, m.store, m.order_id, d.rcpt_alias, d.state, d.attempts,
+                            d.next_attempt_at, d.last_reply, d.lease_owner
+                     FROM deliveries d JOIN messages m ON m.id = d.message_id
+                     WHERE d.state IN ('queued', 'retrying', 'failed')
+                     ORDER BY d.next_attempt_at LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                found.iter().map(rows::queue_entry).collect()
+                }
+
+                async fn queue_stats(&self) -> Result<(u64, Option<DateTime<Utc>>)> {
+                    let row = sqlx::query(
+                        "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest
+                         FROM deliveries WHERE state IN ('queued', 'retrying')",
+                    )
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok((
+                        row.int("depth")? as u64,
+                        row.opt_int("oldest")?.map(rows::from_ms).transpose()?,
+                    ))
+                }
+
+                async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool> {
+                    let done = sqlx::query(
+                        "UPDATE deliveries SET state = CASE state WHEN 'failed' THEN 'retrying' ELSE state END,
+                             next_attempt_at = $1, updated_at = $1
+                         WHERE id = $2 AND state <> 'delivered'",
+                    )
+                    .bind(to_ms(now))
+                    .bind(delivery_id)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
+                let deliveries = sqlx::query(
+                    "SELECT d.message_id, d.rcpt_alias, d.state, d.attempts, d.last_reply, d.updated_at
+                     FROM deliveries d JOIN messages m ON m.id = d.message_id
+                     WHERE m.store = $1 AND m.order_id = $2 ORDER BY d.id",
+                )
+                .bind(store)
+                .bind(order)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
+                for r in &deliveries {
+                    by_message
+                        .entry(r.text("message_id")?)
+                        .or_default()
+                        .push(rows::delivery_status(r)?);
+                }
+                let entries = sqlx::query(
+                    "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names, refused
+                     FROM timeline_entries WHERE store = $1 AND order_id = $2 ORDER BY at, id",
+                )
+                .bind(store)
+                .bind(order)
+                .fetch_all(&self.pool)
+                .await?;
+                entries
+                    .iter()
+                    .map(|r| {
+                        let mine = r
+                            .opt_text("message_id")?
+                            .and_then(|id| by_message.remove(&id));
+                        rows::timeline_entry(r, mine.unwrap_or_default())
+                    })
+                    .collect()
+                }
+
+                async fn purge_batch(
+                    &self,
+                    aliases_before: DateTime<Utc>,
+                    messages_before: DateTime<Utc>,
+                    limit: u32,
+                ) -> Result<PurgeCounts> {
+                    // Deletes cascade from messages to deliveries, attempts and timeline entries.
+                let limit = i64::from(limit);
+                let mut tx = self.pool.begin().await?;
+                let aliases = sqlx::query(
+                    "DELETE FROM participants WHERE alias_key IN
+                         (SELECT alias_key FROM participants WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(to_ms(aliases_before))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let messages = sqlx::query(
+                    "DELETE FROM messages WHERE id IN
+                         (SELECT id FROM messages m WHERE received_at < $1
+                            AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                            WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
+                          LIMIT $2)",
+                )
+                .bind(to_ms(messages_before))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let entries = sqlx::query(
+                    "DELETE FROM timeline_entries WHERE id IN
+                         (SELECT id FROM timeline_entries WHERE message_id IS NULL AND at < $1 LIMIT $2)",
+                )
+                .bind(to_ms(messages_before))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(PurgeCounts {
+                    aliases,
+                    messages,
+                    entries,
+                })
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_storage;
