@@ -120,7 +120,6 @@ impl Acceptor {
                     &queue_id,
                     &env.helo,
                     &env.mail_from,
-                    &env.body,
                     &parsed,
                     recipients,
                     peer,
@@ -150,7 +149,6 @@ impl Acceptor {
         queue_id: &str,
         helo: &str,
         mail_from: &str,
-        body: &[u8],
         parsed: &Parsed<'_>,
         recipients: Vec<Participant>,
         peer: &Peer,
@@ -198,7 +196,7 @@ impl Acceptor {
         let aliases = people.alias_map();
         let for_rcpt = (recipients.len() == 1).then(|| recipients[0].alias.as_str());
         let received = self.received_field(helo, peer, queue_id, for_rcpt, now);
-        let content = masking::mask(body, &aliases, received.as_bytes());
+        let content = masking::mask(parsed, &aliases, received.as_bytes());
         let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
 
         let from = senders

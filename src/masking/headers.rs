@@ -128,9 +128,10 @@ pub type AliasMap = HashMap<String, String>;
 
 /// The message with `prepend` (a trace field) added on top and the masked
 /// fields rewritten. Fields with no known real address keep their bytes.
-pub fn mask(message: &[u8], aliases: &AliasMap, prepend: &[u8]) -> Vec<u8> {
-    let parsed = Parsed::new(message);
-    let mut out = Vec::with_capacity(message.len() + prepend.len() + 256);
+/// Takes the message already split, as the caller has it for every order.
+pub fn mask(parsed: &Parsed<'_>, aliases: &AliasMap, prepend: &[u8]) -> Vec<u8> {
+    let size: usize = parsed.fields.iter().map(|f| f.raw.len()).sum::<usize>() + parsed.rest.len();
+    let mut out = Vec::with_capacity(size + prepend.len() + 256);
     out.extend_from_slice(prepend);
     for f in &parsed.fields {
         if is_one_of(f.name, &MASKED_FIELDS) {
