@@ -37,7 +37,50 @@ pub struct Settings {
     #[serde(default)]
     pub api: ApiSettings,
     #[serde(default)]
+    pub webhook: WebhookSettings,
+    #[serde(default)]
     pub log: LogSettings,
+}
+
+/// Sending stores' webhook events (the URL is a store setting, via the API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Events sent at once.
+    pub workers: usize,
+    /// One request, connecting included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// An event still failing this long after it was written fails.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// A claimed event is this node's until then; must exceed `timeout`.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Allow webhook URLs on loopback, private and link-local addresses.
+    /// Off by default: a store's token must not reach the relay's network.
+    pub allow_private_networks: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(86_400),
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(1),
+            allow_private_networks: false,
+        }
+    }
 }
 
 /// The integrators' HTTP API. Off unless `listen` is set.
@@ -352,6 +395,16 @@ impl Settings {
             || self.delivery.retry_max < self.delivery.retry_initial
         {
             return invalid("delivery.retry_initial must be > 0 and <= delivery.retry_max".into());
+        }
+        let w = &self.webhook;
+        if w.workers == 0 || w.retry_initial.is_zero() || w.retry_max < w.retry_initial {
+            return invalid(
+                "webhook.workers must be at least 1, webhook.retry_initial > 0 and <= webhook.retry_max"
+                    .into(),
+            );
+        }
+        if w.lease <= w.timeout * 2 {
+            return invalid("webhook.lease must exceed twice webhook.timeout".into());
         }
         Ok(())
     }

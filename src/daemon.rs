@@ -17,6 +17,7 @@ use crate::queue::{QueueRunner, RetryPolicy};
 use crate::server::{ConnectionContext, Listener};
 use crate::smtp::Limits;
 use crate::storage::{self, Committer, Storage, StorageError};
+use crate::webhook::WebhookDispatcher;
 
 /// Concurrent SMTP sessions at most.
 const MAX_CONNECTIONS: usize = 1000;
@@ -31,6 +32,8 @@ pub enum DaemonError {
     Transport(#[from] TransportError),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    #[error("cannot set up the webhook client: {0}")]
+    Webhook(#[from] reqwest::Error),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -44,6 +47,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     }
     let storage = storage::open(&settings.storage).await?;
     if storage.single_node() {
+        storage.release_webhook_leases(None).await?;
         let released = storage.release_leases(None).await?;
         if released > 0 {
             tracing::info!(
@@ -95,6 +99,12 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         wake,
     });
 
+    let webhooks = Arc::new(WebhookDispatcher::new(
+        storage.clone(),
+        node.clone(),
+        &settings.webhook,
+    )?);
+
     let (stop, stopped) = watch::channel(false);
     let smtp_up = Arc::new(AtomicBool::new(true));
     let api = match settings.api.listen {
@@ -107,6 +117,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
                 end_grace: settings.alias.end_grace,
                 reopen_window: settings.alias.reopen_window,
                 smtp_up: smtp_up.clone(),
+                allow_private_webhooks: settings.webhook.allow_private_networks,
             };
             let serve = api::bind(addr, state, stopped.clone())
                 .await
@@ -120,6 +131,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let listener =
         tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
     let queue = tokio::spawn(runner.run(stopped.clone(), grace));
+    let webhooks = tokio::spawn(webhooks.run(stopped.clone(), grace));
     let purger = tokio::spawn(purge_periodically(
         storage.clone(),
         settings.storage.clone(),
@@ -136,6 +148,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         let _ = api.await;
     }
     let _ = queue.await;
+    let _ = webhooks.await;
     let _ = purger.await;
     // Sessions and workers are gone, and with them every committer handle:
     // the committer finishes what it holds and stops.
@@ -176,6 +189,7 @@ async fn purge_periodically(
                 aliases = p.aliases,
                 messages = p.messages,
                 entries = p.entries,
+                webhook_events = p.webhook_events,
                 "purged"
             ),
             Err(e) => tracing::warn!(error = %e, "purge failed; trying again next interval"),

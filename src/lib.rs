@@ -12,3 +12,4 @@ pub mod server;
 pub mod smtp;
 pub mod storage;
 pub mod telemetry;
+pub mod webhook;

@@ -18,6 +18,10 @@ pub const QUEUE_DEPTH: &str = "ct_relay_queue_depth";
 pub const QUEUE_OLDEST: &str = "ct_relay_queue_oldest_age_seconds";
 pub const COMMIT_WRITES: &str = "ct_relay_commit_batch_writes";
 pub const COMMIT_SECONDS: &str = "ct_relay_commit_seconds";
+/// Webhook requests by `outcome`: sent, retry, failed.
+pub const WEBHOOK_SENDS: &str = "ct_relay_webhook_sends_total";
+pub const WEBHOOK_BACKLOG: &str = "ct_relay_webhook_backlog";
+pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -74,4 +78,13 @@ pub fn commit(writes: usize, took: Duration) {
 pub fn queue(depth: u64, oldest: Option<Duration>) {
     gauge!(QUEUE_DEPTH).set(depth as f64);
     gauge!(QUEUE_OLDEST).set(oldest.map_or(0.0, |d| d.as_secs_f64()));
+}
+
+pub fn webhook_send(outcome: &'static str) {
+    counter!(WEBHOOK_SENDS, "outcome" => outcome).increment(1);
+}
+
+pub fn webhook_backlog(pending: u64, oldest: Option<Duration>) {
+    gauge!(WEBHOOK_BACKLOG).set(pending as f64);
+    gauge!(WEBHOOK_OLDEST).set(oldest.map_or(0.0, |d| d.as_secs_f64()));
 }

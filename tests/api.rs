@@ -251,7 +251,7 @@ async fn store_settings_choose_the_mask_mode(backend: Backend) {
     let r = get(relay.api, "/v1/stores/acme/settings", ACME).await;
     assert_eq!(
         r.json(),
-        serde_json::json!({"store": "acme", "mask_mode": "hard"})
+        serde_json::json!({"store": "acme", "mask_mode": "hard", "webhook_url": null, "webhook_secret": null})
     );
     let r = send_json(
         relay.api,

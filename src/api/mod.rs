@@ -32,6 +32,8 @@ pub struct ApiState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// True while the SMTP listener accepts connections (for /readyz).
     pub smtp_up: Arc<AtomicBool>,
+    /// `webhook.allow_private_networks`: which webhook URLs stores may set.
+    pub allow_private_webhooks: bool,
 }
 
 /// Bind `addr`; the returned future serves until `stop` turns true.

@@ -9,11 +9,12 @@ use utoipa::{Modify, OpenApi};
 use super::routes;
 use super::types::*;
 use crate::alias::{MaskMode, Role};
-use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry};
+use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry, WebhookEventKind};
+use crate::webhook::WebhookEvent;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ct-relay API", description = "Order aliases, store settings, timelines and messages of ct-relay."),
+    info(title = "ct-relay API", description = "Order aliases, store settings, timelines and messages of ct-relay. A store with a webhook_url receives each timeline change as a signed POST whose body is a WebhookEvent (see components)."),
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::openapi,
         routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
@@ -23,7 +24,7 @@ use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry};
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
         BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEvent,
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntry, AliasRef, DeliveryStatus, DeliveryState,
-        MaskMode, Role,
+        MaskMode, Role, WebhookEvent, WebhookEventKind,
     )),
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),

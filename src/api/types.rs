@@ -131,12 +131,45 @@ pub struct AliasDisabled {
 pub struct StoreSettings {
     pub store: String,
     pub mask_mode: MaskMode,
+    /// Where the store's timeline events are POSTed; null when none.
+    pub webhook_url: Option<String>,
+    /// The secret signing each webhook request (`CT-Relay-Signature`).
+    pub webhook_secret: Option<String>,
 }
 
+impl From<crate::storage::StoreConfig> for StoreSettings {
+    fn from(c: crate::storage::StoreConfig) -> Self {
+        let (webhook_url, webhook_secret) = c.webhook.map(|w| (w.url, w.secret)).unzip();
+        Self {
+            store: c.store,
+            mask_mode: c.mask_mode,
+            webhook_url,
+            webhook_secret,
+        }
+    }
+}
+
+/// Fields left out stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
-    pub mask_mode: MaskMode,
+    /// Applies to aliases created from now on.
+    #[serde(default)]
+    pub mask_mode: Option<MaskMode>,
+    /// An http(s) URL to receive the store's webhook events; null removes
+    /// the webhook (its unsent events are dropped).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub webhook_url: Option<Option<String>>,
+    /// 16 to 256 printable characters; only with `webhook_url`. Left out, the
+    /// current secret is kept, or a new one is made.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+}
+
+/// A field that is present, even as null, is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@
 //!   timeline queries.
 
 mod committer;
+pub mod outbox;
 mod postgres;
 pub mod purge;
 mod rows;
@@ -27,6 +28,7 @@ use crate::alias::{MaskMode, Participant};
 use crate::config::StorageSettings;
 
 pub use committer::{CommitError, Committer};
+pub use outbox::*;
 pub use postgres::PgStorage;
 pub use types::*;
 
@@ -66,7 +68,7 @@ pub trait BatchWriter: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Storage: BatchWriter {
+pub trait Storage: BatchWriter + WebhookOutbox {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 
@@ -122,10 +124,18 @@ pub trait Storage: BatchWriter {
 
     /// The order's timeline entries, oldest first, with their deliveries.
     async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>>;
+    /// One entry of the order's timeline, as `timeline` shows it.
+    async fn timeline_entry(
+        &self,
+        store: &str,
+        order: &str,
+        entry_id: &str,
+    ) -> Result<Option<TimelineEntry>>;
 
     /// Delete up to `limit` aliases that expired before `aliases_before`, and
     /// up to `limit` messages (with their deliveries and timeline entries)
-    /// received before `messages_before` whose deliveries are all final.
+    /// received before `messages_before` whose deliveries are all final, and
+    /// up to `limit` webhook events written before `messages_before`.
     /// One short transaction per call: callers loop until nothing is left.
     async fn purge_batch(
         &self,

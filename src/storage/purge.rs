@@ -27,6 +27,7 @@ pub async fn purge(storage: &dyn Storage, settings: &StorageSettings) -> Result<
         total.aliases += batch.aliases;
         total.messages += batch.messages;
         total.entries += batch.entries;
+        total.webhook_events += batch.webhook_events;
         tokio::time::sleep(BETWEEN_BATCHES).await;
     }
 }

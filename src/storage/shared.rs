@@ -73,6 +73,50 @@ macro_rules! impl_storage {
                 }
             }
 
+            impl $storage {
+                /// The order's timeline, or only entry `only` of it.
+                async fn entries(&self, store: &str, order: &str, only: Option<&str>) -> Result<Vec<TimelineEntry>> {
+                    let deliveries = sqlx::query(
+                        "SELECT d.message_id, d.rcpt_alias, d.state, d.attempts, d.last_reply, d.updated_at
+                         FROM deliveries d JOIN messages m ON m.id = d.message_id
+                         WHERE m.store = $1 AND m.order_id = $2 AND (CAST($3 AS TEXT) IS NULL OR m.id = $3)
+                         ORDER BY d.id",
+                    )
+                    .bind(store)
+                    .bind(order)
+                    .bind(only)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
+                    for r in &deliveries {
+                        by_message
+                            .entry(r.text("message_id")?)
+                            .or_default()
+                            .push(rows::delivery_status(r)?);
+                    }
+                    let entries = sqlx::query(
+                        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names, refused
+                         FROM timeline_entries
+                         WHERE store = $1 AND order_id = $2 AND (CAST($3 AS TEXT) IS NULL OR id = $3)
+                         ORDER BY at, id",
+                    )
+                    .bind(store)
+                    .bind(order)
+                    .bind(only)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    entries
+                        .iter()
+                        .map(|r| {
+                            let mine = r
+                                .opt_text("message_id")?
+                                .and_then(|id| by_message.remove(&id));
+                            rows::timeline_entry(r, mine.unwrap_or_default())
+                        })
+                        .collect()
+                }
+            }
+
             #[async_trait::async_trait]
             impl Storage for $storage {
                 async fn migrate(&self) -> Result<()> {
@@ -130,6 +174,7 @@ macro_rules! impl_storage {
                 async fn store_summary(&self, store: &str) -> Result<StoreSummary> {
                     let row = sqlx::query(
                         "SELECT (SELECT mask_mode FROM stores WHERE store = $1) AS mask_mode,
+                                (SELECT webhook_url FROM stores WHERE store = $1) AS webhook_url,
                                 COUNT(*) AS aliases, COUNT(DISTINCT order_id) AS orders
                          FROM participants WHERE store = $1",
                     )
@@ -145,6 +190,7 @@ macro_rules! impl_storage {
                             MaskMode::Hard
                         },
                         configured,
+                        webhook_url: row.opt_text("webhook_url")?,
                         aliases: row.int("aliases")? as u64,
                         orders: row.int("orders")? as u64,
                     })
@@ -328,39 +374,16 @@ macro_rules! impl_storage {
                 }
 
                 async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
-                let deliveries = sqlx::query(
-                    "SELECT d.message_id, d.rcpt_alias, d.state, d.attempts, d.last_reply, d.updated_at
-                     FROM deliveries d JOIN messages m ON m.id = d.message_id
-                     WHERE m.store = $1 AND m.order_id = $2 ORDER BY d.id",
-                )
-                .bind(store)
-                .bind(order)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
-                for r in &deliveries {
-                    by_message
-                        .entry(r.text("message_id")?)
-                        .or_default()
-                        .push(rows::delivery_status(r)?);
+                    self.entries(store, order, None).await
                 }
-                let entries = sqlx::query(
-                    "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names, refused
-                     FROM timeline_entries WHERE store = $1 AND order_id = $2 ORDER BY at, id",
-                )
-                .bind(store)
-                .bind(order)
-                .fetch_all(&self.pool)
-                .await?;
-                entries
-                    .iter()
-                    .map(|r| {
-                        let mine = r
-                            .opt_text("message_id")?
-                            .and_then(|id| by_message.remove(&id));
-                        rows::timeline_entry(r, mine.unwrap_or_default())
-                    })
-                    .collect()
+
+                async fn timeline_entry(
+                    &self,
+                    store: &str,
+                    order: &str,
+                    entry_id: &str,
+                ) -> Result<Option<TimelineEntry>> {
+                    Ok(self.entries(store, order, Some(entry_id)).await?.pop())
                 }
 
                 async fn purge_batch(
@@ -402,11 +425,21 @@ macro_rules! impl_storage {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                let webhook_events = sqlx::query(
+                    "DELETE FROM webhook_events WHERE id IN
+                         (SELECT id FROM webhook_events WHERE created_at < $1 LIMIT $2)",
+                )
+                .bind(to_ms(messages_before))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 tx.commit().await?;
                 Ok(PurgeCounts {
                     aliases,
                     messages,
                     entries,
+                    webhook_events,
                 })
                 }
             }

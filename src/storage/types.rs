@@ -205,6 +205,8 @@ pub struct StoreSummary {
     pub mask_mode: MaskMode,
     /// False when the store was never configured (mode is the default).
     pub configured: bool,
+    /// Where the store's timeline events go, if anywhere.
+    pub webhook_url: Option<String>,
     pub aliases: u64,
     pub orders: u64,
 }
@@ -220,11 +222,12 @@ pub struct PurgeCounts {
     pub messages: u64,
     /// Timeline entries without a message (refusals).
     pub entries: u64,
+    pub webhook_events: u64,
 }
 
 impl PurgeCounts {
     pub fn is_empty(&self) -> bool {
-        self.aliases == 0 && self.messages == 0 && self.entries == 0
+        self.aliases == 0 && self.messages == 0 && self.entries == 0 && self.webhook_events == 0
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod hooks;
 pub mod http;
 pub mod proxy;
 pub mod sink;
@@ -176,6 +177,14 @@ give_up_after = "1h"
 timeout = "500ms"
 lease = "6s"
 poll_interval = "200ms"
+
+[webhook]
+allow_private_networks = true
+retry_initial = "200ms"
+retry_max = "1s"
+timeout = "2s"
+lease = "6s"
+poll_interval = "100ms"
 "#,
             outbox = dir.path().join("outbox").display(),
         );

@@ -1,14 +1,14 @@
 //! The group commit on PostgreSQL. Every statement is a round trip to the
 //! server, so a batch is written with one statement per table (rows passed
-//! as arrays and expanded with UNNEST) instead of one per row: five round
-//! trips whatever the batch size.
+//! as arrays and expanded with UNNEST) instead of one per row: a handful of
+//! round trips whatever the batch size.
 
 use std::collections::HashSet;
 
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::storage::rows::{json, to_ms};
-use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
+use crate::storage::{AcceptedMessage, AttemptRecord, Result, WebhookEventKind, Write};
 
 pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     let mut messages = Vec::new();
@@ -32,6 +32,15 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     // Refusals are rare (mail to ended aliases): one statement each.
     for r in refusals {
         super::PgStorage::insert_refusal(&mut *tx, r).await?;
+        super::PgStorage::insert_webhook_event(
+            &mut *tx,
+            &r.store,
+            &r.order,
+            &r.id,
+            WebhookEventKind::MessageRefused,
+            r.at,
+        )
+        .await?;
     }
     let recorded = if attempts.is_empty() {
         HashSet::new()
@@ -118,6 +127,24 @@ async fn insert_messages(
     .execute(&mut **tx)
     .await?;
 
+    // Announce each new entry to its store's webhook, if it has one.
+    sqlx::query(
+        "INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
+             next_attempt_at, updated_at)
+         SELECT t.event_id, t.store, t.order_id, t.id, 'message.accepted', t.at, 'pending', t.at, t.at
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
+              AS t(event_id, id, store, order_id, at)
+         JOIN stores s ON s.store = t.store
+         WHERE s.webhook_url IS NOT NULL",
+    )
+    .bind(new_ids(ms.len()))
+    .bind(&ids)
+    .bind(&stores)
+    .bind(&orders)
+    .bind(&ats)
+    .execute(&mut **tx)
+    .await?;
+
     let deliveries: Vec<_> = ms
         .iter()
         .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
@@ -156,16 +183,29 @@ async fn record_attempts(
     tx: &mut Transaction<'_, Postgres>,
     attempts: &[(&str, &str, &AttemptRecord)],
 ) -> Result<HashSet<String>> {
+    // Every part of the statement sees the rows as they were before it, so
+    // `before` holds the states the outcomes replace: a webhook event is
+    // written where the state changes.
     let written: Vec<String> = sqlx::query_scalar(
         "WITH outcome AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
-                 AS t(id, node, state, reply, at, next_at)),
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+                                  $7::text[])
+                 AS t(id, node, state, reply, at, next_at, event_id)),
+         before AS (
+             SELECT d.id, d.state, d.message_id FROM deliveries d JOIN outcome o ON o.id = d.id),
          updated AS (
              UPDATE deliveries d SET state = o.state, attempts = d.attempts + 1, last_reply = o.reply,
                  updated_at = o.at, next_attempt_at = COALESCE(o.next_at, d.next_attempt_at),
                  lease_owner = NULL, lease_until = NULL
              FROM outcome o WHERE d.id = o.id AND d.lease_owner = o.node
-             RETURNING d.id, o.at, o.state, o.reply)
+             RETURNING d.id, o.at, o.state, o.reply, o.event_id),
+         events AS (
+             INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
+                 next_attempt_at, updated_at)
+             SELECT u.event_id, m.store, m.order_id, m.id, 'delivery.updated', u.at, 'pending', u.at, u.at
+             FROM updated u JOIN before b ON b.id = u.id JOIN messages m ON m.id = b.message_id
+                  JOIN stores s ON s.store = m.store
+             WHERE b.state <> u.state AND s.webhook_url IS NOT NULL)
          INSERT INTO delivery_attempts (delivery_id, at, state, reply)
          SELECT id, at, state, reply FROM updated RETURNING delivery_id",
     )
@@ -175,7 +215,13 @@ async fn record_attempts(
     .bind(attempts.iter().map(|(_, _, a)| a.reply.clone()).collect::<Vec<_>>())
     .bind(attempts.iter().map(|(_, _, a)| to_ms(a.at)).collect::<Vec<i64>>())
     .bind(attempts.iter().map(|(_, _, a)| a.next_attempt_at.map(to_ms)).collect::<Vec<Option<i64>>>())
+    .bind(new_ids(attempts.len()))
     .fetch_all(&mut **tx)
     .await?;
     Ok(written.into_iter().collect())
+}
+
+/// Fresh ids for the webhook events a statement may write.
+fn new_ids(n: usize) -> Vec<String> {
+    (0..n).map(|_| ulid::Ulid::new().to_string()).collect()
 }

@@ -55,3 +55,4 @@ super::shared::impl_storage!(
     claim_lock: "FOR UPDATE SKIP LOCKED",
     greatest: "GREATEST",
 );
+super::outbox::impl_outbox!(PgStorage, sqlx::Postgres, claim_lock: "FOR UPDATE SKIP LOCKED");

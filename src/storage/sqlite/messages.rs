@@ -4,7 +4,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::SqliteStorage;
 use crate::storage::rows::{json, to_ms};
-use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
+use crate::storage::{AcceptedMessage, AttemptRecord, Result, WebhookEventKind, Write};
 
 async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -> Result<()> {
     let at = to_ms(m.received_at);
@@ -42,6 +42,15 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
     .bind(json(&e.attachment_names))
     .execute(&mut **tx)
     .await?;
+    SqliteStorage::insert_webhook_event(
+        &mut **tx,
+        &m.store,
+        &m.order,
+        &m.id,
+        WebhookEventKind::MessageAccepted,
+        m.received_at,
+    )
+    .await?;
     for d in &m.deliveries {
         sqlx::query(
             "INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
@@ -60,13 +69,29 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
     Ok(())
 }
 
-/// Write an attempt's outcome if `node` still holds the lease.
+/// Write an attempt's outcome if `node` still holds the lease, with a
+/// webhook event when the delivery's state changes.
 async fn record_attempt(
     tx: &mut Transaction<'_, Sqlite>,
     node: &str,
     delivery_id: &str,
     a: &AttemptRecord,
 ) -> Result<bool> {
+    // Before the update, which changes the state compared here.
+    sqlx::query(
+        "INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
+             next_attempt_at, updated_at)
+         SELECT ?1, m.store, m.order_id, m.id, 'delivery.updated', ?2, 'pending', ?2, ?2
+         FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN stores s ON s.store = m.store
+         WHERE d.id = ?3 AND d.lease_owner = ?4 AND d.state <> ?5 AND s.webhook_url IS NOT NULL",
+    )
+    .bind(ulid::Ulid::new().to_string())
+    .bind(to_ms(a.at))
+    .bind(delivery_id)
+    .bind(node)
+    .bind(a.state.as_str())
+    .execute(&mut **tx)
+    .await?;
     let done = sqlx::query(
         "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
              next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = NULL, lease_until = NULL
@@ -107,6 +132,15 @@ pub(super) async fn apply(pool: &SqlitePool, batch: &[Write]) -> Result<Vec<bool
             }
             Write::Refusal(r) => {
                 SqliteStorage::insert_refusal(&mut *tx, r).await?;
+                SqliteStorage::insert_webhook_event(
+                    &mut *tx,
+                    &r.store,
+                    &r.order,
+                    &r.id,
+                    WebhookEventKind::MessageRefused,
+                    r.at,
+                )
+                .await?;
                 true
             }
             Write::Attempt {

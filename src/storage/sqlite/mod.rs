@@ -59,6 +59,7 @@ super::shared::impl_storage!(
     claim_lock: "",
     greatest: "MAX",
 );
+super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
 
 #[cfg(test)]
 mod tests {
