@@ -10,14 +10,26 @@ use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
 use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
+use crate::bounce::Notifier;
 use crate::masking::{self, AliasMap, Parsed, SENDER_FIELDS};
 use crate::smtp::{Envelope, Refusal, Reply, Verdict};
 use crate::storage::{
     AcceptedMessage, AliasRef, Committer, NewDelivery, RefusedEntry, Storage, TimelineSummary,
+    Write,
 };
 
 /// RFC 5321 6.3: a message with more trace fields than this is looping.
 pub const MAX_RECEIVED: usize = 50;
+
+/// What an accepted RCPT stands for.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    Alias(Participant),
+    /// A signed bounce address: a report about this delivery.
+    Bounce {
+        delivery_id: String,
+    },
+}
 
 /// Who is on the other end of the session, for the Received field.
 #[derive(Debug, Clone)]
@@ -30,6 +42,7 @@ pub struct Acceptor {
     committer: Committer,
     aliaser: Aliaser,
     hostname: String,
+    notifier: Notifier,
 }
 
 impl Acceptor {
@@ -40,6 +53,7 @@ impl Acceptor {
         hostname: &str,
     ) -> Self {
         Self {
+            notifier: Notifier::new(storage.clone(), hostname, aliaser.domain()),
             storage,
             committer,
             aliaser,
@@ -50,17 +64,22 @@ impl Acceptor {
     /// The RCPT decision. The tag is checked before the database is read, so
     /// guessed addresses cost no query. Mail to an alias that existed but has
     /// ended (expired, disabled) is put on its order's timeline as refused.
-    pub async fn check_recipient(&self, address: &str, mail_from: &str) -> Verdict<Participant> {
+    /// A bounce address is accepted on its tag alone (forged and stale ones
+    /// fail it).
+    pub async fn check_recipient(&self, address: &str, mail_from: &str) -> Verdict<Recipient> {
         let key = match self.aliaser.check(address) {
             TagCheck::Foreign => return Verdict::Relaying,
             TagCheck::Invalid => {
                 tracing::debug!(rcpt = %address, "alias tag does not verify");
                 return Verdict::Unknown;
             }
+            TagCheck::Bounce { delivery_id } => {
+                return Verdict::Accept(Recipient::Bounce { delivery_id })
+            }
             TagCheck::Valid { key, .. } => key,
         };
         match self.storage.find_alias(&key).await {
-            Ok(Some(p)) if p.is_active(Utc::now()) => Verdict::Accept(p),
+            Ok(Some(p)) if p.is_active(Utc::now()) => Verdict::Accept(Recipient::Alias(p)),
             Ok(Some(ended)) => {
                 tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
                 self.record_refusal(&ended, mail_from).await;
@@ -98,15 +117,34 @@ impl Acceptor {
     }
 
     /// Mask and commit. `Ok` carries the queue id, given only once durable.
-    pub async fn accept(&self, env: Envelope<Participant>, peer: &Peer) -> Result<String, Refusal> {
+    pub async fn accept(&self, env: Envelope<Recipient>, peer: &Peer) -> Result<String, Refusal> {
         let parsed = Parsed::new(&env.body);
         if parsed.count("received") > MAX_RECEIVED {
             return Err(Refusal::MailLoop);
         }
         let queue_id = Ulid::new().to_string();
         let now = Utc::now();
+        let mut aliases = Vec::new();
+        let mut bounces = Vec::new();
+        for r in env.recipients {
+            match r {
+                Recipient::Alias(p) => aliases.push(p),
+                Recipient::Bounce { delivery_id } => bounces.push(delivery_id),
+            }
+        }
+        let mut writes = if bounces.is_empty() {
+            Vec::new()
+        } else {
+            self.notifier
+                .bounce_writes(&bounces, &env.body, now)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "bounce lookup failed");
+                    Refusal::StorageUnavailable
+                })?
+        };
         let mut messages = Vec::new();
-        for (i, recipients) in group_by_order(env.recipients).into_iter().enumerate() {
+        for (i, recipients) in group_by_order(aliases).into_iter().enumerate() {
             // The first order's copy carries the queue id, so a single-order
             // message has one id everywhere.
             let id = if i == 0 {
@@ -129,8 +167,13 @@ impl Acceptor {
             messages.push(message);
         }
         let count = messages.len();
-        match self.committer.commit(messages).await {
-            Ok(()) => {
+        writes.extend(messages.into_iter().map(|m| Write::Accept(Box::new(m))));
+        if writes.is_empty() {
+            // Only a report that changes nothing (a delay warning, an auto-reply).
+            return Ok(queue_id);
+        }
+        match self.committer.submit(writes).await {
+            Ok(_) => {
                 tracing::info!(queue_id = %queue_id, orders = count, size = env.body.len(), "accepted");
                 crate::telemetry::accepted();
                 Ok(queue_id)
@@ -208,10 +251,15 @@ impl Acceptor {
             .into_iter()
             .filter(|r| seen.insert(r.key()))
             .collect();
-        let bounce = if mail_from.is_empty() {
-            String::new() // never answer a bounce with a bounce
-        } else {
-            format!("bounce-{}@{}", id.to_lowercase(), self.aliaser.domain())
+        // Each delivery's envelope sender is its own signed bounce address;
+        // mail from the null sender goes on from the null sender, so a
+        // bounce is never answered by another.
+        let bounce_for = |delivery_id: &str| {
+            if mail_from.is_empty() {
+                String::new()
+            } else {
+                self.aliaser.bounce_address(delivery_id, now)
+            }
         };
         Ok(AcceptedMessage {
             id: id.to_string(),
@@ -231,11 +279,14 @@ impl Acceptor {
             },
             deliveries: recipients
                 .iter()
-                .map(|r| NewDelivery {
-                    id: Ulid::new().to_string(),
-                    rcpt_alias: r.alias.clone(),
-                    rcpt_email: r.email.clone(),
-                    mail_from: bounce.clone(),
+                .map(|r| {
+                    let id = Ulid::new().to_string();
+                    NewDelivery {
+                        mail_from: bounce_for(&id),
+                        id,
+                        rcpt_alias: r.alias.clone(),
+                        rcpt_email: r.email.clone(),
+                    }
                 })
                 .collect(),
         })

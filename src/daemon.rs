@@ -10,6 +10,7 @@ use ulid::Ulid;
 
 use crate::accept::Acceptor;
 use crate::api::{self, ApiState};
+use crate::bounce::Notifier;
 use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
@@ -97,6 +98,11 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         lease: settings.delivery.lease,
         poll_interval: settings.delivery.poll_interval,
         wake,
+        notifier: Notifier::new(
+            storage.clone(),
+            &settings.smtp.hostname,
+            &settings.alias.domain,
+        ),
     });
 
     let webhooks = Arc::new(WebhookDispatcher::new(

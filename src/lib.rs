@@ -3,6 +3,7 @@
 pub mod accept;
 pub mod alias;
 pub mod api;
+pub mod bounce;
 pub mod config;
 pub mod daemon;
 pub mod delivery;

@@ -90,16 +90,35 @@ async fn permanent_failure_marks_the_delivery_failed_without_leaking_the_address
         !relay.log().to_lowercase().contains("johndoe@example.com"),
         "real address in the log"
     );
-    // Not retried.
+    // Not retried; the sender got the relay's notice instead, from the
+    // null sender, naming the alias and not the address.
+    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(sink.attempts(), 1);
+    assert_eq!(sink.attempts(), 2);
+    let notice = &sink.received()[0];
+    assert_eq!(notice.mail_from, "");
+    assert_eq!(notice.rcpt_to, ["sac@acme-store.com"]);
+    let text = notice.text();
+    assert!(
+        text.contains("multipart/report; report-type=delivery-status"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Final-Recipient: rfc822; {alias}")),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.1.1"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("johndoe@example.com"),
+        "{text}"
+    );
     let queue = relay.cli(&["queue", "list"]);
     assert_eq!(queue["deliveries"][0]["state"], "failed");
 
     // An operator fixed the mailbox: retry it by hand.
     let id = queue["deliveries"][0]["id"].as_str().unwrap().to_string();
     relay.cli(&["queue", "retry", &id]);
-    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 2).await);
     assert!(
         wait_until(Duration::from_secs(5), || relay.delivery_states("9002-01")
             == ["delivered"])

@@ -83,6 +83,7 @@ fn attempt(node: &str, delivery: &str, state: DeliveryState) -> Write {
             reply: "250 2.0.0 Ok".into(),
             next_attempt_at: None,
         },
+        notice: None,
     }
 }
 

@@ -16,7 +16,7 @@ const MAX_LABEL: usize = 63;
 const MAX_DOMAIN: usize = 253;
 
 /// `H(x…)` of DESIGN.md: lowercase hex of HMAC-SHA256 over the fields joined by NUL.
-fn h(key: &AliasKey, fields: &[&str]) -> String {
+pub(super) fn h(key: &AliasKey, fields: &[&str]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
         .expect("HMAC accepts keys of any length");
     for (i, field) in fields.iter().enumerate() {
@@ -98,6 +98,9 @@ pub enum TagCheck {
     Invalid,
     /// A well-formed alias whose tag verifies; look it up by this key.
     Valid { key: String, mode: MaskMode },
+    /// A bounce address whose tag verifies and that is still valid: it
+    /// names this delivery.
+    Bounce { delivery_id: String },
 }
 
 /// Verify an address's tag without touching the database.

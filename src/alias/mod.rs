@@ -3,6 +3,7 @@
 //! `format` holds the normative formats of DESIGN.md section 2; `Aliaser` binds
 //! them to the configured key, domain and lifetime.
 
+mod bounce;
 mod format;
 mod ttl;
 
@@ -12,6 +13,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use bounce::BOUNCE_VALIDITY_DAYS;
 pub use format::{check_tag, constant_time_eq, is_dot_atom, make_alias, TagCheck};
 pub use ttl::Ttl;
 
@@ -180,7 +182,26 @@ impl Aliaser {
     }
 
     pub fn check(&self, address: &str) -> TagCheck {
+        self.check_at(address, Utc::now())
+    }
+
+    /// `check` as of `now` (bounce addresses expire).
+    pub fn check_at(&self, address: &str, now: DateTime<Utc>) -> TagCheck {
+        if let Some((local, domain)) = address.rsplit_once('@') {
+            let local = local.to_ascii_lowercase();
+            if domain.eq_ignore_ascii_case(&self.domain) && bounce::looks_like_bounce(&local) {
+                return match bounce::check_bounce(&self.key, &local, now) {
+                    Some(delivery_id) => TagCheck::Bounce { delivery_id },
+                    None => TagCheck::Invalid,
+                };
+            }
+        }
         check_tag(&self.key, &self.domain, address)
+    }
+
+    /// The envelope sender for delivery `delivery_id`: a signed bounce address.
+    pub fn bounce_address(&self, delivery_id: &str, now: DateTime<Utc>) -> String {
+        bounce::bounce_address(&self.key, &self.domain, delivery_id, now)
     }
 
     /// The participant row for (store, order, role, email) in `mode`, created now.

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::backoff::{Next, RetryPolicy};
+use crate::bounce::Notifier;
 use crate::delivery::{DeliveryEnvelope, Outcome, Transport};
 use crate::storage::{AttemptRecord, Committer, DeliveryJob, DeliveryState, Storage};
 
@@ -30,6 +31,8 @@ pub struct QueueRunner {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub wake: Arc<Notify>,
+    /// Tells senders about failed deliveries.
+    pub notifier: Notifier,
 }
 
 impl QueueRunner {
@@ -201,9 +204,21 @@ impl QueueRunner {
             "delivery attempt"
         );
         crate::telemetry::delivery_attempt(record.state.as_str());
+        let notice = if record.state == DeliveryState::Failed {
+            match self.notifier.failure_notice(job, &record.reply, now).await {
+                Ok(notice) => notice,
+                Err(e) => {
+                    // Written later: the lease lapses and the delivery is tried again.
+                    tracing::warn!(delivery = %job.id, error = %e, "cannot prepare the failure notice");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         match self
             .committer
-            .record_attempt(&self.node, &job.id, record)
+            .record_attempt(&self.node, &job.id, record, notice)
             .await
         {
             Ok(true) => {}

@@ -12,8 +12,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::accept::{Acceptor, Peer};
-use crate::alias::Participant;
+use crate::accept::{Acceptor, Peer, Recipient};
 use crate::smtp::{DataReader, Event, InputBuffer, Limits, Line, Reply, Session};
 
 /// Bytes read from the socket at a time.
@@ -63,8 +62,7 @@ pub async fn handle(
         peer: Peer { ip: addr.ip() },
     };
     crate::telemetry::session_opened();
-    let mut session: Session<Participant> =
-        Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
+    let mut session: Session<Recipient> = Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
     match conn.run(&mut session).await {
         Ok(()) => tracing::debug!(peer = %addr, "session ended"),
         Err(e) => tracing::debug!(peer = %addr, error = %e, "session ended with an I/O error"),
@@ -73,7 +71,7 @@ pub async fn handle(
 }
 
 impl Connection {
-    async fn run(&mut self, session: &mut Session<Participant>) -> std::io::Result<()> {
+    async fn run(&mut self, session: &mut Session<Recipient>) -> std::io::Result<()> {
         self.send(&session.greeting()).await?;
         self.writer.flush().await?;
         loop {
@@ -92,7 +90,7 @@ impl Connection {
         }
     }
 
-    fn next_event(&mut self, session: &mut Session<Participant>) -> Option<Event> {
+    fn next_event(&mut self, session: &mut Session<Recipient>) -> Option<Event> {
         match self.input.next_line()? {
             Line::Command(line) => Some(session.command(line)),
             Line::TooLong => Some(session.line_too_long()),
@@ -102,7 +100,7 @@ impl Connection {
     /// Do what the session asked. False when the connection must close.
     async fn carry_out(
         &mut self,
-        session: &mut Session<Participant>,
+        session: &mut Session<Recipient>,
         event: Event,
     ) -> std::io::Result<bool> {
         let event = match event {
@@ -143,7 +141,7 @@ impl Connection {
     /// when the client went away or the relay is stopping (nothing accepted).
     async fn read_data(
         &mut self,
-        session: &mut Session<Participant>,
+        session: &mut Session<Recipient>,
     ) -> std::io::Result<Option<Event>> {
         let mut data = DataReader::new(session.max_message_size());
         loop {

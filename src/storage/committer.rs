@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::{AcceptedMessage, AttemptRecord, BatchWriter, RefusedEntry, StorageError, Write};
+use super::{
+    AcceptedMessage, AttemptRecord, BatchWriter, Notice, RefusedEntry, StorageError, Write,
+};
 
 /// Jobs waiting for the committer. Bounded so a stalled database pushes back
 /// on sessions and workers instead of growing memory.
@@ -48,7 +50,8 @@ impl Committer {
         (Self { jobs }, task)
     }
 
-    async fn submit(&self, writes: Vec<Write>) -> Result<Vec<bool>, CommitError> {
+    /// Commit `writes` in one transaction; per write, whether it applied.
+    pub async fn submit(&self, writes: Vec<Write>) -> Result<Vec<bool>, CommitError> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job { writes, done })
@@ -79,18 +82,21 @@ impl Committer {
         self.submit(vec![Write::Refusal(entry)]).await.map(|_| ())
     }
 
-    /// Record a delivery attempt under `node`'s lease. False when the lease
-    /// was lost (nothing written).
+    /// Record a delivery attempt under `node`'s lease, with the notice to
+    /// the sender if it failed. False when the lease was lost (nothing
+    /// written).
     pub async fn record_attempt(
         &self,
         node: &str,
         delivery_id: &str,
         record: AttemptRecord,
+        notice: Option<Notice>,
     ) -> Result<bool, CommitError> {
         let write = Write::Attempt {
             node: node.to_string(),
             delivery_id: delivery_id.to_string(),
             record,
+            notice: notice.map(Box::new),
         };
         Ok(self
             .submit(vec![write])
@@ -126,7 +132,7 @@ async fn run(
             waiters.push((job.done, job.writes.len()));
             batch.extend(job.writes);
         }
-        let has_messages = |writes: &[Write]| writes.iter().any(|w| matches!(w, Write::Accept(_)));
+        let has_messages = |writes: &[Write]| writes.iter().any(Write::queues_mail);
         let started = std::time::Instant::now();
         match storage.apply(&batch).await {
             Ok(applied) => {

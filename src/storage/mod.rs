@@ -10,6 +10,7 @@
 //!   timeline queries.
 
 mod committer;
+mod notices;
 pub mod outbox;
 mod postgres;
 pub mod purge;
@@ -109,6 +110,8 @@ pub trait Storage: BatchWriter + WebhookOutbox {
         limit: u32,
     ) -> Result<Vec<DeliveryJob>>;
     async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>>;
+    /// One delivery, leased or not.
+    async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryJob>>;
     /// Give back leases: this node's (`Some`) or every node's (`None`, used by a
     /// single-node database at start, where any lease is a dead process's).
     async fn release_leases(&self, node: Option<&str>) -> Result<u64>;

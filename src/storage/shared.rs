@@ -136,7 +136,9 @@ macro_rules! impl_storage {
                 }
 
                 async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>> {
-                    let row = sqlx::query("SELECT store, order_id, content FROM messages WHERE id = $1")
+                    let row = sqlx::query(
+                        "SELECT store, order_id, return_path, received_at, content FROM messages WHERE id = $1",
+                    )
                         .bind(message_id)
                         .fetch_optional(&self.pool)
                         .await?;
@@ -144,6 +146,8 @@ macro_rules! impl_storage {
                         Ok(StoredMessage {
                             store: r.text("store")?,
                             order: r.text("order_id")?,
+                            return_path: r.text("return_path")?,
+                            received_at: rows::time(&r, "received_at")?,
                             content: r.try_get("content")?,
                         })
                     })
@@ -299,6 +303,12 @@ macro_rules! impl_storage {
                         .fetch_all(&self.pool)
                         .await?;
                     claimed.iter().map(rows::delivery_job).collect()
+                }
+
+                async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryJob>> {
+                    let sql = format!("SELECT {JOB_COLUMNS} FROM deliveries WHERE id = $1");
+                    let row = sqlx::query(&sql).bind(delivery_id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(rows::delivery_job).transpose()
                 }
 
                 async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>> {

@@ -53,12 +53,50 @@ pub enum Write {
     Accept(Box<AcceptedMessage>),
     /// Mail refused at the door (e.g. to an ended alias), for the timeline.
     Refusal(RefusedEntry),
-    /// An attempt's outcome, written only if `node` still holds the lease.
+    /// An attempt's outcome, written only if `node` still holds the lease;
+    /// with the notice to the sender when the delivery failed.
     Attempt {
         node: String,
         delivery_id: String,
         record: AttemptRecord,
+        notice: Option<Box<Notice>>,
     },
+    /// A bounce came back: the delivery failed (unless it already had),
+    /// whoever holds its lease; with the notice to the sender.
+    Bounce {
+        delivery_id: String,
+        record: AttemptRecord,
+        notice: Option<Box<Notice>>,
+    },
+}
+
+impl Write {
+    /// True when applying it queues new deliveries.
+    pub fn queues_mail(&self) -> bool {
+        match self {
+            Write::Accept(_) => true,
+            Write::Refusal(_) => false,
+            Write::Attempt { notice, .. } | Write::Bounce { notice, .. } => notice.is_some(),
+        }
+    }
+}
+
+/// A message the relay itself sends (a delivery status notification to the
+/// original sender): stored and queued like mail, from the null sender, and
+/// on no timeline.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// The message id; its one delivery has `delivery_id`.
+    pub id: String,
+    pub delivery_id: String,
+    pub store: String,
+    pub order: String,
+    pub at: DateTime<Utc>,
+    pub content: Vec<u8>,
+    /// The real address notified: the original envelope sender.
+    pub rcpt_email: String,
+    /// Shown instead of it (queue listings): the sender's alias or `(sender)`.
+    pub rcpt_label: String,
 }
 
 /// What the timeline says of a message (aliases only).
@@ -236,5 +274,8 @@ impl PurgeCounts {
 pub struct StoredMessage {
     pub store: String,
     pub order: String,
+    /// The envelope sender as received (empty: the null sender).
+    pub return_path: String,
+    pub received_at: DateTime<Utc>,
     pub content: Vec<u8>,
 }

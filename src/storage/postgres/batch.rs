@@ -14,6 +14,7 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     let mut messages = Vec::new();
     let mut attempts = Vec::new();
     let mut refusals = Vec::new();
+    let mut bounces = Vec::new();
     for w in batch {
         match w {
             Write::Accept(m) => messages.push(m.as_ref()),
@@ -22,7 +23,9 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
                 node,
                 delivery_id,
                 record,
+                ..
             } => attempts.push((node.as_str(), delivery_id.as_str(), record)),
+            Write::Bounce { .. } => bounces.push(w),
         }
     }
     let mut tx = pool.begin().await?;
@@ -47,12 +50,42 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     } else {
         record_attempts(&mut tx, &attempts).await?
     };
+    // Failures that notify the sender, and bounces, are rare: one by one.
+    for w in batch {
+        if let Write::Attempt {
+            delivery_id,
+            notice: Some(n),
+            ..
+        } = w
+        {
+            if recorded.contains(delivery_id) {
+                super::PgStorage::insert_notice(&mut tx, n).await?;
+            }
+        }
+    }
+    let mut bounced = HashSet::new();
+    for w in bounces {
+        if let Write::Bounce {
+            delivery_id,
+            record,
+            notice,
+        } = w
+        {
+            if super::PgStorage::record_bounce(&mut tx, delivery_id, record).await? {
+                bounced.insert(delivery_id.clone());
+                if let Some(n) = notice {
+                    super::PgStorage::insert_notice(&mut tx, n).await?;
+                }
+            }
+        }
+    }
     tx.commit().await?;
     Ok(batch
         .iter()
         .map(|w| match w {
             Write::Accept(_) | Write::Refusal(_) => true,
             Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
+            Write::Bounce { delivery_id, .. } => bounced.contains(delivery_id),
         })
         .collect())
 }
@@ -107,13 +140,24 @@ async fn insert_messages(
         .await?;
     }
 
+    // The timeline entries, and in the same round trip the events that
+    // announce them to stores with a webhook.
     sqlx::query(
-        "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
-             subject, first_words, attachment_names)
-         SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words, attachment_names
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[])
-              AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words, attachment_names)",
+        "WITH t AS (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::text[])
+                 AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words,
+                      attachment_names, event_id)),
+         entries AS (
+             INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
+                 subject, first_words, attachment_names)
+             SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words, attachment_names
+             FROM t)
+         INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
+             next_attempt_at, updated_at)
+         SELECT t.event_id, t.store, t.order_id, t.id, 'message.accepted', t.at, 'pending', t.at, t.at
+         FROM t JOIN stores s ON s.store = t.store
+         WHERE s.webhook_url IS NOT NULL",
     )
     .bind(&ids)
     .bind(&stores)
@@ -124,24 +168,7 @@ async fn insert_messages(
     .bind(col(&|m| m.entry.subject.clone()))
     .bind(col(&|m| m.entry.first_words.clone()))
     .bind(col(&|m| json(&m.entry.attachment_names)))
-    .execute(&mut **tx)
-    .await?;
-
-    // Announce each new entry to its store's webhook, if it has one.
-    sqlx::query(
-        "INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
-             next_attempt_at, updated_at)
-         SELECT t.event_id, t.store, t.order_id, t.id, 'message.accepted', t.at, 'pending', t.at, t.at
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
-              AS t(event_id, id, store, order_id, at)
-         JOIN stores s ON s.store = t.store
-         WHERE s.webhook_url IS NOT NULL",
-    )
     .bind(new_ids(ms.len()))
-    .bind(&ids)
-    .bind(&stores)
-    .bind(&orders)
-    .bind(&ats)
     .execute(&mut **tx)
     .await?;
 

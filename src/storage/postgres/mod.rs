@@ -56,3 +56,4 @@ super::shared::impl_storage!(
     greatest: "GREATEST",
 );
 super::outbox::impl_outbox!(PgStorage, sqlx::Postgres, claim_lock: "FOR UPDATE SKIP LOCKED");
+super::notices::impl_notices!(PgStorage, sqlx::Postgres);

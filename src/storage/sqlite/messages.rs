@@ -147,7 +147,25 @@ pub(super) async fn apply(pool: &SqlitePool, batch: &[Write]) -> Result<Vec<bool
                 node,
                 delivery_id,
                 record,
-            } => record_attempt(&mut tx, node, delivery_id, record).await?,
+                notice,
+            } => {
+                let applied = record_attempt(&mut tx, node, delivery_id, record).await?;
+                if let (true, Some(n)) = (applied, notice) {
+                    SqliteStorage::insert_notice(&mut tx, n).await?;
+                }
+                applied
+            }
+            Write::Bounce {
+                delivery_id,
+                record,
+                notice,
+            } => {
+                let applied = SqliteStorage::record_bounce(&mut tx, delivery_id, record).await?;
+                if let (true, Some(n)) = (applied, notice) {
+                    SqliteStorage::insert_notice(&mut tx, n).await?;
+                }
+                applied
+            }
         });
     }
     tx.commit().await?;

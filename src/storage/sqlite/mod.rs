@@ -60,6 +60,7 @@ super::shared::impl_storage!(
     greatest: "MAX",
 );
 super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
+super::notices::impl_notices!(SqliteStorage, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

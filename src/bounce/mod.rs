@@ -1,0 +1,90 @@
+//! Bounces, both ways. Every delivery leaves with a signed bounce address as
+//! its envelope sender (`alias::bounce`); a report that comes back to it
+//! fails that delivery (`report`). Whenever a delivery fails, the original
+//! sender gets the relay's own notice (`notice`), naming the alias and never
+//! the real address, and sent from the null sender so that no notice is
+//! ever answered by another: no notice for a null sender, nor for a sender
+//! under the alias domain.
+
+mod inbound;
+pub mod notice;
+pub mod report;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ulid::Ulid;
+
+use crate::storage::{DeliveryJob, Notice, Storage, StorageError};
+
+/// Makes the notices of failed deliveries.
+#[derive(Clone)]
+pub struct Notifier {
+    storage: Arc<dyn Storage>,
+    hostname: String,
+    alias_domain: String,
+}
+
+impl Notifier {
+    pub fn new(storage: Arc<dyn Storage>, hostname: &str, alias_domain: &str) -> Self {
+        Self {
+            storage,
+            hostname: hostname.to_string(),
+            alias_domain: alias_domain.to_ascii_lowercase(),
+        }
+    }
+
+    /// The notice telling the sender of `job`'s message that its delivery
+    /// failed with `reply` (already redacted), or `None` when there is
+    /// nobody to tell.
+    pub async fn failure_notice(
+        &self,
+        job: &DeliveryJob,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Notice>, StorageError> {
+        let Some(original) = self.storage.message(&job.message_id).await? else {
+            return Ok(None);
+        };
+        let sender = original.return_path.as_str();
+        let domain = sender.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+        let ours = domain.as_deref().is_some_and(|d| {
+            d == self.alias_domain || d.ends_with(&format!(".{}", self.alias_domain))
+        });
+        if sender.is_empty() || domain.is_none() || ours {
+            return Ok(None);
+        }
+        let participants = self
+            .storage
+            .order_participants(&original.store, &original.order)
+            .await?;
+        let sender_alias = participants
+            .iter()
+            .filter(|p| p.email.eq_ignore_ascii_case(sender))
+            .max_by_key(|p| p.created_at)
+            .map(|p| p.alias.clone());
+        let id = Ulid::new().to_string();
+        let content = notice::compose(
+            &notice::FailedDelivery {
+                hostname: &self.hostname,
+                rcpt_alias: &job.rcpt_alias,
+                reply,
+                arrival: original.received_at,
+                original: &original.content,
+                to_alias: sender_alias.as_deref(),
+            },
+            &id,
+            now,
+        );
+        Ok(Some(Notice {
+            id,
+            delivery_id: Ulid::new().to_string(),
+            store: original.store,
+            order: original.order,
+            at: now,
+            content,
+            rcpt_email: sender.to_string(),
+            rcpt_label: sender_alias.unwrap_or_else(|| "(sender)".into()),
+        }))
+    }
+}
