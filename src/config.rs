@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::alias::{AliasKey, Aliaser, Ttl};
+use crate::delivery::dkim::DkimSigning;
 
 pub const DEFAULT_CONFIG: &str = "config/default.toml";
 /// Keys starting with this are the shipped development key.
@@ -38,8 +39,39 @@ pub struct Settings {
     pub api: ApiSettings,
     #[serde(default)]
     pub webhook: WebhookSettings,
+    /// Sign outgoing mail; off when absent.
+    #[serde(default)]
+    pub dkim: Option<DkimSettings>,
     #[serde(default)]
     pub log: LogSettings,
+}
+
+/// The DKIM key of `alias.domain`: `ct-relay dkim generate` makes one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    pub selector: String,
+    /// A PEM file (RSA or Ed25519) ...
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// ... or the PEM itself (e.g. from CT_RELAY__DKIM__PRIVATE_KEY).
+    #[serde(default)]
+    pub private_key: Option<String>,
+}
+
+impl DkimSettings {
+    /// The key's PEM bytes, from the file or the value.
+    pub fn pem(&self) -> Result<Vec<u8>, ConfigError> {
+        match (&self.private_key_file, &self.private_key) {
+            (Some(path), None) => std::fs::read(path).map_err(|e| {
+                ConfigError::Invalid(format!("dkim.private_key_file {}: {e}", path.display()))
+            }),
+            (None, Some(pem)) => Ok(pem.clone().into_bytes()),
+            _ => Err(ConfigError::Invalid(
+                "dkim needs exactly one of private_key_file and private_key".into(),
+            )),
+        }
+    }
 }
 
 /// Sending stores' webhook events (the URL is a store setting, via the API).
@@ -427,6 +459,17 @@ impl Settings {
         let key = AliasKey::parse(&self.alias.hmac_key)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Aliaser::new(key, &self.alias.domain, self.alias_ttl()?))
+    }
+
+    /// The DKIM signer of `dkim`, if configured; a clear error for a
+    /// missing or unusable key.
+    pub fn dkim_signing(&self) -> Result<Option<DkimSigning>, ConfigError> {
+        let Some(dkim) = &self.dkim else {
+            return Ok(None);
+        };
+        DkimSigning::from_pem(&dkim.pem()?, &self.alias.domain, &dkim.selector)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     pub fn uses_development_key(&self) -> bool {

@@ -46,6 +46,10 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             "alias.hmac_key is the shipped development key; set a secret one in production"
         );
     }
+    let dkim = settings.dkim_signing()?;
+    if let Some(d) = &settings.dkim {
+        tracing::info!(domain = %settings.alias.domain, selector = %d.selector, "DKIM signing on");
+    }
     let storage = storage::open(&settings.storage).await?;
     if storage.single_node() {
         storage.release_webhook_leases(None).await?;
@@ -103,6 +107,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             &settings.smtp.hostname,
             &settings.alias.domain,
         ),
+        dkim: dkim.map(Arc::new),
     });
 
     let webhooks = Arc::new(WebhookDispatcher::new(

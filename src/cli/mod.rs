@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use ct_relay::config::{Settings, DEFAULT_CONFIG};
+use ct_relay::delivery::dkim::KeyAlgorithm;
 use ct_relay::storage::{self, Storage};
 
 #[derive(Debug, Parser)]
@@ -53,6 +54,25 @@ enum Command {
     Queue(QueueCommand),
     /// Delete expired aliases and data past retention (serve does it hourly).
     Purge,
+    /// DKIM keys for signing outgoing mail.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DkimCommand {
+    /// Make a key, write it to --out (mode 0600, never overwritten) and print
+    /// the DNS TXT record to publish.
+    Generate {
+        /// The selector: the record goes at <selector>._domainkey.<alias.domain>.
+        #[arg(long)]
+        selector: String,
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa)]
+        algorithm: KeyAlgorithm,
+        /// Where to write the private key (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +100,14 @@ enum QueueCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config)?;
+    if let Command::Dkim(DkimCommand::Generate {
+        selector,
+        algorithm,
+        out,
+    }) = &cli.command
+    {
+        return dkim_generate(&settings, selector, *algorithm, out);
+    }
     logging::init(&settings.log, matches!(cli.command, Command::Serve))?;
     match cli.command {
         Command::Serve => {
@@ -97,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report::timeline(&order, store, open(&settings).await?).await
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
+        Command::Dkim(_) => unreachable!("handled above, without storage"),
         Command::Purge => {
             let storage = open(&settings).await?;
             let removed = storage::purge::purge(storage.as_ref(), &settings.storage).await?;
@@ -104,6 +133,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn dkim_generate(
+    settings: &Settings,
+    selector: &str,
+    algorithm: KeyAlgorithm,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    if selector.is_empty() || selector.len() > 63 || !selector.chars().all(valid) {
+        anyhow::bail!("--selector `{selector}` must be 1 to 63 letters, digits or hyphens");
+    }
+    let key = ct_relay::delivery::dkim::generate(algorithm)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("cannot create {} (it is never overwritten)", out.display()))?;
+    file.write_all(key.private_pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let domain = &settings.alias.domain;
+    report::print(&serde_json::json!({
+        "domain": domain,
+        "selector": selector,
+        "private_key_file": out,
+        "dns_name": format!("{selector}._domainkey.{domain}"),
+        "dns_txt": key.txt,
+        "config": format!("[dkim]\nselector = \"{selector}\"\nprivate_key_file = \"{}\"", out.display()),
+    }));
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::backoff::{Next, RetryPolicy};
 use crate::bounce::Notifier;
+use crate::delivery::dkim::DkimSigning;
 use crate::delivery::{DeliveryEnvelope, Outcome, Transport};
 use crate::storage::{AttemptRecord, Committer, DeliveryJob, DeliveryState, Storage};
 
@@ -33,6 +34,8 @@ pub struct QueueRunner {
     pub wake: Arc<Notify>,
     /// Tells senders about failed deliveries.
     pub notifier: Notifier,
+    /// Signs each message as it leaves, when configured.
+    pub dkim: Option<Arc<DkimSigning>>,
 }
 
 impl QueueRunner {
@@ -150,6 +153,13 @@ impl QueueRunner {
                 tracing::warn!(delivery = %job.id, error = %e, "cannot load message");
                 return;
             }
+        };
+        let content = match &self.dkim {
+            Some(dkim) => dkim.sign(&content).unwrap_or_else(|e| {
+                tracing::warn!(delivery = %job.id, error = %e, "cannot DKIM-sign; sending unsigned");
+                content
+            }),
+            None => content,
         };
         let envelope = DeliveryEnvelope {
             delivery_id: &job.id,
