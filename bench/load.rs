@@ -215,6 +215,7 @@ async fn main() {
             "[smtp]\nlisten = \"{smtp}\"\nhostname = \"bench.relay\"\nmax_recipients = 100\n\
              [alias]\ndomain = \"ct.test\"\nhmac_key = \"bench-key-bench-key-bench-key-bench-key\"\n\
              [storage]\nurl = \"{url}\"\n\
+             [auth]\ncheck = false\n\
              [delivery]\ntransport = \"smarthost\"\nsmarthost = \"{sink_addr}\"\nworkers = 32\npoll_interval = \"1s\"\n\
              [log]\nlevel = \"warn\"\n"
         ),

@@ -12,6 +12,7 @@ use ulid::Ulid;
 use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
 use crate::bounce::Notifier;
 use crate::masking::{self, AliasMap, Parsed, SENDER_FIELDS};
+use crate::sender_auth::{Checked, SenderAuth};
 use crate::smtp::{Envelope, Refusal, Reply, Verdict};
 use crate::storage::{
     AcceptedMessage, AliasRef, Committer, NewDelivery, RefusedEntry, Storage, TimelineSummary,
@@ -43,6 +44,8 @@ pub struct Acceptor {
     aliaser: Aliaser,
     hostname: String,
     notifier: Notifier,
+    /// SPF, DKIM and DMARC of incoming mail, when `auth.check` is on.
+    sender_auth: Option<SenderAuth>,
 }
 
 impl Acceptor {
@@ -51,8 +54,10 @@ impl Acceptor {
         committer: Committer,
         aliaser: Aliaser,
         hostname: &str,
+        sender_auth: Option<SenderAuth>,
     ) -> Self {
         Self {
+            sender_auth,
             notifier: Notifier::new(storage.clone(), hostname, aliaser.domain()),
             storage,
             committer,
@@ -82,7 +87,9 @@ impl Acceptor {
             Ok(Some(p)) if p.is_active(Utc::now()) => Verdict::Accept(Recipient::Alias(p)),
             Ok(Some(ended)) => {
                 tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
-                self.record_refusal(&ended, mail_from).await;
+                let reply = Reply::unknown_alias().to_string();
+                self.record_refusal(std::slice::from_ref(&ended), mail_from, reply)
+                    .await;
                 Verdict::Unknown
             }
             Ok(None) => Verdict::Unknown,
@@ -93,10 +100,13 @@ impl Acceptor {
         }
     }
 
-    async fn record_refusal(&self, ended: &Participant, mail_from: &str) {
+    /// Put mail refused with `reply` on the timeline of the order of `to`
+    /// (recipients of one order).
+    async fn record_refusal(&self, to: &[Participant], mail_from: &str, reply: String) {
+        let order = &to[0];
         let from = match self
             .storage
-            .order_participants(&ended.store, &ended.order)
+            .order_participants(&order.store, &order.order)
             .await
         {
             Ok(known) => Participants::new(known).find(mail_from).map(AliasRef::from),
@@ -104,12 +114,12 @@ impl Acceptor {
         };
         let entry = RefusedEntry {
             id: Ulid::new().to_string(),
-            store: ended.store.clone(),
-            order: ended.order.clone(),
+            store: order.store.clone(),
+            order: order.order.clone(),
             at: Utc::now(),
             from,
-            to: vec![AliasRef::from(ended)],
-            reply: Reply::unknown_alias().to_string().trim_end().to_string(),
+            to: to.iter().map(AliasRef::from).collect(),
+            reply: reply.trim_end().to_string(),
         };
         if let Err(e) = self.committer.record_refusal(entry).await {
             tracing::warn!(error = %e, "could not put the refusal on the timeline");
@@ -143,6 +153,22 @@ impl Acceptor {
                     Refusal::StorageUnavailable
                 })?
         };
+        let auth = match &self.sender_auth {
+            Some(checker) if !aliases.is_empty() => Some(
+                checker
+                    .check(&env.body, peer.ip, &env.helo, &env.mail_from)
+                    .await,
+            ),
+            _ => None,
+        };
+        if let Some(domain) = auth.as_ref().and_then(|a| a.reject.as_deref()) {
+            tracing::info!(queue_id = %queue_id, dmarc_domain = %domain, "refused by the sender domain's DMARC policy");
+            for group in group_by_order(aliases) {
+                let reply = Reply::dmarc_reject().to_string();
+                self.record_refusal(&group, &env.mail_from, reply).await;
+            }
+            return Err(Refusal::DmarcReject);
+        }
         let mut messages = Vec::new();
         for (i, recipients) in group_by_order(aliases).into_iter().enumerate() {
             // The first order's copy carries the queue id, so a single-order
@@ -161,6 +187,7 @@ impl Acceptor {
                     &parsed,
                     recipients,
                     peer,
+                    auth.as_ref(),
                     now,
                 )
                 .await?;
@@ -195,6 +222,7 @@ impl Acceptor {
         parsed: &Parsed<'_>,
         recipients: Vec<Participant>,
         peer: &Peer,
+        auth: Option<&Checked>,
         now: DateTime<Utc>,
     ) -> Result<AcceptedMessage, Refusal> {
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
@@ -238,8 +266,11 @@ impl Acceptor {
 
         let aliases = people.alias_map();
         let for_rcpt = (recipients.len() == 1).then(|| recipients[0].alias.as_str());
-        let received = self.received_field(helo, peer, queue_id, for_rcpt, now);
-        let content = masking::mask(parsed, &aliases, received.as_bytes());
+        let mut trace = self.received_field(helo, peer, queue_id, for_rcpt, now);
+        if let Some(a) = auth {
+            trace.push_str(&a.field);
+        }
+        let content = masking::mask(parsed, &aliases, trace.as_bytes());
         let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
 
         let from = senders
@@ -276,6 +307,7 @@ impl Acceptor {
                 subject: summary.subject,
                 first_words: summary.first_words,
                 attachment_names: summary.attachment_names,
+                authentication: auth.map(|a| a.summary.clone()),
             },
             deliveries: recipients
                 .iter()

@@ -43,7 +43,35 @@ pub struct Settings {
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
     #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
     pub log: LogSettings,
+}
+
+/// Checking who sent incoming mail (SPF, DKIM, DMARC).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Check, and record the results in Authentication-Results and on the timeline.
+    pub check: bool,
+    /// Refuse (550 5.7.1) mail failing DMARC whose domain publishes p=reject.
+    pub dmarc_reject: bool,
+    /// DNS servers as "ip:port"; empty: the system's.
+    pub nameservers: Vec<String>,
+    /// All lookups for one message; then the results are temperror.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            check: true,
+            dmarc_reject: false,
+            nameservers: Vec::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The DKIM key of `alias.domain`: `ct-relay dkim generate` makes one.

@@ -15,6 +15,7 @@ use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
 use crate::queue::{QueueRunner, RetryPolicy};
+use crate::sender_auth::SenderAuth;
 use crate::server::{ConnectionContext, Listener};
 use crate::smtp::Limits;
 use crate::storage::{self, Committer, Storage, StorageError};
@@ -47,6 +48,11 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         );
     }
     let dkim = settings.dkim_signing()?;
+    let sender_auth = settings
+        .auth
+        .check
+        .then(|| SenderAuth::new(&settings.auth, &settings.smtp.hostname))
+        .transpose()?;
     if let Some(d) = &settings.dkim {
         tracing::info!(domain = %settings.alias.domain, selector = %d.selector, "DKIM signing on");
     }
@@ -78,6 +84,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             committer.clone(),
             aliaser.clone(),
             &settings.smtp.hostname,
+            sender_auth,
         ),
         hostname: settings.smtp.hostname.clone(),
         limits: Limits {

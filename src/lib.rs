@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod masking;
 pub mod queue;
+pub mod sender_auth;
 pub mod server;
 pub mod smtp;
 pub mod storage;

@@ -59,6 +59,7 @@ fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> Accept
             subject: format!("subject {id}"),
             first_words: "body".into(),
             attachment_names: vec!["a.pdf".into()],
+            authentication: None,
         },
         deliveries: vec![NewDelivery {
             id: format!("{id}-d"),

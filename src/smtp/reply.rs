@@ -121,6 +121,13 @@ impl Reply {
     pub fn data_line_too_long() -> Self {
         Self::new(554, "5.6.0", "Message line longer than 1000 octets")
     }
+    pub fn dmarc_reject() -> Self {
+        Self::new(
+            550,
+            "5.7.1",
+            "Message rejected: it fails the DMARC policy (p=reject) of its sender's domain",
+        )
+    }
     pub fn mail_loop() -> Self {
         Self::new(
             554,

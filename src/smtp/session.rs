@@ -56,6 +56,8 @@ pub struct Envelope<R> {
 pub enum Refusal {
     StorageUnavailable,
     MailLoop,
+    /// The sender's domain publishes DMARC p=reject and the message fails it.
+    DmarcReject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +278,7 @@ impl<R> Session<R> {
             Ok(queue_id) => Event::Reply(Reply::queued(&queue_id)),
             Err(Refusal::StorageUnavailable) => Event::Reply(Reply::storage_unavailable()),
             Err(Refusal::MailLoop) => self.answer(Reply::mail_loop()),
+            Err(Refusal::DmarcReject) => self.answer(Reply::dmarc_reject()),
         }
     }
 }

@@ -160,5 +160,9 @@ pub fn timeline_entry(r: &impl Columns, deliveries: Vec<DeliveryStatus>) -> Resu
         attachment_names,
         deliveries,
         refused: r.opt_text("refused")?,
+        authentication: r
+            .opt_text("authentication")?
+            .map(|t| from_json(&t))
+            .transpose()?,
     })
 }

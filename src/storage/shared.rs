@@ -95,7 +95,8 @@ macro_rules! impl_storage {
                             .push(rows::delivery_status(r)?);
                     }
                     let entries = sqlx::query(
-                        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names, refused
+                        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names,
+                                refused, authentication
                          FROM timeline_entries
                          WHERE store = $1 AND order_id = $2 AND (CAST($3 AS TEXT) IS NULL OR id = $3)
                          ORDER BY at, id",

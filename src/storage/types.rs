@@ -107,6 +107,17 @@ pub struct TimelineSummary {
     pub subject: String,
     pub first_words: String,
     pub attachment_names: Vec<String>,
+    /// Sender authentication, when checked.
+    pub authentication: Option<AuthSummary>,
+}
+
+/// SPF, DKIM and DMARC of a received message, as RFC 8601 result words
+/// (pass, fail, softfail, neutral, none, temperror, permerror).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AuthSummary {
+    pub spf: String,
+    pub dkim: String,
+    pub dmarc: String,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +208,9 @@ pub struct TimelineEntry {
     /// The reply given when the message was refused at the door.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Who sent it, as checked on arrival (SPF, DKIM, DMARC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthSummary>,
 }
 
 /// A timeline entry for mail that was refused, so the order shows it.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod dns;
 pub mod hooks;
 pub mod http;
 pub mod proxy;
@@ -178,6 +179,9 @@ timeout = "500ms"
 lease = "6s"
 poll_interval = "200ms"
 
+[auth]
+check = false
+
 [webhook]
 allow_private_networks = true
 retry_initial = "200ms"
@@ -197,6 +201,13 @@ poll_interval = "100ms"
             child: None,
             env: Vec::new(),
         }
+    }
+
+    /// Replace `from` by `to` in the config file (before `start`).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "`{from}` is not in the config");
+        std::fs::write(&self.config, text.replace(from, to)).unwrap();
     }
 
     /// Set an environment override for every later command and start.

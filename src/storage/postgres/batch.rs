@@ -145,13 +145,14 @@ async fn insert_messages(
     sqlx::query(
         "WITH t AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::text[])
+                                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                  AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words,
-                      attachment_names, event_id)),
+                      attachment_names, event_id, authentication)),
          entries AS (
              INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
-                 subject, first_words, attachment_names)
-             SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words, attachment_names
+                 subject, first_words, attachment_names, authentication)
+             SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words,
+                    attachment_names, authentication
              FROM t)
          INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
              next_attempt_at, updated_at)
@@ -169,6 +170,11 @@ async fn insert_messages(
     .bind(col(&|m| m.entry.first_words.clone()))
     .bind(col(&|m| json(&m.entry.attachment_names)))
     .bind(new_ids(ms.len()))
+    .bind(
+        ms.iter()
+            .map(|m| m.entry.authentication.as_ref().map(json))
+            .collect::<Vec<Option<String>>>(),
+    )
     .execute(&mut **tx)
     .await?;
 

@@ -28,8 +28,8 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
     let e = &m.entry;
     sqlx::query(
         "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
-             subject, first_words, attachment_names)
-         VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9)",
+             subject, first_words, attachment_names, authentication)
+         VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .bind(&m.id)
     .bind(&m.store)
@@ -40,6 +40,7 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
     .bind(&e.subject)
     .bind(&e.first_words)
     .bind(json(&e.attachment_names))
+    .bind(e.authentication.as_ref().map(json))
     .execute(&mut **tx)
     .await?;
     SqliteStorage::insert_webhook_event(
