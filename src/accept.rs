@@ -142,6 +142,13 @@ impl Acceptor {
                 Recipient::Bounce { delivery_id } => bounces.push(delivery_id),
             }
         }
+        // An alias standing for an address under the alias domain would send
+        // the message straight back here. None can be made, but a row from
+        // before an alias.domain change could: refuse rather than loop.
+        if let Some(p) = aliases.iter().find(|p| !self.can_be_participant(&p.email)) {
+            tracing::warn!(alias = %p.alias, "alias delivers back to the alias domain; refused as a loop");
+            return Err(Refusal::MailLoop);
+        }
         let mut writes = if bounces.is_empty() {
             Vec::new()
         } else {

@@ -167,4 +167,63 @@ async fn reply_round_trip_across_three_participants(backend: Backend) {
     }
 }
 
-on_both_backends!(reply_round_trip_across_three_participants);
+/// An alias whose real address is under the alias domain would deliver back
+/// to the relay. The API and CLI never make one; a row that got there anyway
+/// (say, before alias.domain changed) is refused as a loop, not delivered.
+async fn an_alias_standing_for_the_alias_domain_is_a_loop(backend: Backend) {
+    use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Role, Ttl};
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    let (ok, _, err) = relay.cli_raw(
+        &[
+            "alias",
+            "create",
+            "--store",
+            "acme",
+            "--order",
+            ORDER,
+            "--email",
+            "x@ct.test",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("alias"), "{err}");
+    let aliaser = Aliaser::new(
+        AliasKey::parse(common::TEST_KEY).unwrap(),
+        "ct.test",
+        Ttl::Months(2),
+    );
+    let mut looping = aliaser
+        .participant(
+            "acme",
+            ORDER,
+            Role::Customer,
+            "loop@example.com",
+            MaskMode::Hard,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    looping.email = "someone@ct.test".into();
+    let settings = ct_relay::config::StorageSettings::with_url(&relay.storage_url());
+    let db = ct_relay::storage::open(&settings).await.unwrap();
+    db.ensure_participants(std::slice::from_ref(&looping))
+        .await
+        .unwrap();
+    relay.start().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    assert_eq!(c.cmd("MAIL FROM:<a@example.org>").await.code, 250);
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<{}>", looping.alias)).await.code,
+        250
+    );
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send_raw(b"Subject: loop\r\n\r\nhi\r\n.\r\n").await;
+    assert_eq!(c.reply().await.unwrap().status(), "554 5.4.6");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.attempts(), 0);
+}
+
+on_both_backends!(
+    reply_round_trip_across_three_participants,
+    an_alias_standing_for_the_alias_domain_is_a_loop,
+);

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 pub mod openapi;
 mod routes;
+mod settings;
 mod types;
 
 use std::net::SocketAddr;

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes;
 use super::types::*;
+use super::{routes, settings};
 use crate::alias::{MaskMode, Role};
 use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry, WebhookEventKind};
 use crate::webhook::WebhookEvent;
@@ -18,7 +18,7 @@ use crate::webhook::WebhookEvent;
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::openapi,
         routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
-        routes::show_alias, routes::disable_alias, routes::get_settings, routes::put_settings, routes::message,
+        routes::show_alias, routes::disable_alias, settings::get_settings, settings::put_settings, routes::message,
     ),
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,

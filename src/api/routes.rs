@@ -13,11 +13,11 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::settings;
 use super::types::*;
 use super::ApiState;
 use crate::alias::{validate_id, Participant, Role};
-use crate::storage::{rfc3339_string, OrderExpiry, StoreUpdate, WebhookChange};
-use crate::webhook::address::check_url;
+use crate::storage::{rfc3339_string, OrderExpiry};
 
 /// Most items in one bulk request.
 pub const MAX_BULK: usize = 1000;
@@ -38,7 +38,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/aliases/{alias}", get(show_alias).delete(disable_alias))
         .route(
             "/v1/stores/{store}/settings",
-            get(get_settings).put(put_settings),
+            get(settings::get_settings).put(settings::put_settings),
         )
         .route("/v1/messages/{id}", get(message))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -324,81 +324,6 @@ pub async fn disable_alias(
         alias: p.alias,
         disabled: true,
     }))
-}
-
-#[utoipa::path(get, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
-    responses((status = 200, body = StoreSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
-pub async fn get_settings(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Path(store): Path<String>,
-) -> Result<Json<StoreSettings>, ApiError> {
-    validate_id(&store, "store id")?;
-    caller.allow(&store)?;
-    Ok(Json(state.storage.store_config(&store).await?.into()))
-}
-
-/// Change the mask mode (for aliases created from now on) and the webhook.
-/// Each webhook request is a POST of a `WebhookEvent`, signed with
-/// `CT-Relay-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-#[utoipa::path(put, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
-    request_body = SettingsUpdate,
-    responses((status = 200, body = StoreSettings), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn put_settings(
-    State(state): State<ApiState>,
-    caller: Caller,
-    Path(store): Path<String>,
-    body: Result<Json<SettingsUpdate>, JsonRejection>,
-) -> Result<Json<StoreSettings>, ApiError> {
-    let Json(req) = body?;
-    validate_id(&store, "store id")?;
-    caller.allow(&store)?;
-    let webhook = webhook_change(&req, state.allow_private_webhooks)?;
-    if req.mask_mode.is_none() && matches!(webhook, WebhookChange::Keep) {
-        return Ok(Json(state.storage.store_config(&store).await?.into()));
-    }
-    let update = StoreUpdate {
-        mask_mode: req.mask_mode,
-        webhook,
-    };
-    let config = state
-        .storage
-        .update_store(&store, &update, Utc::now())
-        .await?;
-    tracing::info!(store = %store, mask_mode = config.mask_mode.as_str(),
-        webhook = config.webhook.is_some(), "store settings changed via API");
-    Ok(Json(config.into()))
-}
-
-fn webhook_change(req: &SettingsUpdate, allow_private: bool) -> Result<WebhookChange, ApiError> {
-    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
-    if let Some(secret) = &req.webhook_secret {
-        if !matches!(req.webhook_url, Some(Some(_))) {
-            return Err(invalid(
-                "webhook_secret is set together with webhook_url".into(),
-            ));
-        }
-        let printable = secret.bytes().all(|b| b.is_ascii_graphic());
-        if !(16..=256).contains(&secret.len()) || !printable {
-            return Err(invalid(
-                "webhook_secret must be 16 to 256 printable ASCII characters".into(),
-            ));
-        }
-    }
-    Ok(match &req.webhook_url {
-        None => WebhookChange::Keep,
-        Some(None) => WebhookChange::Remove,
-        Some(Some(url)) => {
-            let url = check_url(url, allow_private).map_err(invalid)?;
-            WebhookChange::Set {
-                url: url.to_string(),
-                secret: req.webhook_secret.clone(),
-                new_secret: crate::webhook::new_secret(),
-            }
-        }
-    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

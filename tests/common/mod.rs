@@ -339,6 +339,18 @@ poll_interval = "100ms"
     }
 
     /// The SQLite file (SQLite relays only).
+    /// The `storage.url` of this relay's config.
+    pub fn storage_url(&self) -> String {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("url = "))
+            .expect("storage.url");
+        line.trim_start_matches("url = ")
+            .trim_matches('"')
+            .to_string()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("relay.db")
     }

@@ -2,11 +2,17 @@
 //! overridable as `CT_RELAY__SECTION__KEY`. Unknown keys are errors, so a typo
 //! never silently falls back to a default.
 
+mod http;
+mod mail_auth;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use http::*;
+pub use mail_auth::*;
 
 use crate::alias::{AliasKey, Aliaser, Ttl};
 use crate::delivery::dkim::DkimSigning;
@@ -46,137 +52,6 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub log: LogSettings,
-}
-
-/// Checking who sent incoming mail (SPF, DKIM, DMARC).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// Check, and record the results in Authentication-Results and on the timeline.
-    pub check: bool,
-    /// Refuse (550 5.7.1) mail failing DMARC whose domain publishes p=reject.
-    pub dmarc_reject: bool,
-    /// DNS servers as "ip:port"; empty: the system's.
-    pub nameservers: Vec<String>,
-    /// All lookups for one message; then the results are temperror.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            check: true,
-            dmarc_reject: false,
-            nameservers: Vec::new(),
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// The DKIM key of `alias.domain`: `ct-relay dkim generate` makes one.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimSettings {
-    pub selector: String,
-    /// A PEM file (RSA or Ed25519) ...
-    #[serde(default)]
-    pub private_key_file: Option<PathBuf>,
-    /// ... or the PEM itself (e.g. from CT_RELAY__DKIM__PRIVATE_KEY).
-    #[serde(default)]
-    pub private_key: Option<String>,
-}
-
-impl DkimSettings {
-    /// The key's PEM bytes, from the file or the value.
-    pub fn pem(&self) -> Result<Vec<u8>, ConfigError> {
-        match (&self.private_key_file, &self.private_key) {
-            (Some(path), None) => std::fs::read(path).map_err(|e| {
-                ConfigError::Invalid(format!("dkim.private_key_file {}: {e}", path.display()))
-            }),
-            (None, Some(pem)) => Ok(pem.clone().into_bytes()),
-            _ => Err(ConfigError::Invalid(
-                "dkim needs exactly one of private_key_file and private_key".into(),
-            )),
-        }
-    }
-}
-
-/// Sending stores' webhook events (the URL is a store setting, via the API).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhookSettings {
-    /// Events sent at once.
-    pub workers: usize,
-    /// One request, connecting included.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_initial: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_max: Duration,
-    /// An event still failing this long after it was written fails.
-    #[serde(with = "humantime_serde")]
-    pub give_up_after: Duration,
-    /// A claimed event is this node's until then; must exceed `timeout`.
-    #[serde(with = "humantime_serde")]
-    pub lease: Duration,
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-    /// Allow webhook URLs on loopback, private and link-local addresses.
-    /// Off by default: a store's token must not reach the relay's network.
-    pub allow_private_networks: bool,
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        Self {
-            workers: 4,
-            timeout: Duration::from_secs(10),
-            retry_initial: Duration::from_secs(30),
-            retry_max: Duration::from_secs(3600),
-            give_up_after: Duration::from_secs(86_400),
-            lease: Duration::from_secs(120),
-            poll_interval: Duration::from_secs(1),
-            allow_private_networks: false,
-        }
-    }
-}
-
-/// The integrators' HTTP API. Off unless `listen` is set.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiSettings {
-    #[serde(default)]
-    pub listen: Option<SocketAddr>,
-    /// A bearer token allowed for every store.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// More tokens, each optionally limited to one store.
-    #[serde(default)]
-    pub tokens: Vec<ApiToken>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiToken {
-    pub token: String,
-    #[serde(default)]
-    pub store: Option<String>,
-}
-
-/// Bearer tokens are secrets: shorter ones are refused.
-pub const MIN_TOKEN_LEN: usize = 16;
-
-impl ApiSettings {
-    /// Every configured token with the store it is limited to, if any.
-    pub fn all_tokens(&self) -> Vec<ApiToken> {
-        let single = self.token.iter().map(|t| ApiToken {
-            token: t.clone(),
-            store: None,
-        });
-        single.chain(self.tokens.iter().cloned()).collect()
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,84 @@
+//! Configuration of the HTTP side: the integrators' API (`[api]`) and the
+//! stores' webhooks (`[webhook]`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Sending stores' webhook events (the URL is a store setting, via the API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Events sent at once.
+    pub workers: usize,
+    /// One request, connecting included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// An event still failing this long after it was written fails.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// A claimed event is this node's until then; must exceed `timeout`.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Allow webhook URLs on loopback, private and link-local addresses.
+    /// Off by default: a store's token must not reach the relay's network.
+    pub allow_private_networks: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(86_400),
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(1),
+            allow_private_networks: false,
+        }
+    }
+}
+
+/// The integrators' HTTP API. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// A bearer token allowed for every store.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// More tokens, each optionally limited to one store.
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub token: String,
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+/// Bearer tokens are secrets: shorter ones are refused.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl ApiSettings {
+    /// Every configured token with the store it is limited to, if any.
+    pub fn all_tokens(&self) -> Vec<ApiToken> {
+        let single = self.token.iter().map(|t| ApiToken {
+            token: t.clone(),
+            store: None,
+        });
+        single.chain(self.tokens.iter().cloned()).collect()
+    }
+}
