@@ -16,13 +16,10 @@ use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
 use crate::queue::{QueueRunner, RetryPolicy};
 use crate::sender_auth::SenderAuth;
-use crate::server::{ConnectionContext, Listener};
+use crate::server::{ClientLimits, ConnectionContext, Listener};
 use crate::smtp::Limits;
 use crate::storage::{self, Committer, Storage, StorageError};
 use crate::webhook::WebhookDispatcher;
-
-/// Concurrent SMTP sessions at most.
-const MAX_CONNECTIONS: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -91,8 +88,15 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             max_message_size: settings.smtp.max_message_size,
             max_recipients: settings.smtp.max_recipients,
             max_errors: settings.smtp.max_errors,
+            max_commands: settings.smtp.max_commands,
         },
         idle_timeout: settings.smtp.idle_timeout,
+        max_session_time: settings.smtp.max_session_time,
+        greeting_delay: settings.smtp.greeting_delay,
+        clients: ClientLimits::new(
+            settings.smtp.max_sessions_per_ip,
+            settings.smtp.max_messages_per_ip_per_minute,
+        ),
     });
     let node = format!("{}-{}", settings.smtp.hostname, Ulid::new());
     let runner = Arc::new(QueueRunner {
@@ -146,8 +150,9 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         None => None,
     };
     let grace = settings.smtp.shutdown_grace;
-    let listener =
-        tokio::spawn(Listener::new(socket, ctx, MAX_CONNECTIONS).run(stopped.clone(), grace));
+    let listener = tokio::spawn(
+        Listener::new(socket, ctx, settings.smtp.max_sessions).run(stopped.clone(), grace),
+    );
     let queue = tokio::spawn(runner.run(stopped.clone(), grace));
     let webhooks = tokio::spawn(webhooks.run(stopped.clone(), grace));
     let purger = tokio::spawn(purge_periodically(

@@ -72,6 +72,25 @@ pub struct SmtpSettings {
     /// How long shutdown waits for sessions and deliveries in flight.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Sessions at once: in all (more wait to be accepted), and from one
+    /// client address (more get 421 4.7.0).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    #[serde(default = "default_max_sessions_per_ip")]
+    pub max_sessions_per_ip: usize,
+    /// Commands in one session; then 421 4.7.0.
+    #[serde(default = "default_max_commands")]
+    pub max_commands: u32,
+    /// A session is closed (421 4.4.2) after this long, busy or not.
+    #[serde(default = "default_max_session_time", with = "humantime_serde")]
+    pub max_session_time: Duration,
+    /// Messages (MAIL commands) one address may start per minute; 0: no limit.
+    #[serde(default)]
+    pub max_messages_per_ip_per_minute: u32,
+    /// Wait this long before greeting; a client that talks first is
+    /// dropped (554 5.5.1). Even at 0, input already there is caught.
+    #[serde(default, with = "humantime_serde")]
+    pub greeting_delay: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,6 +229,18 @@ fn default_idle_timeout() -> Duration {
 }
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(30)
+}
+fn default_max_sessions() -> usize {
+    1000
+}
+fn default_max_sessions_per_ip() -> usize {
+    50
+}
+fn default_max_commands() -> u32 {
+    1000
+}
+fn default_max_session_time() -> Duration {
+    Duration::from_secs(1800)
 }
 fn default_ttl() -> String {
     "2 months".into()

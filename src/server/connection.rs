@@ -5,13 +5,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::clients::ClientLimits;
 use crate::accept::{Acceptor, Peer, Recipient};
 use crate::smtp::{DataReader, Event, InputBuffer, Limits, Line, Reply, Session};
 
@@ -24,12 +25,18 @@ pub struct ConnectionContext {
     pub hostname: String,
     pub limits: Limits,
     pub idle_timeout: Duration,
+    /// A session is closed after this long, whatever it is doing.
+    pub max_session_time: Duration,
+    /// How long to listen before greeting; a client talking first is dropped.
+    pub greeting_delay: Duration,
+    pub clients: Arc<ClientLimits>,
 }
 
 /// How a read ended when it did not bring bytes.
 enum Interrupt {
     Closed,
     Idle,
+    TooLong,
     Shutdown,
 }
 
@@ -41,6 +48,8 @@ struct Connection {
     ctx: Arc<ConnectionContext>,
     shutdown: watch::Receiver<bool>,
     peer: Peer,
+    /// When the session must end (`max_session_time`).
+    deadline: Instant,
 }
 
 /// Serve one client until it quits, is closed for cause, or the relay stops.
@@ -51,12 +60,23 @@ pub async fn handle(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let Some(_slot) = ctx.clients.open_session(addr.ip()) else {
+        tracing::info!(peer = %addr, "too many sessions from this address; refused");
+        refuse(stream, &Reply::too_many_connections(&ctx.hostname)).await;
+        return;
+    };
+    if talks_first(&stream, ctx.greeting_delay).await {
+        tracing::info!(peer = %addr, "client talked before the greeting; dropped");
+        refuse(stream, &Reply::early_talker(&ctx.hostname)).await;
+        return;
+    }
     let (reader, writer) = stream.into_split();
     let mut conn = Connection {
         reader,
         writer: BufWriter::new(writer),
         input: InputBuffer::new(),
         chunk: vec![0; READ_CHUNK],
+        deadline: Instant::now() + ctx.max_session_time,
         ctx,
         shutdown,
         peer: Peer { ip: addr.ip() },
@@ -68,6 +88,37 @@ pub async fn handle(
         Err(e) => tracing::debug!(peer = %addr, error = %e, "session ended with an I/O error"),
     }
     crate::telemetry::session_closed();
+}
+
+/// Whether the client sends anything before the greeting, within `delay`
+/// (at once when it is zero).
+async fn talks_first(stream: &TcpStream, delay: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + delay;
+    let mut probe = [0u8; 1];
+    loop {
+        match stream.try_read(&mut probe) {
+            Ok(n) => return n > 0,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => {}
+        }
+        // Readiness can be reported before bytes are there: wait and look again.
+        match tokio::time::timeout_at(deadline, stream.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return false,
+        }
+    }
+}
+
+/// Answer with `reply` and close, for a session that never starts.
+async fn refuse(mut stream: TcpStream, reply: &Reply) {
+    if let (true, Some(status)) = (reply.code >= 400, reply.status) {
+        crate::telemetry::refused(status);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(&reply.to_wire()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 impl Connection {
@@ -85,6 +136,11 @@ impl Connection {
                 Ok(()) => {}
                 Err(Interrupt::Closed) => return Ok(()),
                 Err(Interrupt::Idle) => return self.close_with(&session.idle_timeout()).await,
+                Err(Interrupt::TooLong) => {
+                    return self
+                        .close_with(&Reply::session_too_long(&self.ctx.hostname))
+                        .await
+                }
                 Err(Interrupt::Shutdown) => return self.close_with(&session.shutting_down()).await,
             }
         }
@@ -92,6 +148,12 @@ impl Connection {
 
     fn next_event(&mut self, session: &mut Session<Recipient>) -> Option<Event> {
         match self.input.next_line()? {
+            Line::Command(line)
+                if is_mail(line) && !self.ctx.clients.allow_message(self.peer.ip) =>
+            {
+                tracing::info!(peer = %self.peer.ip, "message rate exceeded");
+                Some(Event::Reply(Reply::message_rate_exceeded()))
+            }
             Line::Command(line) => Some(session.command(line)),
             Line::TooLong => Some(session.line_too_long()),
         }
@@ -160,6 +222,11 @@ impl Connection {
                     self.close_with(&session.idle_timeout()).await?;
                     return Ok(None);
                 }
+                Err(Interrupt::TooLong) => {
+                    self.close_with(&Reply::session_too_long(&self.ctx.hostname))
+                        .await?;
+                    return Ok(None);
+                }
                 Err(Interrupt::Shutdown) => {
                     self.close_with(&session.shutting_down()).await?;
                     return Ok(None);
@@ -180,8 +247,11 @@ impl Connection {
         if *self.shutdown.borrow() {
             return Ok(Err(Interrupt::Shutdown));
         }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let wait = self.ctx.idle_timeout.min(left);
         tokio::select! {
-            read = tokio::time::timeout(self.ctx.idle_timeout, self.reader.read(&mut self.chunk)) => match read {
+            read = tokio::time::timeout(wait, self.reader.read(&mut self.chunk)) => match read {
+                Err(_) if wait == left => Ok(Err(Interrupt::TooLong)),
                 Err(_) => Ok(Err(Interrupt::Idle)),
                 Ok(Ok(0)) => Ok(Err(Interrupt::Closed)),
                 Ok(Ok(n)) => {
@@ -206,4 +276,9 @@ impl Connection {
         self.writer.flush().await?;
         self.writer.shutdown().await
     }
+}
+
+/// A MAIL command (a new message), in any case.
+fn is_mail(line: &[u8]) -> bool {
+    line.len() >= 5 && line[..4].eq_ignore_ascii_case(b"MAIL") && matches!(line[4], b' ' | b':')
 }

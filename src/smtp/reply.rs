@@ -149,6 +149,42 @@ impl Reply {
             format!("{hostname} Too many errors, closing connection"),
         )
     }
+    pub fn too_many_commands(hostname: &str) -> Self {
+        Self::new(
+            421,
+            "4.7.0",
+            format!("{hostname} Too many commands, closing connection"),
+        )
+    }
+    pub fn too_many_connections(hostname: &str) -> Self {
+        Self::new(
+            421,
+            "4.7.0",
+            format!("{hostname} Too many connections from your address, try again later"),
+        )
+    }
+    pub fn session_too_long(hostname: &str) -> Self {
+        Self::new(
+            421,
+            "4.4.2",
+            format!("{hostname} Session too long, closing connection"),
+        )
+    }
+    /// A client that sends before the greeting is not speaking SMTP.
+    pub fn early_talker(hostname: &str) -> Self {
+        Self::new(
+            554,
+            "5.5.1",
+            format!("{hostname} Protocol error: commands sent before the greeting"),
+        )
+    }
+    pub fn message_rate_exceeded() -> Self {
+        Self::new(
+            450,
+            "4.7.1",
+            "Too many messages from your address, try again later",
+        )
+    }
     pub fn shutting_down(hostname: &str) -> Self {
         Self::new(
             421,

@@ -15,6 +15,8 @@ pub struct Limits {
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub max_errors: u32,
+    /// Commands in one session; then 421 4.7.0 and close.
+    pub max_commands: u32,
 }
 
 /// What the connection must do next.
@@ -80,6 +82,7 @@ pub struct Session<R> {
     mail_from: String,
     recipients: Vec<R>,
     errors: u32,
+    commands: u32,
 }
 
 impl<R> Session<R> {
@@ -92,6 +95,7 @@ impl<R> Session<R> {
             mail_from: String::new(),
             recipients: Vec::new(),
             errors: 0,
+            commands: 0,
         }
     }
 
@@ -142,6 +146,10 @@ impl<R> Session<R> {
 
     /// One command line, with its line ending.
     pub fn command(&mut self, line: &[u8]) -> Event {
+        self.commands += 1;
+        if self.commands > self.limits.max_commands {
+            return Event::Close(Reply::too_many_commands(&self.hostname));
+        }
         let parsed = if line.ends_with(b"\n") {
             Request::parse(&mut line.iter())
         } else {

@@ -8,6 +8,7 @@ fn session() -> Session<String> {
             max_message_size: 1000,
             max_recipients: 2,
             max_errors: 5,
+            max_commands: 20,
         },
     )
 }
@@ -184,4 +185,15 @@ fn data_errors_are_refused_and_reset_the_transaction() {
         "554 5.6.0"
     );
     assert_eq!(code(&send(&mut s, "RCPT TO:<ok1@ct.test>")), "503 5.5.1");
+}
+
+#[test]
+fn too_many_commands_close_the_session() {
+    let mut s = session();
+    for _ in 0..20 {
+        assert_eq!(code(&send(&mut s, "NOOP")), "250 2.0.0");
+    }
+    let e = send(&mut s, "NOOP");
+    assert!(matches!(e, Event::Close(_)), "{e:?}");
+    assert_eq!(code(&e), "421 4.7.0");
 }
