@@ -158,6 +158,8 @@ impl Participant {
 #[derive(Debug, Clone)]
 pub struct Aliaser {
     key: AliasKey,
+    /// Earlier keys, still accepted when checking (key rotation).
+    retired: Vec<AliasKey>,
     domain: String,
     ttl: Ttl,
 }
@@ -166,9 +168,21 @@ impl Aliaser {
     pub fn new(key: AliasKey, domain: &str, ttl: Ttl) -> Self {
         Self {
             key,
+            retired: Vec::new(),
             domain: domain.to_ascii_lowercase(),
             ttl,
         }
+    }
+
+    /// Also accept aliases and bounce addresses made with `keys`.
+    pub fn with_retired(mut self, keys: Vec<AliasKey>) -> Self {
+        self.retired = keys;
+        self
+    }
+
+    /// The current key first, then the retired ones.
+    fn keys(&self) -> impl Iterator<Item = &AliasKey> {
+        std::iter::once(&self.key).chain(&self.retired)
     }
 
     pub fn domain(&self) -> &str {
@@ -190,13 +204,21 @@ impl Aliaser {
         if let Some((local, domain)) = address.rsplit_once('@') {
             let local = local.to_ascii_lowercase();
             if domain.eq_ignore_ascii_case(&self.domain) && bounce::looks_like_bounce(&local) {
-                return match bounce::check_bounce(&self.key, &local, now) {
-                    Some(delivery_id) => TagCheck::Bounce { delivery_id },
-                    None => TagCheck::Invalid,
-                };
+                return self
+                    .keys()
+                    .find_map(|key| bounce::check_bounce(key, &local, now))
+                    .map_or(TagCheck::Invalid, |delivery_id| TagCheck::Bounce {
+                        delivery_id,
+                    });
             }
         }
-        check_tag(&self.key, &self.domain, address)
+        for key in self.keys() {
+            match check_tag(key, &self.domain, address) {
+                TagCheck::Invalid => continue,
+                decided => return decided,
+            }
+        }
+        TagCheck::Invalid
     }
 
     /// The envelope sender for delivery `delivery_id`: a signed bounce address.

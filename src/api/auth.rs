@@ -34,7 +34,7 @@ impl Caller {
 pub fn find(tokens: &[ApiToken], presented: &str) -> Option<Caller> {
     tokens
         .iter()
-        .find(|t| constant_time_eq(&t.token, presented))
+        .find(|t| constant_time_eq(t.token.expose(), presented))
         .map(|t| Caller {
             store: t.store.clone(),
         })
@@ -60,16 +60,17 @@ impl FromRequestParts<ApiState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
     #[test]
     fn tokens_and_store_limits() {
         let tokens = vec![
             ApiToken {
-                token: "admin-token-0123456789".into(),
+                token: Secret::new("admin-token-0123456789"),
                 store: None,
             },
             ApiToken {
-                token: "acme-token-0123456789".into(),
+                token: Secret::new("acme-token-0123456789"),
                 store: Some("acme".into()),
             },
         ];

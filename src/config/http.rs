@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Secret;
+
 /// Sending stores' webhook events (the URL is a store setting, via the API).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,9 +55,12 @@ impl Default for WebhookSettings {
 pub struct ApiSettings {
     #[serde(default)]
     pub listen: Option<SocketAddr>,
-    /// A bearer token allowed for every store.
+    /// A bearer token allowed for every store ...
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
+    /// ... or read from this file.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
     /// More tokens, each optionally limited to one store.
     #[serde(default)]
     pub tokens: Vec<ApiToken>,
@@ -64,7 +69,7 @@ pub struct ApiSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiToken {
-    pub token: String,
+    pub token: Secret,
     #[serde(default)]
     pub store: Option<String>,
 }

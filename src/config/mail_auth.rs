@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, Secret};
 
 /// Checking who sent incoming mail (SPF, DKIM, DMARC).
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +44,7 @@ pub struct DkimSettings {
     pub private_key_file: Option<PathBuf>,
     /// ... or the PEM itself (e.g. from CT_RELAY__DKIM__PRIVATE_KEY).
     #[serde(default)]
-    pub private_key: Option<String>,
+    pub private_key: Option<Secret>,
 }
 
 impl DkimSettings {
@@ -54,7 +54,7 @@ impl DkimSettings {
             (Some(path), None) => std::fs::read(path).map_err(|e| {
                 ConfigError::Invalid(format!("dkim.private_key_file {}: {e}", path.display()))
             }),
-            (None, Some(pem)) => Ok(pem.clone().into_bytes()),
+            (None, Some(pem)) => Ok(pem.expose().as_bytes().to_vec()),
             _ => Err(ConfigError::Invalid(
                 "dkim needs exactly one of private_key_file and private_key".into(),
             )),

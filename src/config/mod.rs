@@ -4,6 +4,7 @@
 
 mod http;
 mod mail_auth;
+mod secret;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 pub use http::*;
 pub use mail_auth::*;
+pub use secret::{read_secret_file, Secret};
 
 use crate::alias::{AliasKey, Aliaser, Ttl};
 use crate::delivery::dkim::DkimSigning;
@@ -98,7 +100,14 @@ pub struct SmtpSettings {
 pub struct AliasSettings {
     pub domain: String,
     #[serde(default)]
-    pub hmac_key: String,
+    pub hmac_key: Secret,
+    /// The key read from a file instead.
+    #[serde(default)]
+    pub hmac_key_file: Option<PathBuf>,
+    /// Earlier keys: aliases and bounce addresses they made keep working;
+    /// new ones are made with `hmac_key` only.
+    #[serde(default)]
+    pub retired_hmac_keys: Vec<Secret>,
     #[serde(default = "default_ttl")]
     pub ttl: String,
     /// An order invoiced or canceled keeps its aliases this long, then they end.
@@ -316,13 +325,38 @@ impl Settings {
                 config::Environment::with_prefix("CT_RELAY")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("alias.retired_hmac_keys")
+                    .with_list_parse_key("auth.nameservers"),
             )
             .build()
             .map_err(load_err)?;
-        let settings: Settings = raw.try_deserialize().map_err(load_err)?;
+        let mut settings: Settings = raw.try_deserialize().map_err(load_err)?;
+        settings.read_secret_files()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// `alias.hmac_key_file` and `api.token_file`, each instead of the value.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.alias.hmac_key_file {
+            if !self.alias.hmac_key.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "set alias.hmac_key or alias.hmac_key_file, not both".into(),
+                ));
+            }
+            self.alias.hmac_key = read_secret_file(path, "alias.hmac_key_file")?;
+        }
+        if let Some(path) = &self.api.token_file {
+            if self.api.token.is_some() {
+                return Err(ConfigError::Invalid(
+                    "set api.token or api.token_file, not both".into(),
+                ));
+            }
+            self.api.token = Some(read_secret_file(path, "api.token_file")?);
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -348,7 +382,10 @@ impl Settings {
                     "api.listen is set but there is no api.token (or api.tokens)".into(),
                 );
             }
-            if tokens.iter().any(|t| t.token.len() < MIN_TOKEN_LEN) {
+            if tokens
+                .iter()
+                .any(|t| t.token.expose().len() < MIN_TOKEN_LEN)
+            {
                 return invalid(format!(
                     "every API token must have at least {MIN_TOKEN_LEN} characters"
                 ));
@@ -387,12 +424,22 @@ impl Settings {
     pub fn aliaser(&self) -> Result<Aliaser, ConfigError> {
         if self.alias.hmac_key.is_empty() {
             return Err(ConfigError::Invalid(
-                "alias.hmac_key is not set (set it in the config file or CT_RELAY__ALIAS__HMAC_KEY)".into(),
+                "alias.hmac_key is not set (set it in the config file, alias.hmac_key_file or CT_RELAY__ALIAS__HMAC_KEY)".into(),
             ));
         }
-        let key = AliasKey::parse(&self.alias.hmac_key)
+        let key = AliasKey::parse(self.alias.hmac_key.expose())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        Ok(Aliaser::new(key, &self.alias.domain, self.alias_ttl()?))
+        let retired = self
+            .alias
+            .retired_hmac_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                AliasKey::parse(k.expose())
+                    .map_err(|e| ConfigError::Invalid(format!("alias.retired_hmac_keys[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Aliaser::new(key, &self.alias.domain, self.alias_ttl()?).with_retired(retired))
     }
 
     /// The DKIM signer of `dkim`, if configured; a clear error for a
@@ -407,7 +454,7 @@ impl Settings {
     }
 
     pub fn uses_development_key(&self) -> bool {
-        self.alias.hmac_key.starts_with(DEV_KEY_MARKER)
+        self.alias.hmac_key.expose().starts_with(DEV_KEY_MARKER)
     }
 }
 
@@ -427,11 +474,19 @@ mod tests {
     #[test]
     fn short_key_is_a_clear_error() {
         let mut s = Settings::load(Path::new(DEFAULT_CONFIG)).unwrap();
-        s.alias.hmac_key = "short".into();
+        s.alias.hmac_key = Secret::new("short");
         let err = s.aliaser().unwrap_err().to_string();
         assert!(err.contains("at least 32"), "{err}");
-        s.alias.hmac_key.clear();
+        s.alias.hmac_key = Secret::default();
         assert!(s.aliaser().unwrap_err().to_string().contains("not set"));
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let s = Settings::load(Path::new(DEFAULT_CONFIG)).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains(DEV_KEY_MARKER), "{printed}");
+        assert!(printed.contains("<redacted>"));
     }
 
     #[test]

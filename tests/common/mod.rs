@@ -216,6 +216,11 @@ poll_interval = "100ms"
         self
     }
 
+    /// Drop an environment override set earlier.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// Add an environment override for the commands run from now on.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.push((key.to_string(), value.to_string()));
