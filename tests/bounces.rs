@@ -59,6 +59,14 @@ fn report(bounce_address: &str, real: &str, action: &str) -> String {
     )
 }
 
+/// Send a report with `action` about REAL to `bounce_address`, from the
+/// null sender, as a receiving MTA would; it is taken (250).
+async fn bounce(relay: &Relay, bounce_address: &str, action: &str) {
+    let message = report(bounce_address, REAL, action);
+    let reply = send(relay, "", bounce_address, &message).await;
+    assert!(reply.starts_with("2.0.0"), "{reply}");
+}
+
 fn delivery(relay: &Relay) -> serde_json::Value {
     relay.timeline(ORDER)["entries"][0]["deliveries"][0].clone()
 }
@@ -77,14 +85,7 @@ async fn a_bounce_fails_the_delivery_and_tells_the_sender(backend: Backend) {
     assert_eq!(delivery(&relay)["state"], "delivered");
 
     // Days later the receiving side bounces it, from the null sender.
-    let reply = send(
-        &relay,
-        "",
-        &bounce_address,
-        &report(&bounce_address, REAL, "failed"),
-    )
-    .await;
-    assert!(reply.starts_with("2.0.0"), "{reply}");
+    bounce(&relay, &bounce_address, "failed").await;
     let d = delivery(&relay);
     assert_eq!(d["state"], "failed");
     let last = d["last_reply"].as_str().unwrap();
@@ -120,14 +121,7 @@ async fn a_bounce_fails_the_delivery_and_tells_the_sender(backend: Backend) {
     }
 
     // The same bounce again changes nothing and tells nobody twice.
-    let again = send(
-        &relay,
-        "",
-        &bounce_address,
-        &report(&bounce_address, REAL, "failed"),
-    )
-    .await;
-    assert!(again.starts_with("2.0.0"), "{again}");
+    bounce(&relay, &bounce_address, "failed").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(sink.received().len(), 2);
 }
@@ -182,10 +176,7 @@ async fn reports_that_are_not_failures_change_nothing(backend: Backend) {
         .starts_with("2.0.0"));
     assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
     let bounce_address = sink.received()[0].mail_from.clone();
-    let delayed = report(&bounce_address, REAL, "delayed");
-    assert!(send(&relay, "", &bounce_address, &delayed)
-        .await
-        .starts_with("2.0.0"));
+    bounce(&relay, &bounce_address, "delayed").await;
     let vacation = "From: john@example.com\r\nAuto-Submitted: auto-replied\r\nSubject: Away\r\n\r\nBack Monday.\r\n";
     assert!(send(&relay, "", &bounce_address, vacation)
         .await

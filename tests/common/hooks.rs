@@ -19,14 +19,11 @@ pub struct HookRequest {
 
 impl HookRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::http::find_header(&self.headers, name)
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("webhook body is JSON")
+        super::http::json_body(&self.body)
     }
 }
 
