@@ -67,17 +67,21 @@ async fn bounce(relay: &Relay, bounce_address: &str, action: &str) {
     assert!(reply.starts_with("2.0.0"), "{reply}");
 }
 
+/// The shop writes to the alias; once delivered, the delivery's bounce address.
+async fn deliver_one(sink: &Sink, relay: &Relay, alias: &str) -> String {
+    let reply = send(relay, SHOP, alias, &message(alias)).await;
+    assert!(reply.starts_with("2.0.0"), "{reply}");
+    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
+    sink.received()[0].mail_from.clone()
+}
+
 fn delivery(relay: &Relay) -> serde_json::Value {
     relay.timeline(ORDER)["entries"][0]["deliveries"][0].clone()
 }
 
 async fn a_bounce_fails_the_delivery_and_tells_the_sender(backend: Backend) {
     let (sink, relay, alias) = start(backend).await;
-    assert!(send(&relay, SHOP, &alias, &message(&alias))
-        .await
-        .starts_with("2.0.0"));
-    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
-    let bounce_address = sink.received()[0].mail_from.clone();
+    let bounce_address = deliver_one(&sink, &relay, &alias).await;
     assert!(
         bounce_address.starts_with("b-") && bounce_address.ends_with("@ct.test"),
         "{bounce_address}"
@@ -128,11 +132,7 @@ async fn a_bounce_fails_the_delivery_and_tells_the_sender(backend: Backend) {
 
 async fn forged_and_stale_bounce_addresses_are_refused(backend: Backend) {
     let (sink, relay, alias) = start(backend).await;
-    assert!(send(&relay, SHOP, &alias, &message(&alias))
-        .await
-        .starts_with("2.0.0"));
-    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
-    let real_one = sink.received()[0].mail_from.clone();
+    let real_one = deliver_one(&sink, &relay, &alias).await;
     let (local, _) = real_one.split_once('@').unwrap();
     let last = local.chars().last().unwrap();
     let forged = format!(
@@ -171,11 +171,7 @@ async fn forged_and_stale_bounce_addresses_are_refused(backend: Backend) {
 
 async fn reports_that_are_not_failures_change_nothing(backend: Backend) {
     let (sink, relay, alias) = start(backend).await;
-    assert!(send(&relay, SHOP, &alias, &message(&alias))
-        .await
-        .starts_with("2.0.0"));
-    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
-    let bounce_address = sink.received()[0].mail_from.clone();
+    let bounce_address = deliver_one(&sink, &relay, &alias).await;
     bounce(&relay, &bounce_address, "delayed").await;
     let vacation = "From: john@example.com\r\nAuto-Submitted: auto-replied\r\nSubject: Away\r\n\r\nBack Monday.\r\n";
     assert!(send(&relay, "", &bounce_address, vacation)
