@@ -36,6 +36,8 @@ pub enum Recipient {
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub ip: IpAddr,
+    /// The session runs over TLS (STARTTLS done).
+    pub tls: bool,
 }
 
 pub struct Acceptor {
@@ -353,8 +355,10 @@ impl Acceptor {
             .take(255)
             .collect();
         let for_part = rcpt.map(|a| format!("\r\n\tfor <{a}>")).unwrap_or_default();
+        // RFC 3848: ESMTPS when the message came over TLS.
+        let protocol = if peer.tls { "ESMTPS" } else { "ESMTP" };
         format!(
-            "Received: from {helo} ([{}])\r\n\tby {} (ct-relay) with ESMTP id {queue_id}{for_part};\r\n\t{}\r\n",
+            "Received: from {helo} ([{}])\r\n\tby {} (ct-relay) with {protocol} id {queue_id}{for_part};\r\n\t{}\r\n",
             peer.ip,
             self.hostname,
             now.to_rfc2822()

@@ -16,7 +16,7 @@ use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
 use crate::queue::{QueueRunner, RetryPolicy};
 use crate::sender_auth::SenderAuth;
-use crate::server::{ClientLimits, ConnectionContext, Listener};
+use crate::server::{ClientLimits, ConnectionContext, Listener, TlsError, TlsFiles};
 use crate::smtp::Limits;
 use crate::storage::{self, Committer, Storage, StorageError};
 use crate::webhook::WebhookDispatcher;
@@ -33,6 +33,10 @@ pub enum DaemonError {
     Listen(std::net::SocketAddr, std::io::Error),
     #[error("cannot set up the webhook client: {0}")]
     Webhook(#[from] reqwest::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("smtp.tls_cert_file and smtp.tls_key_file go together")]
+    TlsHalf,
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -44,6 +48,11 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             "alias.hmac_key is the shipped development key; set a secret one in production"
         );
     }
+    let tls = match (&settings.smtp.tls_cert_file, &settings.smtp.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(TlsFiles::load(cert, key)?)),
+        (None, None) => None,
+        _ => return Err(DaemonError::TlsHalf),
+    };
     let dkim = settings.dkim_signing()?;
     let sender_auth = settings
         .auth
@@ -97,6 +106,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             settings.smtp.max_sessions_per_ip,
             settings.smtp.max_messages_per_ip_per_minute,
         ),
+        tls: tls.clone(),
     });
     let node = format!("{}-{}", settings.smtp.hostname, Ulid::new());
     let runner = Arc::new(QueueRunner {
@@ -162,7 +172,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     ));
     tracing::info!(smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
 
-    wait_for_signal().await?;
+    wait_for_signal(tls.as_deref()).await?;
     tracing::info!("shutting down: no new sessions; finishing open ones");
     smtp_up.store(false, Ordering::SeqCst);
     let _ = stop.send(true);
@@ -180,15 +190,23 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<(), DaemonError> {
+/// Wait for SIGTERM or SIGINT; on SIGHUP, re-read the TLS certificate.
+async fn wait_for_signal(tls: Option<&TlsFiles>) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match tls.map(TlsFiles::reload) {
+                Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Some(Err(e)) => tracing::warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
+                None => tracing::info!("SIGHUP: nothing to reload"),
+            },
+        }
     }
-    Ok(())
 }
 
 /// Purge every `purge_interval`, starting one interval after start.

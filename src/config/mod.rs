@@ -93,6 +93,12 @@ pub struct SmtpSettings {
     /// dropped (554 5.5.1). Even at 0, input already there is caught.
     #[serde(default, with = "humantime_serde")]
     pub greeting_delay: Duration,
+    /// PEM certificate chain and key for STARTTLS (offered when set;
+    /// re-read on SIGHUP).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::clients::ClientLimits;
+use super::stream::Stream;
+use super::tls::TlsFiles;
 use crate::accept::{Acceptor, Peer, Recipient};
 use crate::smtp::{DataReader, Event, InputBuffer, Limits, Line, Reply, Session};
 
@@ -30,7 +31,12 @@ pub struct ConnectionContext {
     /// How long to listen before greeting; a client talking first is dropped.
     pub greeting_delay: Duration,
     pub clients: Arc<ClientLimits>,
+    /// STARTTLS, when a certificate is configured.
+    pub tls: Option<Arc<TlsFiles>>,
 }
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a read ended when it did not bring bytes.
 enum Interrupt {
@@ -41,8 +47,9 @@ enum Interrupt {
 }
 
 struct Connection {
-    reader: OwnedReadHalf,
-    writer: BufWriter<OwnedWriteHalf>,
+    /// Reads pass through; writes are buffered until the client's
+    /// pipelined input is used up. `None` only during the TLS handshake.
+    io: Option<BufWriter<Stream>>,
     input: InputBuffer,
     chunk: Vec<u8>,
     ctx: Arc<ConnectionContext>,
@@ -70,19 +77,23 @@ pub async fn handle(
         refuse(stream, &Reply::early_talker(&ctx.hostname)).await;
         return;
     }
-    let (reader, writer) = stream.into_split();
     let mut conn = Connection {
-        reader,
-        writer: BufWriter::new(writer),
+        io: Some(BufWriter::new(Stream::Plain(stream))),
         input: InputBuffer::new(),
         chunk: vec![0; READ_CHUNK],
         deadline: Instant::now() + ctx.max_session_time,
         ctx,
         shutdown,
-        peer: Peer { ip: addr.ip() },
+        peer: Peer {
+            ip: addr.ip(),
+            tls: false,
+        },
     };
     crate::telemetry::session_opened();
     let mut session: Session<Recipient> = Session::new(&conn.ctx.hostname, conn.ctx.limits.clone());
+    if conn.ctx.tls.is_some() {
+        session.offer_tls();
+    }
     match conn.run(&mut session).await {
         Ok(()) => tracing::debug!(peer = %addr, "session ended"),
         Err(e) => tracing::debug!(peer = %addr, error = %e, "session ended with an I/O error"),
@@ -124,14 +135,17 @@ async fn refuse(mut stream: TcpStream, reply: &Reply) {
 impl Connection {
     async fn run(&mut self, session: &mut Session<Recipient>) -> std::io::Result<()> {
         self.send(&session.greeting()).await?;
-        self.writer.flush().await?;
+        self.io().flush().await?;
         loop {
             while let Some(event) = self.next_event(session) {
                 if !self.carry_out(session, event).await? {
-                    return self.writer.flush().await;
+                    return match self.io.as_mut() {
+                        Some(io) => io.flush().await,
+                        None => Ok(()), // a failed TLS handshake took the socket
+                    };
                 }
             }
-            self.writer.flush().await?;
+            self.io().flush().await?;
             match self.read_more().await? {
                 Ok(()) => {}
                 Err(Interrupt::Closed) => return Ok(()),
@@ -176,7 +190,7 @@ impl Connection {
             }
             Event::ReadData(go_ahead) => {
                 self.send(&go_ahead).await?;
-                self.writer.flush().await?;
+                self.io().flush().await?;
                 match self.read_data(session).await? {
                     Some(event) => event,
                     None => return Ok(false),
@@ -192,6 +206,11 @@ impl Connection {
             Event::Close(r) => {
                 self.send(&r).await?;
                 Ok(false)
+            }
+            Event::StartTls(r) => {
+                self.send(&r).await?;
+                self.io().flush().await?;
+                self.start_tls(session).await
             }
             Event::CheckRecipient(_) | Event::ReadData(_) => {
                 unreachable!("session answers these with replies")
@@ -250,7 +269,7 @@ impl Connection {
         let left = self.deadline.saturating_duration_since(Instant::now());
         let wait = self.ctx.idle_timeout.min(left);
         tokio::select! {
-            read = tokio::time::timeout(wait, self.reader.read(&mut self.chunk)) => match read {
+            read = tokio::time::timeout(wait, self.io.as_mut().expect("stream in place").read(&mut self.chunk)) => match read {
                 Err(_) if wait == left => Ok(Err(Interrupt::TooLong)),
                 Err(_) => Ok(Err(Interrupt::Idle)),
                 Ok(Ok(0)) => Ok(Err(Interrupt::Closed)),
@@ -264,17 +283,54 @@ impl Connection {
         }
     }
 
+    fn io(&mut self) -> &mut BufWriter<Stream> {
+        self.io.as_mut().expect("stream in place")
+    }
+
+    /// The TLS handshake after `220 Ready to start TLS`. Anything the client
+    /// sent after STARTTLS in the clear is dropped: it must not count as
+    /// said under TLS (CVE-2011-0411). False when the session must end.
+    async fn start_tls(&mut self, session: &mut Session<Recipient>) -> std::io::Result<bool> {
+        let stale = self.input.pending().len();
+        if stale > 0 {
+            tracing::info!(peer = %self.peer.ip, bytes = stale, "dropped input sent in the clear after STARTTLS");
+            self.input.consume(stale);
+        }
+        let Some(tls) = self.ctx.tls.clone() else {
+            return Ok(false);
+        };
+        let Some(Stream::Plain(tcp)) = self.io.take().map(BufWriter::into_inner) else {
+            return Ok(false);
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                self.io = Some(BufWriter::new(Stream::Tls(Box::new(stream))));
+                self.peer.tls = true;
+                session.tls_started();
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                tracing::info!(peer = %self.peer.ip, error = %e, "TLS handshake failed");
+                Ok(false)
+            }
+            Err(_) => {
+                tracing::info!(peer = %self.peer.ip, "TLS handshake timed out");
+                Ok(false)
+            }
+        }
+    }
+
     async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
         if let (true, Some(status)) = (reply.code >= 400, reply.status) {
             crate::telemetry::refused(status);
         }
-        self.writer.write_all(&reply.to_wire()).await
+        self.io().write_all(&reply.to_wire()).await
     }
 
     async fn close_with(&mut self, reply: &Reply) -> std::io::Result<()> {
         self.send(reply).await?;
-        self.writer.flush().await?;
-        self.writer.shutdown().await
+        self.io().flush().await?;
+        self.io().shutdown().await
     }
 }
 

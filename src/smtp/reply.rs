@@ -36,18 +36,24 @@ impl Reply {
     pub fn greeting(hostname: &str) -> Self {
         Self::plain(220, vec![format!("{hostname} ESMTP")])
     }
-    pub fn ehlo(hostname: &str, max_size: usize) -> Self {
-        Self::plain(
-            250,
-            vec![
-                hostname.to_string(),
-                "PIPELINING".into(),
-                format!("SIZE {max_size}"),
-                "8BITMIME".into(),
-                "SMTPUTF8".into(),
-                "ENHANCEDSTATUSCODES".into(),
-            ],
-        )
+    /// `starttls`: offer STARTTLS (a certificate is configured and TLS is
+    /// not on yet).
+    pub fn ehlo(hostname: &str, max_size: usize, starttls: bool) -> Self {
+        let mut lines = vec![
+            hostname.to_string(),
+            "PIPELINING".into(),
+            format!("SIZE {max_size}"),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ];
+        if starttls {
+            lines.push("STARTTLS".into());
+        }
+        Self::plain(250, lines)
+    }
+    pub fn ready_for_tls() -> Self {
+        Self::new(220, "2.0.0", "Ready to start TLS")
     }
     pub fn helo(hostname: &str) -> Self {
         Self::plain(250, vec![hostname.to_string()])
@@ -224,9 +230,12 @@ mod tests {
             "550 5.1.1 Recipient address rejected: no such alias\r\n"
         );
         assert_eq!(
-            Reply::ehlo("mx.test", 1000).to_string(),
+            Reply::ehlo("mx.test", 1000, false).to_string(),
             "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
         );
+        assert!(Reply::ehlo("mx.test", 1000, true)
+            .to_string()
+            .ends_with("250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n"));
         assert_eq!(
             Reply::greeting("mx.test").to_string(),
             "220 mx.test ESMTP\r\n"

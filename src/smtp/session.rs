@@ -29,6 +29,18 @@ pub enum Event {
     CheckRecipient(String),
     /// Send the 354 reply and read the message with a `DataReader`.
     ReadData(Reply),
+    /// Send this reply, drop any input already read (it came before TLS),
+    /// do the TLS handshake, then call `tls_started`.
+    StartTls(Reply),
+}
+
+/// STARTTLS in this session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    /// No certificate configured.
+    Unavailable,
+    Offered,
+    Active,
 }
 
 /// The caller's decision on one RCPT address.
@@ -83,6 +95,7 @@ pub struct Session<R> {
     recipients: Vec<R>,
     errors: u32,
     commands: u32,
+    tls: Tls,
 }
 
 impl<R> Session<R> {
@@ -96,7 +109,28 @@ impl<R> Session<R> {
             recipients: Vec::new(),
             errors: 0,
             commands: 0,
+            tls: Tls::Unavailable,
         }
+    }
+
+    /// A certificate is configured: offer STARTTLS.
+    pub fn offer_tls(&mut self) {
+        if self.tls == Tls::Unavailable {
+            self.tls = Tls::Offered;
+        }
+    }
+
+    /// The handshake succeeded: the session starts over (RFC 3207 4.2), the
+    /// client must greet again, and STARTTLS is no longer offered.
+    pub fn tls_started(&mut self) {
+        self.tls = Tls::Active;
+        self.state = State::Connected;
+        self.helo.clear();
+        self.reset_transaction();
+    }
+
+    pub fn tls_active(&self) -> bool {
+        self.tls == Tls::Active
     }
 
     pub fn greeting(&self) -> Reply {
@@ -182,7 +216,12 @@ impl<R> Session<R> {
                 self.helo = host.into_owned();
                 self.state = State::Ready;
                 self.reset_transaction();
-                Event::Reply(Reply::ehlo(&self.hostname, self.limits.max_message_size))
+                let starttls = self.tls == Tls::Offered;
+                Event::Reply(Reply::ehlo(
+                    &self.hostname,
+                    self.limits.max_message_size,
+                    starttls,
+                ))
             }
             Request::Helo { host } => {
                 self.helo = host.into_owned();
@@ -201,6 +240,14 @@ impl<R> Session<R> {
             Request::Quit => Event::Close(Reply::bye()),
             Request::Help { .. } => Event::Reply(Reply::help()),
             Request::Vrfy { .. } => Event::Reply(Reply::cannot_vrfy()),
+            Request::StartTls => match (self.tls, self.state) {
+                (Tls::Unavailable, _) => self.answer(Reply::not_implemented()),
+                (Tls::Active, _) => self.answer(Reply::bad_sequence("TLS already active")),
+                (_, State::Mail | State::Data) => {
+                    self.answer(Reply::bad_sequence("finish the mail transaction first"))
+                }
+                (Tls::Offered, _) => Event::StartTls(Reply::ready_for_tls()),
+            },
             _ => self.answer(Reply::not_implemented()),
         }
     }

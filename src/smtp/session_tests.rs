@@ -31,7 +31,7 @@ fn send(s: &mut Session<String>, line: &str) -> Event {
 
 fn code(e: &Event) -> String {
     match e {
-        Event::Reply(r) | Event::Close(r) | Event::ReadData(r) => {
+        Event::Reply(r) | Event::Close(r) | Event::ReadData(r) | Event::StartTls(r) => {
             format!("{} {}", r.code, r.status.unwrap_or("-"))
         }
         Event::CheckRecipient(a) => format!("check {a}"),
@@ -196,4 +196,35 @@ fn too_many_commands_close_the_session() {
     let e = send(&mut s, "NOOP");
     assert!(matches!(e, Event::Close(_)), "{e:?}");
     assert_eq!(code(&e), "421 4.7.0");
+}
+
+#[test]
+fn starttls_is_offered_once_and_restarts_the_session() {
+    let mut s = session();
+    assert!(!format!("{:?}", send(&mut s, "EHLO c.test")).contains("STARTTLS"));
+    assert_eq!(code(&send(&mut s, "STARTTLS")), "502 5.5.1");
+
+    let mut s = session();
+    s.offer_tls();
+    assert!(format!("{:?}", send(&mut s, "EHLO c.test")).contains("STARTTLS"));
+    assert_eq!(
+        code(&send(&mut s, "MAIL FROM:<a@example.org>")),
+        "250 2.1.0"
+    );
+    assert_eq!(
+        code(&send(&mut s, "STARTTLS")),
+        "503 5.5.1",
+        "not inside a transaction"
+    );
+    assert_eq!(code(&send(&mut s, "RSET")), "250 2.0.0");
+    let e = send(&mut s, "STARTTLS");
+    assert!(matches!(e, Event::StartTls(_)), "{e:?}");
+    s.tls_started();
+    assert_eq!(
+        code(&send(&mut s, "MAIL FROM:<a@example.org>")),
+        "503 5.5.1",
+        "greet again first"
+    );
+    assert!(!format!("{:?}", send(&mut s, "EHLO c.test")).contains("STARTTLS"));
+    assert_eq!(code(&send(&mut s, "STARTTLS")), "503 5.5.1");
 }
