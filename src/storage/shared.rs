@@ -50,11 +50,12 @@ macro_rules! impl_storage {
                     Ok(())
                 }
 
-                /// A refused-at-the-door timeline entry.
-                pub(crate) async fn insert_refusal<'e, E>(executor: E, r: &RefusedEntry) -> Result<()>
-                where
-                    E: sqlx::Executor<'e, Database = $db>,
-                {
+                /// A refused-at-the-door timeline entry, announced to the
+                /// store's webhook if it has one.
+                pub(crate) async fn insert_refusal(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    r: &RefusedEntry,
+                ) -> Result<()> {
                     sqlx::query(
                         "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias,
                              to_aliases, subject, first_words, attachment_names, refused)
@@ -67,9 +68,17 @@ macro_rules! impl_storage {
                     .bind(r.from.as_ref().map(json))
                     .bind(json(&r.to))
                     .bind(&r.reply)
-                    .execute(executor)
+                    .execute(&mut *conn)
                     .await?;
-                    Ok(())
+                    Self::insert_webhook_event(
+                        &mut *conn,
+                        &r.store,
+                        &r.order,
+                        &r.id,
+                        $crate::storage::WebhookEventKind::MessageRefused,
+                        r.at,
+                    )
+                    .await
                 }
             }
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::storage::rows::{json, to_ms};
-use crate::storage::{AcceptedMessage, AttemptRecord, Result, WebhookEventKind, Write};
+use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
 
 pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     let mut messages = Vec::new();
@@ -34,16 +34,7 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
     }
     // Refusals are rare (mail to ended aliases): one statement each.
     for r in refusals {
-        super::PgStorage::insert_refusal(&mut *tx, r).await?;
-        super::PgStorage::insert_webhook_event(
-            &mut *tx,
-            &r.store,
-            &r.order,
-            &r.id,
-            WebhookEventKind::MessageRefused,
-            r.at,
-        )
-        .await?;
+        super::PgStorage::insert_refusal(&mut tx, r).await?;
     }
     let recorded = if attempts.is_empty() {
         HashSet::new()

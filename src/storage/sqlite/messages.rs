@@ -132,16 +132,7 @@ pub(super) async fn apply(pool: &SqlitePool, batch: &[Write]) -> Result<Vec<bool
                 true
             }
             Write::Refusal(r) => {
-                SqliteStorage::insert_refusal(&mut *tx, r).await?;
-                SqliteStorage::insert_webhook_event(
-                    &mut *tx,
-                    &r.store,
-                    &r.order,
-                    &r.id,
-                    WebhookEventKind::MessageRefused,
-                    r.at,
-                )
-                .await?;
+                SqliteStorage::insert_refusal(&mut tx, r).await?;
                 true
             }
             Write::Attempt {
