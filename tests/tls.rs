@@ -186,7 +186,99 @@ async fn missing_or_bad_certificates_are_clear_errors(backend: Backend) {
     assert!(!ok && err.contains("go together"), "{err}");
 }
 
+/// One message through a relay with `env`; the delivery as the timeline shows it.
+async fn deliver(
+    backend: Backend,
+    sink: &Sink,
+    env: &[(&str, String)],
+) -> (Relay, serde_json::Value) {
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    for (k, v) in env {
+        relay.set_env(k, v);
+    }
+    let alias = relay.create_alias("acme", "3002-01", "customer", "buyer@example.com");
+    relay.start().await;
+    let mut c = common::SmtpClient::ready(relay.smtp).await;
+    let message = format!("From: shop@example.org\r\nTo: {alias}\r\nSubject: hop\r\n\r\nhi\r\n");
+    assert_eq!(
+        c.send_mail("shop@example.org", &[&alias], &message)
+            .await
+            .code,
+        250
+    );
+    let settled = || {
+        let d = relay.timeline("3002-01")["entries"][0]["deliveries"][0].clone();
+        d["state"] != "queued"
+    };
+    assert!(wait_until(Duration::from_secs(10), settled).await);
+    let d = relay.timeline("3002-01")["entries"][0]["deliveries"][0].clone();
+    (relay, d)
+}
+
+async fn delivery_uses_starttls_as_configured(backend: Backend) {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &cert).unwrap();
+    let ca_path = ca.path().to_str().unwrap().to_string();
+
+    // Opportunistic (the default): TLS although the certificate is self-signed.
+    let sink = Sink::start_tls(&cert, &key).await;
+    let (_relay, d) = deliver(backend, &sink, &[]).await;
+    assert_eq!(d["state"], "delivered", "{d}");
+    assert!(sink.received()[0].tls, "went over TLS");
+
+    // Required, with the certificate's CA trusted: TLS.
+    let sink = Sink::start_tls(&cert, &key).await;
+    let env = [
+        ("CT_RELAY__DELIVERY__TLS", "required".to_string()),
+        ("CT_RELAY__DELIVERY__TLS_CA_FILE", ca_path.clone()),
+    ];
+    let (_relay, d) = deliver(backend, &sink, &env).await;
+    assert_eq!(d["state"], "delivered", "{d}");
+    assert!(sink.received()[0].tls);
+
+    // Required, untrusted certificate: not delivered, retried.
+    let sink = Sink::start_tls(&cert, &key).await;
+    let (_relay, d) = deliver(
+        backend,
+        &sink,
+        &[("CT_RELAY__DELIVERY__TLS", "required".to_string())],
+    )
+    .await;
+    assert_eq!(d["state"], "retrying", "{d}");
+    assert!(
+        d["last_reply"].as_str().unwrap().starts_with("421 4.7.10"),
+        "{d}"
+    );
+    assert!(sink.received().is_empty());
+
+    // Required, next hop without STARTTLS: not delivered, retried.
+    let plain = Sink::start().await;
+    let (_relay, d) = deliver(backend, &plain, &env).await;
+    assert_eq!(d["state"], "retrying", "{d}");
+    assert!(
+        d["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("STARTTLS not offered"),
+        "{d}"
+    );
+
+    // Off: in the clear even when offered.
+    let sink = Sink::start_tls(&cert, &key).await;
+    let (_relay, d) = deliver(
+        backend,
+        &sink,
+        &[("CT_RELAY__DELIVERY__TLS", "off".to_string())],
+    )
+    .await;
+    assert_eq!(d["state"], "delivered", "{d}");
+    assert!(!sink.received()[0].tls);
+}
+
 on_both_backends!(
     starttls_carries_mail_and_drops_smuggled_input,
     missing_or_bad_certificates_are_clear_errors,
+    delivery_uses_starttls_as_configured,
 );

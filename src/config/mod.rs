@@ -175,6 +175,21 @@ pub enum TransportKind {
     Mx,
 }
 
+/// STARTTLS towards the next hop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTls {
+    /// Never.
+    Off,
+    /// When offered, without checking the certificate (RFC 7435); in the
+    /// clear when not offered or when the handshake fails.
+    #[default]
+    Opportunistic,
+    /// Always, with a certificate valid for the host's name; otherwise the
+    /// attempt fails temporarily.
+    Required,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
@@ -203,6 +218,12 @@ pub struct DeliverySettings {
     /// How often the queue is polled when nothing wakes it.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// A PEM CA certificate trusted besides the public roots (a private
+    /// smarthost's), for `tls = "required"`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

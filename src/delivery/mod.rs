@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::config::{DeliverySettings, TransportKind};
 
 pub use file::FileTransport;
+use smtp::Connector;
 pub use smtp::{MxTransport, SmarthostTransport};
 
 /// The result of one attempt. `reply` is the next hop's answer (or ours,
@@ -54,6 +55,8 @@ pub enum TransportError {
     Dir(String, std::io::Error),
     #[error("cannot set up DNS resolution for mx delivery: {0}")]
     Resolver(String),
+    #[error("delivery.tls_ca_file {0}: {1}")]
+    TlsCa(String, String),
 }
 
 /// Build the transport `delivery.transport` names.
@@ -61,18 +64,26 @@ pub fn from_settings(
     settings: &DeliverySettings,
     hostname: &str,
 ) -> Result<Arc<dyn Transport>, TransportError> {
+    let connector = || -> Result<Connector, TransportError> {
+        let ca = match &settings.tls_ca_file {
+            Some(path) => {
+                let failed = |e: String| TransportError::TlsCa(path.display().to_string(), e);
+                let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+                lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                    .map_err(|e| failed(e.to_string()))?;
+                Some(pem)
+            }
+            None => None,
+        };
+        Ok(Connector::new(hostname, settings.timeout, settings.tls, ca))
+    };
     Ok(match settings.transport {
         TransportKind::File => Arc::new(FileTransport::new(&settings.dir)?),
         TransportKind::Smarthost => {
             let target = settings.smarthost.as_deref().unwrap_or_default();
             let connections = u32::try_from(settings.workers).unwrap_or(u32::MAX);
-            Arc::new(SmarthostTransport::new(
-                target,
-                hostname,
-                settings.timeout,
-                connections,
-            )?)
+            Arc::new(SmarthostTransport::new(target, connector()?, connections)?)
         }
-        TransportKind::Mx => Arc::new(MxTransport::new(hostname, settings.timeout)?),
+        TransportKind::Mx => Arc::new(MxTransport::new(connector()?)?),
     })
 }

@@ -2,7 +2,8 @@
 //! lettre speaks the protocol; the sockets are ours so they can have
 //! TCP_NODELAY (lettre writes the message and its final `.` separately, and
 //! with Nagle's algorithm every message waited for a delayed ACK, ~40 ms).
-//! Plain SMTP for now (STARTTLS comes with the hardening work).
+//! STARTTLS as `delivery.tls` says: opportunistic (unverified, falling back
+//! to the clear), required (verified, else a temporary failure), or off.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,13 +11,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
 use lettre::address::Envelope;
-use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
 use tokio::net::TcpStream;
 
 use super::{DeliveryEnvelope, Outcome, Transport, TransportError};
+use crate::config::OutboundTls;
 
 /// MX hosts tried per attempt, best preference first.
 const MAX_MX_HOSTS: usize = 5;
@@ -27,20 +29,71 @@ const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 /// Opens SMTP connections and runs one transaction on them. Connecting and
 /// the greeting are bounded by `timeout`; a whole transaction by ten times
 /// that (RFC 5321 4.5.3.2 allows 10 minutes for the end of DATA alone).
-struct Connector {
+pub struct Connector {
     hello: ClientId,
     timeout: Duration,
+    tls: OutboundTls,
+    /// A CA certificate (PEM) trusted besides the public roots.
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl Connector {
-    fn new(hostname: &str, timeout: Duration) -> Self {
+    pub fn new(
+        hostname: &str,
+        timeout: Duration,
+        tls: OutboundTls,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Self {
         Self {
             hello: ClientId::Domain(hostname.to_string()),
             timeout,
+            tls,
+            ca_pem,
         }
     }
 
+    /// A session with `host`, under TLS as the policy asks.
     async fn connect(&self, host: &str, port: u16) -> Result<AsyncSmtpConnection, Outcome> {
+        let mut conn = self.connect_plain(host, port).await?;
+        let required = self.tls == OutboundTls::Required;
+        if self.tls == OutboundTls::Off || (!conn.can_starttls() && !required) {
+            return Ok(conn);
+        }
+        let failure = if !conn.can_starttls() {
+            conn.abort().await;
+            "STARTTLS not offered".to_string()
+        } else {
+            let upgrade = async {
+                let params = self.tls_parameters(host)?;
+                conn.starttls(params, &self.hello).await
+            };
+            // A failed upgrade leaves lettre's connection without a stream:
+            // it is dropped, never used again (not even for QUIT).
+            match tokio::time::timeout(self.timeout, upgrade).await {
+                Ok(Ok(())) => return Ok(conn),
+                Ok(Err(e)) => format!("TLS failed: {e}"),
+                Err(_) => "TLS handshake timed out".to_string(),
+            }
+        };
+        if required {
+            return Err(Outcome::Retry {
+                reply: format!("421 4.7.10 {host}:{port}: {failure} (delivery.tls = required)"),
+            });
+        }
+        tracing::info!(host, port, reason = %failure, "STARTTLS failed; delivering in the clear");
+        self.connect_plain(host, port).await
+    }
+
+    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+        let mut builder = TlsParameters::builder(host.to_string())
+            .dangerous_accept_invalid_certs(self.tls == OutboundTls::Opportunistic);
+        if let Some(pem) = &self.ca_pem {
+            builder = builder.add_root_certificate(Certificate::from_pem(pem)?);
+        }
+        builder.build_rustls()
+    }
+
+    async fn connect_plain(&self, host: &str, port: u16) -> Result<AsyncSmtpConnection, Outcome> {
         let retry = |what: String| Outcome::Retry {
             reply: format!("421 4.4.1 {host}:{port}: {what}"),
         };
@@ -154,8 +207,7 @@ impl SmarthostTransport {
     /// `connections`: how many idle connections to keep (one per worker).
     pub fn new(
         target: &str,
-        hostname: &str,
-        timeout: Duration,
+        connector: Connector,
         connections: u32,
     ) -> Result<Self, TransportError> {
         let bad = || TransportError::BadSmarthost(target.to_string());
@@ -168,7 +220,7 @@ impl SmarthostTransport {
         Ok(Self {
             host: host.to_string(),
             port,
-            connector: Connector::new(hostname, timeout),
+            connector,
             idle: Mutex::new(Vec::new()),
             max_idle: connections.max(1) as usize,
         })
@@ -220,13 +272,13 @@ pub struct MxTransport {
 }
 
 impl MxTransport {
-    pub fn new(hostname: &str, timeout: Duration) -> Result<Self, TransportError> {
+    pub fn new(connector: Connector) -> Result<Self, TransportError> {
         let resolver = TokioResolver::builder_tokio()
             .map_err(|e| TransportError::Resolver(e.to_string()))?
             .build();
         Ok(Self {
             resolver,
-            connector: Connector::new(hostname, timeout),
+            connector,
         })
     }
 
@@ -304,10 +356,14 @@ mod tests {
 
     #[test]
     fn smarthost_target_must_be_host_and_port() {
-        assert!(SmarthostTransport::new("127.0.0.1:2526", "h", Duration::from_secs(1), 4).is_ok());
-        assert!(SmarthostTransport::new("[::1]:25", "h", Duration::from_secs(1), 4).is_ok());
-        assert!(SmarthostTransport::new("nohost", "h", Duration::from_secs(1), 4).is_err());
-        assert!(SmarthostTransport::new("h:notaport", "h", Duration::from_secs(1), 4).is_err());
+        let smarthost = |target: &str| {
+            let connector = Connector::new("h", Duration::from_secs(1), OutboundTls::Off, None);
+            SmarthostTransport::new(target, connector, 4)
+        };
+        assert!(smarthost("127.0.0.1:2526").is_ok());
+        assert!(smarthost("[::1]:25").is_ok());
+        assert!(smarthost("nohost").is_err());
+        assert!(smarthost("h:notaport").is_err());
     }
 
     #[test]

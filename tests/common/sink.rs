@@ -1,15 +1,16 @@
 //! A recording SMTP sink: the relay's smarthost in tests. It answers the
 //! end of DATA as scripted (accept, a 4xx/5xx reply, or never) and records
-//! every message it accepted.
+//! every message it accepted. Started with a certificate, it offers STARTTLS.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, Clone)]
 pub enum SinkReply {
@@ -22,6 +23,8 @@ pub enum SinkReply {
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Whether the message came over TLS.
+    pub tls: bool,
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub data: Vec<u8>,
@@ -66,13 +69,38 @@ impl Sink {
     }
 
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::listen(addr, None).await
+    }
+
+    /// A sink that offers STARTTLS with this PEM certificate and key.
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{self, ServerConfig};
+        let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        Self::listen(
+            "127.0.0.1:0".parse().unwrap(),
+            Some(TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn listen(addr: SocketAddr, tls: Option<TlsAcceptor>) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, shared.clone()));
+                tokio::spawn(session(stream, shared.clone(), tls.clone()));
             }
         });
         Self { addr, state, task }
@@ -107,21 +135,47 @@ impl Drop for Sink {
     }
 }
 
-async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    let _ = w.write_all(b"220 sink.test ESMTP\r\n").await;
+async fn session(mut stream: TcpStream, state: Arc<Mutex<State>>, tls: Option<TlsAcceptor>) {
+    if stream.write_all(b"220 sink.test ESMTP\r\n").await.is_err() {
+        return;
+    }
+    let Some(plain) = converse(stream, &state, tls.is_some(), false).await else {
+        return;
+    };
+    let Some(acceptor) = tls else { return };
+    if let Ok(secure) = acceptor.accept(plain).await {
+        converse(secure, &state, false, true).await;
+    }
+}
+
+/// Speak SMTP on `stream`; hands the stream back after `220` to STARTTLS.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    state: &Arc<Mutex<State>>,
+    offer_tls: bool,
+    tls: bool,
+) -> Option<S> {
+    let mut r = BufReader::new(stream);
     let mut mail_from = String::new();
     let mut rcpt_to = Vec::new();
     loop {
         let mut line = String::new();
         match r.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n".into()
+            let starttls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+            format!(
+                "250-sink.test\r\n{starttls}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n"
+            )
+        } else if upper.starts_with("STARTTLS") && offer_tls {
+            r.get_mut()
+                .write_all(b"220 2.0.0 go ahead\r\n")
+                .await
+                .ok()?;
+            return Some(r.into_inner());
         } else if upper.starts_with("MAIL FROM:") {
             mail_from = between_brackets(&line);
             rcpt_to.clear();
@@ -130,10 +184,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
             rcpt_to.push(between_brackets(&line));
             "250 2.1.5 Ok\r\n".into()
         } else if upper.starts_with("DATA") {
-            let _ = w.write_all(b"354 go ahead\r\n").await;
-            let Some(data) = read_data(&mut r).await else {
-                return;
-            };
+            r.get_mut().write_all(b"354 go ahead\r\n").await.ok()?;
+            let data = read_data(&mut r).await?;
             let delay = state.lock().unwrap().delay;
             tokio::time::sleep(delay).await;
             let answer = {
@@ -142,6 +194,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
                 let answer = s.script.pop_front().unwrap_or(SinkReply::Accept);
                 if matches!(answer, SinkReply::Accept) {
                     s.received.push(Received {
+                        tls,
                         mail_from: mail_from.clone(),
                         rcpt_to: rcpt_to.clone(),
                         data,
@@ -154,18 +207,16 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
                 SinkReply::Reply(text) => format!("{text}\r\n"),
                 SinkReply::Hang => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
-                    return;
+                    return None;
                 }
             }
         } else if upper.starts_with("QUIT") {
-            let _ = w.write_all(b"221 2.0.0 Bye\r\n").await;
-            return;
+            let _ = r.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
+            return None;
         } else {
             "250 2.0.0 Ok\r\n".into()
         };
-        if w.write_all(reply.as_bytes()).await.is_err() {
-            return;
-        }
+        r.get_mut().write_all(reply.as_bytes()).await.ok()?;
     }
 }
 
@@ -176,7 +227,7 @@ fn between_brackets(line: &str) -> String {
 }
 
 /// Read to CRLF.CRLF and undo dot-stuffing.
-async fn read_data(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Vec<u8>> {
+async fn read_data<S: AsyncRead + Unpin>(r: &mut BufReader<S>) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     loop {
         let mut line = Vec::new();
