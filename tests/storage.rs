@@ -2,91 +2,12 @@
 
 mod common;
 
-use std::sync::Arc;
+use chrono::Utc;
 
-use chrono::{DateTime, Utc};
-
+use common::storage::{accept, aliaser, attempt, message, open, person};
 use common::Backend;
-use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Participant, Role, Ttl};
-use ct_relay::config::StorageSettings;
-use ct_relay::storage::{
-    self, AcceptedMessage, AliasRef, AttemptRecord, DeliveryState, NewDelivery, RefusedEntry,
-    Storage, StoreUpdate, TimelineSummary, WebhookChange, WebhookEventKind, WebhookOutcome,
-    WebhookState, Write,
-};
-
-async fn open(backend: Backend) -> (Arc<dyn Storage>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
-        Backend::Postgres => common::new_postgres_database(),
-    };
-    (
-        storage::open(&StorageSettings::with_url(&url))
-            .await
-            .unwrap(),
-        dir,
-    )
-}
-
-fn aliaser() -> Aliaser {
-    Aliaser::new(
-        AliasKey::parse(common::TEST_KEY).unwrap(),
-        "ct.test",
-        Ttl::Months(2),
-    )
-}
-
-fn person(order: &str, email: &str, now: DateTime<Utc>) -> Participant {
-    aliaser()
-        .participant("acme", order, Role::Customer, email, MaskMode::Hard, now)
-        .unwrap()
-}
-
-fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> AcceptedMessage {
-    AcceptedMessage {
-        id: id.into(),
-        queue_id: id.into(),
-        store: "acme".into(),
-        order: order.into(),
-        received_at: at,
-        return_path: "shop@example.org".into(),
-        content: format!("Subject: {id}\r\n\r\nbody\r\n").into_bytes(),
-        new_participants: Vec::new(),
-        entry: TimelineSummary {
-            from: None,
-            to: vec![AliasRef::from(to)],
-            subject: format!("subject {id}"),
-            first_words: "body".into(),
-            attachment_names: vec!["a.pdf".into()],
-            authentication: None,
-        },
-        deliveries: vec![NewDelivery {
-            id: format!("{id}-d"),
-            rcpt_alias: to.alias.clone(),
-            rcpt_email: to.email.clone(),
-            mail_from: format!("bounce-{id}@ct.test"),
-        }],
-    }
-}
-
-fn accept(m: AcceptedMessage) -> Write {
-    Write::Accept(Box::new(m))
-}
-
-fn attempt(node: &str, delivery: &str, state: DeliveryState) -> Write {
-    Write::Attempt {
-        node: node.into(),
-        delivery_id: delivery.into(),
-        record: AttemptRecord {
-            at: Utc::now(),
-            state,
-            reply: "250 2.0.0 Ok".into(),
-            next_attempt_at: None,
-        },
-        notice: None,
-    }
-}
+use ct_relay::alias::{MaskMode, Role};
+use ct_relay::storage::{DeliveryState, Write};
 
 async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
     let (db, _dir) = open(backend).await;
@@ -345,144 +266,6 @@ async fn purge_keeps_pending_mail_and_live_aliases(backend: Backend) {
     assert!(db.message_content("done").await.unwrap().is_none());
 }
 
-fn set_webhook(url: &str, secret: Option<&str>) -> StoreUpdate {
-    StoreUpdate {
-        mask_mode: None,
-        webhook: WebhookChange::Set {
-            url: url.into(),
-            secret: secret.map(String::from),
-            new_secret: "whsec_fresh".into(),
-        },
-    }
-}
-
-async fn webhook_outbox_follows_the_timeline(backend: Backend) {
-    let (db, _dir) = open(backend).await;
-    let now = Utc::now();
-    let lease = now + chrono::Duration::seconds(60);
-    let to = person("o9", "w@example.com", now);
-    db.apply(&[accept(message("before", "o9", &to, now))])
-        .await
-        .unwrap();
-    let events = |db: Arc<dyn Storage>, at: DateTime<Utc>| async move {
-        db.claim_webhook_events("n", at, at + chrono::Duration::seconds(60), 50)
-            .await
-            .unwrap()
-    };
-    assert!(events(db.clone(), now).await.is_empty(), "no webhook yet");
-
-    // A secret is made when none is given, then kept when the URL changes.
-    let config = db
-        .update_store("acme", &set_webhook("http://a.example/1", None), now)
-        .await
-        .unwrap();
-    assert_eq!(config.webhook.unwrap().secret, "whsec_fresh");
-    let config = db
-        .update_store("acme", &set_webhook("http://a.example/2", None), now)
-        .await
-        .unwrap();
-    let target = config.webhook.unwrap();
-    assert_eq!(
-        (target.url.as_str(), target.secret.as_str()),
-        ("http://a.example/2", "whsec_fresh")
-    );
-    assert_eq!(
-        db.store_config("acme").await.unwrap().mask_mode,
-        MaskMode::Hard
-    );
-
-    db.apply(&[accept(message("after", "o9", &to, now))])
-        .await
-        .unwrap();
-    let got = events(db.clone(), now).await;
-    assert_eq!(got.len(), 1);
-    assert_eq!(
-        (got[0].kind, got[0].entry_id.as_str()),
-        (WebhookEventKind::MessageAccepted, "after")
-    );
-    assert_eq!(got[0].target.as_ref(), Some(&target));
-    assert!(
-        db.claim_webhook_events("other", now, lease, 50)
-            .await
-            .unwrap()
-            .is_empty(),
-        "leased to n"
-    );
-    let entry = db
-        .timeline_entry("acme", "o9", "after")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(entry.subject, "subject after");
-
-    // Delivery events only where the state changes.
-    assert_eq!(db.claim_due("n", now, lease, 10).await.unwrap().len(), 2);
-    for state in [DeliveryState::Retrying, DeliveryState::Retrying] {
-        db.apply(&[attempt("n", "after-d", state)]).await.unwrap();
-        db.claim_due("n", now + chrono::Duration::hours(1), lease, 10)
-            .await
-            .unwrap();
-    }
-    db.apply(&[attempt("n", "after-d", DeliveryState::Delivered)])
-        .await
-        .unwrap();
-    let refusal = RefusedEntry {
-        id: "refused-1".into(),
-        store: "acme".into(),
-        order: "o9".into(),
-        at: Utc::now(),
-        from: None,
-        to: vec![AliasRef::from(&to)],
-        reply: "550 5.1.1 no such alias".into(),
-    };
-    db.apply(&[Write::Refusal(refusal)]).await.unwrap();
-    let kinds: Vec<_> = events(db.clone(), Utc::now())
-        .await
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            WebhookEventKind::DeliveryUpdated, // queued -> retrying
-            WebhookEventKind::DeliveryUpdated, // retrying -> delivered
-            WebhookEventKind::MessageRefused,
-        ]
-    );
-
-    // A retry is due at its time and only the lease holder writes outcomes.
-    let retry = WebhookOutcome {
-        at: now,
-        state: WebhookState::Pending,
-        status: "HTTP 500".into(),
-        next_attempt_at: Some(now + chrono::Duration::seconds(30)),
-    };
-    let first = &got[0].id;
-    assert!(!db
-        .record_webhook_outcome("other", first, &retry)
-        .await
-        .unwrap());
-    assert!(db.record_webhook_outcome("n", first, &retry).await.unwrap());
-    assert_eq!(db.webhook_backlog().await.unwrap().0, 4);
-    assert!(events(db.clone(), now + chrono::Duration::seconds(10))
-        .await
-        .is_empty());
-    let again = events(db.clone(), now + chrono::Duration::seconds(31)).await;
-    assert_eq!((again.len(), again[0].attempts), (1, 1));
-
-    // Removing the webhook fails what is pending.
-    let removed = StoreUpdate {
-        mask_mode: Some(MaskMode::Soft),
-        webhook: WebhookChange::Remove,
-    };
-    let config = db.update_store("acme", &removed, now).await.unwrap();
-    assert_eq!((config.mask_mode, config.webhook), (MaskMode::Soft, None));
-    assert_eq!(db.webhook_backlog().await.unwrap().0, 0);
-    let later = now + chrono::Duration::days(1);
-    let purged = db.purge_batch(now, later, 100).await.unwrap();
-    assert_eq!(purged.webhook_events, 4);
-}
-
 on_both_backends!(
     participants_are_idempotent_and_case_insensitive,
     store_mode_defaults_to_hard,
@@ -492,5 +275,4 @@ on_both_backends!(
     concurrent_claims_never_overlap,
     released_leases_are_due_again,
     purge_keeps_pending_mail_and_live_aliases,
-    webhook_outbox_follows_the_timeline,
 );

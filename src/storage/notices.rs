@@ -56,6 +56,7 @@ macro_rules! impl_notices {
                          SELECT $1, m.store, m.order_id, m.id, 'delivery.updated', $2, 'pending', $2, $2
                          FROM deliveries d JOIN messages m ON m.id = d.message_id
                               JOIN stores s ON s.store = m.store
+                              JOIN timeline_entries t ON t.id = m.id
                          WHERE d.id = $3 AND d.state <> 'failed' AND s.webhook_url IS NOT NULL",
                     )
                     .bind(ulid::Ulid::new().to_string())

@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod http;
 pub mod proxy;
 pub mod sink;
+pub mod storage;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};

@@ -228,7 +228,7 @@ async fn record_attempts(
                  next_attempt_at, updated_at)
              SELECT u.event_id, m.store, m.order_id, m.id, 'delivery.updated', u.at, 'pending', u.at, u.at
              FROM updated u JOIN before b ON b.id = u.id JOIN messages m ON m.id = b.message_id
-                  JOIN stores s ON s.store = m.store
+                  JOIN stores s ON s.store = m.store JOIN timeline_entries t ON t.id = m.id
              WHERE b.state <> u.state AND s.webhook_url IS NOT NULL)
          INSERT INTO delivery_attempts (delivery_id, at, state, reply)
          SELECT id, at, state, reply FROM updated RETURNING delivery_id",

@@ -1,0 +1,87 @@
+//! Storage fixtures for the contract tests: a fresh database per test on
+//! either backend, and ready-made participants, messages and writes.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::Backend;
+use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Participant, Role, Ttl};
+use ct_relay::config::StorageSettings;
+use ct_relay::storage::{
+    self, AcceptedMessage, AliasRef, AttemptRecord, DeliveryState, NewDelivery, Storage,
+    TimelineSummary, Write,
+};
+
+pub async fn open(backend: Backend) -> (Arc<dyn Storage>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
+        Backend::Postgres => super::new_postgres_database(),
+    };
+    (
+        storage::open(&StorageSettings::with_url(&url))
+            .await
+            .unwrap(),
+        dir,
+    )
+}
+
+pub fn aliaser() -> Aliaser {
+    Aliaser::new(
+        AliasKey::parse(super::TEST_KEY).unwrap(),
+        "ct.test",
+        Ttl::Months(2),
+    )
+}
+
+pub fn person(order: &str, email: &str, now: DateTime<Utc>) -> Participant {
+    aliaser()
+        .participant("acme", order, Role::Customer, email, MaskMode::Hard, now)
+        .unwrap()
+}
+
+pub fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> AcceptedMessage {
+    AcceptedMessage {
+        id: id.into(),
+        queue_id: id.into(),
+        store: "acme".into(),
+        order: order.into(),
+        received_at: at,
+        return_path: "shop@example.org".into(),
+        content: format!("Subject: {id}\r\n\r\nbody\r\n").into_bytes(),
+        new_participants: Vec::new(),
+        entry: TimelineSummary {
+            from: None,
+            to: vec![AliasRef::from(to)],
+            subject: format!("subject {id}"),
+            first_words: "body".into(),
+            attachment_names: vec!["a.pdf".into()],
+            authentication: None,
+        },
+        deliveries: vec![NewDelivery {
+            id: format!("{id}-d"),
+            rcpt_alias: to.alias.clone(),
+            rcpt_email: to.email.clone(),
+            mail_from: format!("bounce-{id}@ct.test"),
+        }],
+    }
+}
+
+pub fn accept(m: AcceptedMessage) -> Write {
+    Write::Accept(Box::new(m))
+}
+
+pub fn attempt(node: &str, delivery: &str, state: DeliveryState) -> Write {
+    Write::Attempt {
+        node: node.into(),
+        delivery_id: delivery.into(),
+        record: AttemptRecord {
+            at: Utc::now(),
+            state,
+            reply: "250 2.0.0 Ok".into(),
+            next_attempt_at: None,
+        },
+        notice: None,
+    }
+}
