@@ -9,9 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::{
-    AcceptedMessage, AttemptRecord, BatchWriter, Notice, RefusedEntry, StorageError, Write,
-};
+use super::{AttemptRecord, BatchWriter, Notice, RefusedEntry, StorageError, Write};
 
 /// Jobs waiting for the committer. Bounded so a stalled database pushes back
 /// on sessions and workers instead of growing memory.
@@ -62,19 +60,6 @@ impl Committer {
             Ok(Err(reason)) => Err(CommitError::Storage(StorageError::Unavailable(reason))),
             Err(_) => Err(CommitError::Stopped),
         }
-    }
-
-    /// Commit one SMTP transaction's messages (all its orders) atomically.
-    /// Returns only once they are durable, or with the reason they are not.
-    pub async fn commit(&self, messages: Vec<AcceptedMessage>) -> Result<(), CommitError> {
-        self.submit(
-            messages
-                .into_iter()
-                .map(|m| Write::Accept(Box::new(m)))
-                .collect(),
-        )
-        .await
-        .map(|_| ())
     }
 
     /// Put a refusal on the order's timeline.
@@ -185,7 +170,7 @@ mod tests {
 
     use super::*;
     use crate::storage::sqlite::SqliteStorage;
-    use crate::storage::{Result, Storage, TimelineSummary};
+    use crate::storage::{AcceptedMessage, Result, Storage, TimelineSummary};
 
     /// Real SQLite, with the first transaction held up as a slow fsync would.
     struct SlowFirstCommit {
@@ -239,7 +224,9 @@ mod tests {
         let sessions: Vec<_> = (0..20)
             .map(|i| {
                 let c = committer.clone();
-                tokio::spawn(async move { c.commit(vec![message(i)]).await })
+                tokio::spawn(
+                    async move { c.submit(vec![Write::Accept(Box::new(message(i)))]).await },
+                )
             })
             .collect();
         for s in sessions {

@@ -355,14 +355,7 @@ macro_rules! impl_outbox {
                 }
 
                 async fn release_webhook_leases(&self, node: Option<&str>) -> Result<u64> {
-                    let done = sqlx::query(
-                        "UPDATE webhook_events SET lease_owner = NULL, lease_until = NULL
-                         WHERE lease_owner IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR lease_owner = $1)",
-                    )
-                    .bind(node)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(done.rows_affected())
+                    self.release_leases_in("webhook_events", node).await
                 }
 
                 async fn webhook_backlog(&self) -> Result<(u64, Option<DateTime<Utc>>)> {

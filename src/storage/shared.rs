@@ -83,6 +83,32 @@ macro_rules! impl_storage {
             }
 
             impl $storage {
+                /// Give back leases on `table` (deliveries or webhook events):
+                /// `node`'s, or every node's.
+                pub(crate) async fn release_leases_in(&self, table: &'static str, node: Option<&str>) -> Result<u64> {
+                    let sql = format!(
+                        "UPDATE {table} SET lease_owner = NULL, lease_until = NULL
+                         WHERE lease_owner IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR lease_owner = $1)"
+                    );
+                    let done = sqlx::query(&sql).bind(node).execute(&self.pool).await?;
+                    Ok(done.rows_affected())
+                }
+
+                /// One purge statement (`$1` the cutoff, `$2` the limit); rows deleted.
+                async fn delete_batch(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    sql: &str,
+                    before: DateTime<Utc>,
+                    limit: i64,
+                ) -> Result<u64> {
+                    let done = sqlx::query(sql)
+                        .bind(to_ms(before))
+                        .bind(limit)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(done.rows_affected())
+                }
+
                 /// The order's timeline, or only entry `only` of it.
                 async fn entries(&self, store: &str, order: &str, only: Option<&str>) -> Result<Vec<TimelineEntry>> {
                     let deliveries = sqlx::query(
@@ -331,14 +357,7 @@ macro_rules! impl_storage {
                 }
 
                 async fn release_leases(&self, node: Option<&str>) -> Result<u64> {
-                    let done = sqlx::query(
-                        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
-                         WHERE lease_owner IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR lease_owner = $1)",
-                    )
-                    .bind(node)
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(done.rows_affected())
+                    self.release_leases_in("deliveries", node).await
                 }
 
                 async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
@@ -415,45 +434,41 @@ macro_rules! impl_storage {
                     // Deletes cascade from messages to deliveries, attempts and timeline entries.
                 let limit = i64::from(limit);
                 let mut tx = self.pool.begin().await?;
-                let aliases = sqlx::query(
+                let aliases = Self::delete_batch(
+                    &mut tx,
                     "DELETE FROM participants WHERE alias_key IN
                          (SELECT alias_key FROM participants WHERE expires_at < $1 LIMIT $2)",
+                    aliases_before,
+                    limit,
                 )
-                .bind(to_ms(aliases_before))
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let messages = sqlx::query(
+                .await?;
+                let messages = Self::delete_batch(
+                    &mut tx,
                     "DELETE FROM messages WHERE id IN
                          (SELECT id FROM messages m WHERE received_at < $1
                             AND NOT EXISTS (SELECT 1 FROM deliveries d
                                             WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
                           LIMIT $2)",
+                    messages_before,
+                    limit,
                 )
-                .bind(to_ms(messages_before))
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let entries = sqlx::query(
+                .await?;
+                let entries = Self::delete_batch(
+                    &mut tx,
                     "DELETE FROM timeline_entries WHERE id IN
                          (SELECT id FROM timeline_entries WHERE message_id IS NULL AND at < $1 LIMIT $2)",
+                    messages_before,
+                    limit,
                 )
-                .bind(to_ms(messages_before))
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let webhook_events = sqlx::query(
+                .await?;
+                let webhook_events = Self::delete_batch(
+                    &mut tx,
                     "DELETE FROM webhook_events WHERE id IN
                          (SELECT id FROM webhook_events WHERE created_at < $1 LIMIT $2)",
+                    messages_before,
+                    limit,
                 )
-                .bind(to_ms(messages_before))
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .await?;
                 tx.commit().await?;
                 Ok(PurgeCounts {
                     aliases,
