@@ -188,7 +188,9 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
             }
         })
         .collect();
-    fold_addresses(f.name, &rendered).into_bytes()
+    // An "address" mail-parser could not make sense of is rendered back as
+    // it came, and may hold a known address another reader would find.
+    replace_in_place(fold_addresses(f.name, &rendered).as_bytes(), aliases)
 }
 
 fn contains_known(text: &str, aliases: &AliasMap) -> bool {

@@ -116,3 +116,22 @@ fn soft_aliases_that_contain_the_real_address_are_left_alone() {
         "mail f44789d54cb7909fb48a75629fbe7cfa@ct.test."
     );
 }
+
+/// Found by the header_mask fuzz target: mail-parser takes everything after
+/// `<broken@…` as one address, so the known address inside it was rendered
+/// back unmasked, and a reader that parses the field its own way finds it.
+#[test]
+fn a_known_address_inside_a_broken_mailbox_is_masked() {
+    let msg = b"To: Ann <ann@example.net>, =?utf-8?q?J=C3=BCrgen?= x-To: <broken@exam-Sender: sac@acme-store.com\r\n\r\n";
+    let mut aliases = map();
+    aliases.insert(
+        "ann@example.net".into(),
+        "0000000000000000000000000000000a@ct.test".into(),
+    );
+    let out = text(&mask(&Parsed::new(msg), &aliases, b""));
+    assert!(!out.contains("sac@acme-store.com"), "{out}");
+    assert!(
+        out.contains("c2db2cdaaba1ba2f6171492a5c6accf5@ct.test"),
+        "{out}"
+    );
+}
