@@ -1,0 +1,83 @@
+//! The alias parser: `Aliaser::check_at`, which decides at RCPT, before any
+//! database read, whether an address is foreign, a forged alias, or a real one.
+//!
+//! Checks, besides "no panic":
+//! - an alias made for any valid participant checks as `Valid`, with the
+//!   key the participant is stored under and the mode it was made in, in
+//!   any letter case;
+//! - changing one character of its local part makes it not `Valid` (or
+//!   `Valid` under another key: never the same participant);
+//! - an alias made with another key is not `Valid`;
+//! - any other text checks without panicking, and `Valid` only comes with a
+//!   key that is the address in lower case.
+
+#![no_main]
+
+use arbitrary::Arbitrary;
+use chrono::{TimeZone, Utc};
+use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Role, TagCheck, Ttl};
+use libfuzzer_sys::fuzz_target;
+
+const DOMAIN: &str = "ct.fuzz.test";
+
+#[derive(Debug, Arbitrary)]
+struct Input<'a> {
+    store: &'a str,
+    order: &'a str,
+    role: u8,
+    email: &'a str,
+    soft: bool,
+    flip_at: u16,
+    flip_to: u8,
+    other: &'a str,
+}
+
+fn aliaser(seed: u8) -> Aliaser {
+    let key = AliasKey::new((0u8..32).map(|b| b ^ seed).collect()).expect("32 bytes");
+    Aliaser::new(key, DOMAIN, "2months".parse::<Ttl>().expect("ttl"))
+}
+
+fuzz_target!(|input: Input<'_>| {
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let relay = aliaser(0);
+
+    if let TagCheck::Valid { key, .. } = relay.check_at(input.other, now) {
+        assert_eq!(key, input.other.to_lowercase());
+    }
+
+    let role = [Role::Customer, Role::Store, Role::Contact][input.role as usize % 3];
+    let mode = if input.soft {
+        MaskMode::Soft
+    } else {
+        MaskMode::Hard
+    };
+    let Ok(p) = relay.participant(input.store, input.order, role, input.email, mode, now) else {
+        return;
+    };
+    let valid = TagCheck::Valid {
+        key: p.key(),
+        mode: p.mode,
+    };
+    assert_eq!(relay.check_at(&p.alias, now), valid, "alias {}", p.alias);
+    assert_eq!(relay.check_at(&p.alias.to_uppercase(), now), valid);
+    assert!(
+        !matches!(aliaser(1).check_at(&p.alias, now), TagCheck::Valid { .. }),
+        "another key accepts {}",
+        p.alias
+    );
+
+    let local_len = p.alias.rfind('@').expect("an address");
+    let at = input.flip_at as usize % local_len;
+    if p.alias.is_char_boundary(at) && p.alias.is_char_boundary(at + 1) {
+        let mut changed = p.alias.clone().into_bytes();
+        let to = input.flip_to & 0x7f;
+        if !changed[at].eq_ignore_ascii_case(&to) {
+            changed[at] = to;
+            if let Ok(changed) = String::from_utf8(changed) {
+                if let TagCheck::Valid { key, .. } = relay.check_at(&changed, now) {
+                    assert_ne!(key, p.key(), "{changed} passes as {}", p.alias);
+                }
+            }
+        }
+    }
+});
