@@ -7,6 +7,7 @@ pub mod client;
 pub mod dns;
 pub mod hooks;
 pub mod http;
+pub mod postfix;
 pub mod proxy;
 pub mod sink;
 pub mod storage;
