@@ -21,6 +21,8 @@ struct Args {
     sessions: usize,
     size: usize,
     storage_url: Option<String>,
+    /// Offered load in msg/s over all sessions; None: as fast as accepted.
+    rate: Option<f64>,
 }
 
 fn parse_args() -> Args {
@@ -30,6 +32,7 @@ fn parse_args() -> Args {
         sessions: 16,
         size: 10 * 1024,
         storage_url: None,
+        rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,6 +43,7 @@ fn parse_args() -> Args {
             "--sessions" => a.sessions = value().parse().expect("--sessions S"),
             "--size" => a.size = value().parse().expect("--size BYTES"),
             "--storage-url" => a.storage_url = Some(value()),
+            "--rate" => a.rate = Some(value().parse().expect("--rate MSGS_PER_S")),
             other => panic!("unknown flag {other}; see bench/run.sh"),
         }
     }
@@ -104,14 +108,25 @@ async fn read_reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mu
     }
 }
 
+/// When each message of a session is due: `None` sends back to back.
+#[derive(Clone, Copy)]
+struct Pace {
+    start: tokio::time::Instant,
+    /// Seconds between two messages of one session.
+    every: f64,
+}
+
 /// One SMTP session sending `count` messages (MAIL, RCPT, DATA pipelined).
+/// Returns each message's accept latency: end of DATA sent to 250 read.
 async fn session(
     addr: SocketAddr,
     rcpts: Arc<Vec<String>>,
     first: usize,
     count: usize,
     body: Arc<Vec<u8>>,
-) {
+    pace: Option<Pace>,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(count);
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (r, mut w) = stream.into_split();
@@ -120,7 +135,10 @@ async fn session(
     assert_eq!(read_reply(&mut r, &mut line).await, 220);
     w.write_all(b"EHLO bench.test\r\n").await.unwrap();
     assert_eq!(read_reply(&mut r, &mut line).await, 250);
-    for i in first..first + count {
+    for (k, i) in (first..first + count).enumerate() {
+        if let Some(p) = pace {
+            tokio::time::sleep_until(p.start + Duration::from_secs_f64(p.every * k as f64)).await;
+        }
         let rcpt = &rcpts[i % rcpts.len()];
         let cmds = format!(
             "MAIL FROM:<shop@bench.example> SIZE={}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n",
@@ -133,15 +151,26 @@ async fn session(
         }
         w.write_all(&body).await.unwrap();
         w.write_all(b".\r\n").await.unwrap();
+        let sent = Instant::now();
         let code = read_reply(&mut r, &mut line).await;
+        latencies.push(sent.elapsed());
         assert_eq!(code, 250, "{line}");
     }
     w.write_all(b"QUIT\r\n").await.unwrap();
+    latencies
 }
 
-/// Send all messages over `sessions` sessions; returns the elapsed time.
-async fn load(addr: SocketAddr, rcpts: Arc<Vec<String>>, a: &Args, body: Arc<Vec<u8>>) -> Duration {
+/// Send all messages over `sessions` sessions, paced at `rate` if given;
+/// returns the elapsed time and the sorted accept latencies.
+async fn load(
+    addr: SocketAddr,
+    rcpts: Arc<Vec<String>>,
+    a: &Args,
+    body: Arc<Vec<u8>>,
+    rate: Option<f64>,
+) -> (Duration, Vec<Duration>) {
     let start = Instant::now();
+    let origin = tokio::time::Instant::now();
     let per = a.messages / a.sessions;
     let mut tasks = Vec::new();
     for s in 0..a.sessions {
@@ -156,12 +185,25 @@ async fn load(addr: SocketAddr, rcpts: Arc<Vec<String>>, a: &Args, body: Arc<Vec
             s * per,
             per + extra,
             body.clone(),
+            rate.map(|r| Pace {
+                // Sessions start staggered so the offered load is even.
+                start: origin + Duration::from_secs_f64(s as f64 / r),
+                every: a.sessions as f64 / r,
+            }),
         )));
     }
+    let mut latencies = Vec::with_capacity(a.messages);
     for t in tasks {
-        t.await.unwrap();
+        latencies.extend(t.await.unwrap());
     }
-    start.elapsed()
+    latencies.sort();
+    (start.elapsed(), latencies)
+}
+
+/// The `q` quantile of sorted latencies, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
 }
 
 fn message(size: usize) -> Vec<u8> {
@@ -190,11 +232,12 @@ async fn main() {
     let sink_addr = sink(delivered.clone()).await;
 
     // Reference: the same load straight to the sink.
-    let direct = load(
+    let (direct, _) = load(
         sink_addr,
         Arc::new(vec!["x@sink.example".into()]),
         &a,
         body.clone(),
+        None,
     )
     .await;
     delivered.store(0, Ordering::SeqCst);
@@ -258,7 +301,7 @@ async fn main() {
     }
 
     let start = Instant::now();
-    let accepted = load(smtp, Arc::new(rcpts), &a, body.clone()).await;
+    let (accepted, latencies) = load(smtp, Arc::new(rcpts), &a, body.clone(), a.rate).await;
     while delivered.load(Ordering::SeqCst) < a.messages {
         assert!(
             start.elapsed() < Duration::from_secs(600),
@@ -279,7 +322,8 @@ async fn main() {
     println!(
         "{{\"messages\":{},\"sessions\":{},\"size\":{},\"storage\":\"{backend}\",\
          \"direct_to_sink_msgs_per_s\":{:.0},\"relay_accepted_msgs_per_s\":{:.0},\
-         \"relay_delivered_msgs_per_s\":{:.0},\"accepted_vs_direct\":{:.3},\"delivered_vs_direct\":{:.3}}}",
+         \"relay_delivered_msgs_per_s\":{:.0},\"accepted_vs_direct\":{:.3},\"delivered_vs_direct\":{:.3},\
+         \"offered_msgs_per_s\":{},\"accept_p50_ms\":{:.2},\"accept_p99_ms\":{:.2},\"accept_max_ms\":{:.2}}}",
         a.messages,
         a.sessions,
         body.len(),
@@ -288,5 +332,9 @@ async fn main() {
         rate(all_delivered),
         rate(accepted) / rate(direct),
         rate(all_delivered) / rate(direct),
+        a.rate.map_or("null".to_string(), |r| format!("{r:.0}")),
+        quantile_ms(&latencies, 0.5),
+        quantile_ms(&latencies, 0.99),
+        quantile_ms(&latencies, 1.0),
     );
 }

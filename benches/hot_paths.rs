@@ -1,0 +1,167 @@
+//! Micro-benchmarks of the per-message CPU work: the alias codec (make and
+//! check, including RCPT to a forged alias, refused without storage), header
+//! masking and the timeline summary, and the SMTP parser (commands through
+//! the session, DATA through the reader). `cargo bench --bench hot_paths`.
+
+use std::hint::black_box;
+
+use chrono::{TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Role, TagCheck, Ttl};
+use ct_relay::masking::{mask, summarize, AliasMap, Parsed};
+use ct_relay::smtp::{DataReader, Event, Limits, Session, Verdict};
+
+fn aliaser() -> Aliaser {
+    let key = AliasKey::new((0u8..32).collect()).unwrap();
+    Aliaser::new(key, "ct.vtex.com.br", "2months".parse::<Ttl>().unwrap())
+}
+
+fn alias_codec(c: &mut Criterion) {
+    let relay = aliaser();
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let hard = relay
+        .participant(
+            "acme",
+            "1234567890123-01",
+            Role::Customer,
+            "johndoe@example.com",
+            MaskMode::Hard,
+            now,
+        )
+        .unwrap()
+        .alias;
+    let soft = relay
+        .participant(
+            "acme",
+            "1234567890123-01",
+            Role::Customer,
+            "johndoe@example.com",
+            MaskMode::Soft,
+            now,
+        )
+        .unwrap()
+        .alias;
+    // Same shape as a real hard alias, wrong tag: what a dictionary attack sends.
+    let forged = format!("{}000000000000@ct.vtex.com.br", &hard[..20]);
+    assert_eq!(relay.check_at(&forged, now), TagCheck::Invalid);
+    let bounce = relay.bounce_address("01JDQ3ZK9AEXNT229PWCDW0SRT", now);
+
+    let mut g = c.benchmark_group("alias");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("make_hard", |b| {
+        b.iter(|| {
+            relay.participant(
+                black_box("acme"),
+                black_box("1234567890123-01"),
+                Role::Customer,
+                black_box("johndoe@example.com"),
+                MaskMode::Hard,
+                now,
+            )
+        })
+    });
+    g.bench_function("check_hard", |b| {
+        b.iter(|| relay.check_at(black_box(&hard), now))
+    });
+    g.bench_function("check_soft", |b| {
+        b.iter(|| relay.check_at(black_box(&soft), now))
+    });
+    g.bench_function("check_forged_tag", |b| {
+        b.iter(|| relay.check_at(black_box(&forged), now))
+    });
+    g.bench_function("check_bounce", |b| {
+        b.iter(|| relay.check_at(black_box(&bounce), now))
+    });
+    g.finish();
+}
+
+/// A 10 KiB order message with the shop in From and the buyer in To and Cc.
+fn message() -> Vec<u8> {
+    let mut m =
+        b"Received: from mx.acme-store.com by mx.example; Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+Message-ID: <order-1234567890123@acme-store.com>\r\n\
+Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+From: ACME Store <sac@acme-store.com>\r\n\
+To: \"Doe, John\" <johndoe@example.com>\r\n\
+Cc: johndoe@example.com, other@elsewhere.test\r\n\
+Subject: =?UTF-8?Q?Seu_pedido_foi_enviado?=\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n"
+            .to_vec();
+    while m.len() < 10 * 1024 {
+        m.extend_from_slice(b"Your order 1234567890123-01 has shipped and will arrive soon.\r\n");
+    }
+    m
+}
+
+fn masking(c: &mut Criterion) {
+    let msg = message();
+    let mut aliases = AliasMap::new();
+    aliases.insert(
+        "sac@acme-store.com".into(),
+        "c2db2cdaaba1ba2f6171492a5c6accf5@ct.vtex.com.br".into(),
+    );
+    aliases.insert(
+        "johndoe@example.com".into(),
+        "f44789d54cb7909fb48a75629fbe7cfa@ct.vtex.com.br".into(),
+    );
+    let mut g = c.benchmark_group("masking");
+    g.throughput(Throughput::Bytes(msg.len() as u64));
+    g.bench_function("split_and_mask_10k", |b| {
+        b.iter(|| {
+            mask(
+                &Parsed::new(black_box(&msg)),
+                &aliases,
+                b"Received: by relay\r\n",
+            )
+        })
+    });
+    let masked = mask(&Parsed::new(&msg), &aliases, b"");
+    g.bench_function("summarize_10k", |b| {
+        b.iter(|| summarize(black_box(&masked), &aliases, "ct.vtex.com.br"))
+    });
+    g.finish();
+}
+
+fn smtp_parser(c: &mut Criterion) {
+    let limits = Limits {
+        max_message_size: 10 << 20,
+        max_recipients: 100,
+        max_errors: 10,
+        max_commands: 1000,
+    };
+    let commands: [&[u8]; 4] = [
+        b"EHLO mx.acme-store.com\r\n",
+        b"MAIL FROM:<sac@acme-store.com> SIZE=10240 BODY=8BITMIME\r\n",
+        b"RCPT TO:<f44789d54cb7909fb48a75629fbe7cfa@ct.vtex.com.br>\r\n",
+        b"DATA\r\n",
+    ];
+    let mut g = c.benchmark_group("smtp");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("transaction_commands", |b| {
+        b.iter(|| {
+            let mut s: Session<String> = Session::new("relay.test", limits.clone());
+            for line in commands {
+                if let Event::CheckRecipient(a) = s.command(black_box(line)) {
+                    s.recipient_checked(Verdict::Accept(a));
+                }
+            }
+            s
+        })
+    });
+    let mut data = message();
+    data.extend_from_slice(b".\r\n");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("data_reader_10k", |b| {
+        b.iter(|| {
+            let mut r = DataReader::new(10 << 20);
+            r.feed(black_box(&data));
+            r.finish()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, alias_codec, masking, smtp_parser);
+criterion_main!(benches);
