@@ -15,7 +15,9 @@ pub struct Limits {
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub max_errors: u32,
-    /// Commands in one session; then 421 4.7.0 and close.
+    /// Commands since the session began or last had a message accepted;
+    /// then 421 4.7.0 and close. A sender reusing one connection for many
+    /// messages never reaches it; a client idling on NOOPs or probing RCPTs does.
     pub max_commands: u32,
 }
 
@@ -330,7 +332,10 @@ impl<R> Session<R> {
     /// The reply for a transaction handed out by `data_finished`.
     pub fn accepted(&mut self, outcome: Result<String, Refusal>) -> Event {
         match outcome {
-            Ok(queue_id) => Event::Reply(Reply::queued(&queue_id)),
+            Ok(queue_id) => {
+                self.commands = 0;
+                Event::Reply(Reply::queued(&queue_id))
+            }
             Err(Refusal::StorageUnavailable) => Event::Reply(Reply::storage_unavailable()),
             Err(Refusal::MailLoop) => self.answer(Reply::mail_loop()),
             Err(Refusal::DmarcReject) => self.answer(Reply::dmarc_reject()),

@@ -199,6 +199,26 @@ fn too_many_commands_close_the_session() {
 }
 
 #[test]
+fn each_accepted_message_counts_commands_afresh() {
+    // 3 commands a message, 20 allowed: many messages over one connection.
+    let mut s = ready();
+    for _ in 0..30 {
+        through_data(&mut s, b"x\r\n.\r\n").unwrap();
+        assert_eq!(code(&s.accepted(Ok("01ABC".into()))), "250 2.0.0");
+    }
+    // Refused messages do not reset it.
+    for _ in 0..6 {
+        through_data(&mut s, b"x\r\n.\r\n").unwrap();
+        s.accepted(Err(Refusal::StorageUnavailable));
+    }
+    for _ in 0..2 {
+        assert_eq!(code(&send(&mut s, "NOOP")), "250 2.0.0");
+    }
+    let e = send(&mut s, "NOOP");
+    assert!(matches!(e, Event::Close(_)), "{e:?}");
+}
+
+#[test]
 fn starttls_is_offered_once_and_restarts_the_session() {
     let mut s = session();
     assert!(!format!("{:?}", send(&mut s, "EHLO c.test")).contains("STARTTLS"));
