@@ -241,7 +241,7 @@ macro_rules! impl_outbox {
                             (true, Some(url.as_str()), secret.as_deref(), Some(new_secret.as_str()))
                         }
                     };
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     // One statement, so concurrent updates of different
                     // settings never undo each other.
                     let row = sqlx::query(
@@ -302,7 +302,7 @@ macro_rules! impl_outbox {
                         .bind(to_ms(lease_until))
                         .bind(to_ms(now))
                         .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.writer())
                         .await?;
                     let mut targets = std::collections::HashMap::new();
                     let mut jobs = Vec::with_capacity(claimed.len());
@@ -349,7 +349,7 @@ macro_rules! impl_outbox {
                     .bind(outcome.next_attempt_at.map(to_ms))
                     .bind(event_id)
                     .bind(node)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }

@@ -90,7 +90,7 @@ macro_rules! impl_storage {
                         "UPDATE {table} SET lease_owner = NULL, lease_until = NULL
                          WHERE lease_owner IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR lease_owner = $1)"
                     );
-                    let done = sqlx::query(&sql).bind(node).execute(&self.pool).await?;
+                    let done = sqlx::query(&sql).bind(node).execute(self.writer()).await?;
                     Ok(done.rows_affected())
                 }
 
@@ -206,7 +206,7 @@ macro_rules! impl_storage {
                     .bind(store)
                     .bind(mode.as_str())
                     .bind(to_ms(Utc::now()))
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     Ok(())
                 }
@@ -237,7 +237,7 @@ macro_rules! impl_storage {
                 }
 
                 async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     for p in ps {
                         Self::insert_participant(&mut *tx, p).await?;
                     }
@@ -266,7 +266,7 @@ macro_rules! impl_storage {
                     )
                     .bind(to_ms(now))
                     .bind(alias.to_lowercase())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }
@@ -298,7 +298,7 @@ macro_rules! impl_storage {
                         .bind(to_ms(at))
                         .bind(store)
                         .bind(order)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                     Ok(done.rows_affected())
                 }
@@ -336,7 +336,7 @@ macro_rules! impl_storage {
                         .bind(to_ms(lease_until))
                         .bind(to_ms(now))
                         .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.writer())
                         .await?;
                     claimed.iter().map(rows::delivery_job).collect()
                 }
@@ -407,7 +407,7 @@ macro_rules! impl_storage {
                     )
                     .bind(to_ms(now))
                     .bind(delivery_id)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }
@@ -433,7 +433,7 @@ macro_rules! impl_storage {
                 ) -> Result<PurgeCounts> {
                     // Deletes cascade from messages to deliveries, attempts and timeline entries.
                 let limit = i64::from(limit);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let aliases = Self::delete_batch(
                     &mut tx,
                     "DELETE FROM participants WHERE alias_key IN

@@ -14,7 +14,19 @@ use sqlx::SqlitePool;
 use super::{BatchWriter, Result, StorageError, Write};
 
 pub struct SqliteStorage {
+    /// Reads: several connections, which WAL lets run beside the writer.
     pool: SqlitePool,
+    /// Every write goes through this one connection. SQLite has one writer
+    /// at a time anyway; with one connection the writers wait their turn in
+    /// the pool's queue instead of polling the database lock, where a claim
+    /// could wait a second while group commits kept taking the lock.
+    writer: SqlitePool,
+}
+
+impl SqliteStorage {
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
 }
 
 impl SqliteStorage {
@@ -34,19 +46,24 @@ impl SqliteStorage {
                 })?;
             }
         }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(busy_timeout)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(busy_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 }
 
 #[async_trait]
 impl BatchWriter for SqliteStorage {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        messages::apply(&self.pool, batch).await
+        messages::apply(&self.writer, batch).await
     }
 }
 
