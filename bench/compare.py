@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""End to end against Postfix, in one run on one machine.
+
+The same load, Postfix's smtp-source (SESSIONS parallel sessions, MESSAGES
+messages of SIZE bytes, several per session), goes to:
+
+  direct    smtp-source -> smtp-sink                        (no relay, no disk)
+  postfix   smtp-source -> Postfix -> smtp-sink             (virtual_alias_maps)
+  ct-relay  smtp-source -> ct-relay -> smtp-sink            (fsync on)
+
+and each rate is measured from the first connection to the moment the sink has
+counted every message ("delivered"), and to the moment smtp-source is done
+("accepted"). Prints one JSON line per storage backend with the ratios of
+ct-relay to Postfix. Run it through bench/compare.sh, which builds the relay
+and installs Postfix's tools when missing. Needs root (Postfix's master and
+smtp-sink start as root and drop to user postfix).
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ALIAS_DOMAIN = "ct.test"
+REAL = "buyer@example.net"
+SENDER = "shop@example.org"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, limit=20.0):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Sink:
+    """smtp-sink with its running counter (`mesg=N` after each message)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.count = 0
+        self.proc = subprocess.Popen(
+            ["smtp-sink", "-u", "postfix", "-c", f"127.0.0.1:{self.port}", "1024"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_port(self.port)
+
+    def _read(self):
+        pending = b""
+        while chunk := self.proc.stdout.read1(65536):
+            pending += chunk
+            *done, pending = pending.split(b"\r")
+            if done:
+                last = done[-1]
+                at = last.rfind(b"mesg=")
+                if at >= 0:
+                    self.count = int(last[at + 5 :])
+
+    def wait_for(self, n, limit):
+        end = time.monotonic() + limit
+        while self.count < n:
+            if time.monotonic() > end:
+                sys.exit(f"the sink got {self.count} of {n} messages in {limit}s")
+            time.sleep(0.002)
+        return time.monotonic()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def send(args, port, to, sink):
+    """smtp-source into 127.0.0.1:port; (accepted, delivered) msg/s."""
+    start = time.monotonic()
+    subprocess.run(
+        [
+            "smtp-source", "-d",
+            "-s", str(args.sessions),
+            "-m", str(args.messages),
+            "-l", str(args.size),
+            "-f", SENDER, "-t", to,
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+    )
+    accepted = time.monotonic()
+    delivered = sink.wait_for(args.messages, limit=600)
+    return (
+        round(args.messages / (accepted - start)),
+        round(args.messages / (delivered - start)),
+    )
+
+
+MASTER_CF = """\
+{smtp} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def run_postfix(args, sink):
+    """Postfix as an alias relay: virtual_alias_maps maps the alias to the
+    real address, relayhost is the sink. Its queue fsyncs, as always."""
+    with tempfile.TemporaryDirectory(prefix="ct-bench-postfix-") as root:
+        os.chmod(root, 0o755)
+        for sub in ("etc", "queue", "data"):
+            os.mkdir(os.path.join(root, sub))
+        subprocess.run(["chown", "postfix", os.path.join(root, "data")], check=True)
+        port = free_port()
+        alias = f"0123456789abcdef0123456789abcdef@{ALIAS_DOMAIN}"
+        main_cf = f"""compatibility_level = 3.6
+queue_directory = {root}/queue
+data_directory = {root}/data
+maillog_file_prefixes = {root}
+maillog_file = {root}/maillog
+myhostname = postfix.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+virtual_alias_domains = {ALIAS_DOMAIN}
+virtual_alias_maps = inline:{{ {alias}={REAL} }}
+relayhost = [127.0.0.1]:{sink.port}
+local_transport = error:no local delivery
+alias_maps =
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+biff = no
+"""
+        with open(os.path.join(root, "etc/main.cf"), "w") as f:
+            f.write(main_cf)
+        with open(os.path.join(root, "etc/master.cf"), "w") as f:
+            f.write(MASTER_CF.format(smtp=f"127.0.0.1:{port}"))
+        conf = ["postfix", "-c", os.path.join(root, "etc")]
+        subprocess.run(conf + ["start"], check=True, capture_output=True)
+        try:
+            wait_port(port)
+            return send(args, port, alias, sink)
+        finally:
+            subprocess.run(conf + ["stop"], capture_output=True)
+            time.sleep(1)
+
+
+def run_relay(args, sink, storage_url):
+    with tempfile.TemporaryDirectory(prefix="ct-bench-relay-") as root:
+        port = free_port()
+        url = storage_url or f"sqlite://{root}/relay.db"
+        config = os.path.join(root, "relay.toml")
+        with open(config, "w") as f:
+            f.write(f"""
+[smtp]
+listen = "127.0.0.1:{port}"
+hostname = "relay.test"
+max_sessions_per_ip = 1000
+
+[alias]
+domain = "{ALIAS_DOMAIN}"
+hmac_key = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+[storage]
+url = "{url}"
+
+[delivery]
+transport = "smarthost"
+smarthost = "127.0.0.1:{sink.port}"
+tls = "off"
+
+[auth]
+# No DNS here: SPF/DKIM/DMARC lookups would only time out.
+check = false
+""")
+        relay = [args.relay, "--config", config]
+        made = subprocess.run(
+            relay + ["alias", "create", "--store", "bench", "--order", "1",
+                     "--role", "customer", "--email", REAL],
+            check=True, capture_output=True, text=True,
+        )
+        alias = json.loads(made.stdout)["alias"]
+        log = open(os.path.join(root, "relay.log"), "w")
+        proc = subprocess.Popen(relay + ["serve"], stdout=log, stderr=log)
+        try:
+            wait_port(port)
+            return send(args, port, alias, sink)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--relay", default="target/release/ct-relay")
+    p.add_argument("--messages", type=int, default=5000)
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--size", type=int, default=10240)
+    p.add_argument("--storage-url", action="append", default=[],
+                   help="one run per URL; none: SQLite in a temporary folder")
+    args = p.parse_args()
+
+    def phase(run, *extra):
+        sink = Sink()
+        try:
+            return run(args, sink, *extra)
+        finally:
+            sink.stop()
+
+    def direct(args, sink):
+        return send(args, sink.port, REAL, sink)
+
+    for url in args.storage_url or [None]:
+        backend = "sqlite" if url is None or url.startswith("sqlite") else "postgres"
+        base = phase(direct)
+        postfix = phase(run_postfix)
+        relay = phase(run_relay, url)
+        print(json.dumps({
+            "backend": backend,
+            "messages": args.messages,
+            "sessions": args.sessions,
+            "size": args.size,
+            "direct": {"delivered_msgs_per_s": base[1]},
+            "postfix": {"accepted_msgs_per_s": postfix[0], "delivered_msgs_per_s": postfix[1]},
+            "ct_relay": {"accepted_msgs_per_s": relay[0], "delivered_msgs_per_s": relay[1]},
+            "ct_relay_vs_postfix_delivered": round(relay[1] / postfix[1], 2),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# ct-relay against Postfix, end to end, in one run (see bench/compare.py):
+# smtp-source -> {smtp-sink | Postfix | ct-relay} -> smtp-sink.
+#
+#   bench/compare.sh [--messages N] [--sessions S] [--size BYTES] [--sqlite] [--postgres]
+#
+# Defaults: 5000 messages, 20 sessions, 10 KiB, SQLite then PostgreSQL (a
+# fresh database on $DATABASE_URL's server, dropped afterwards). Installs
+# Debian's postfix package (smtp-source, smtp-sink, Postfix) when missing.
+# Run as root. Prints one JSON line per backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v smtp-source >/dev/null || ! [ -x /usr/sbin/postfix ]; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
+fi
+cargo build --release --quiet --bin ct-relay
+
+args=()
+backends=()
+for a in "$@"; do
+    case "$a" in
+        --sqlite) backends+=(sqlite) ;;
+        --postgres) backends+=(postgres) ;;
+        *) args+=("$a") ;;
+    esac
+done
+[ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
+
+admin="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+db="ct_bench_$(date +%s)_$$"
+cleanup() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true; }
+for backend in "${backends[@]}"; do
+    if [ "$backend" = postgres ]; then
+        trap cleanup EXIT
+        psql "$admin" -qc "CREATE DATABASE $db"
+        python3 bench/compare.py "${args[@]}" --storage-url "${admin%/*}/$db"
+    else
+        python3 bench/compare.py "${args[@]}"
+    fi
+done
