@@ -108,28 +108,8 @@ def send(args, port, to, sink):
     )
 
 
-MASTER_CF = """\
-{smtp} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+# Every service but the SMTP listener, shared with the interop tests.
+MASTER_CF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../scripts/postfix/master.cf")
 
 
 def run_postfix(args, sink):
@@ -164,7 +144,8 @@ biff = no
         with open(os.path.join(root, "etc/main.cf"), "w") as f:
             f.write(main_cf)
         with open(os.path.join(root, "etc/master.cf"), "w") as f:
-            f.write(MASTER_CF.format(smtp=f"127.0.0.1:{port}"))
+            with open(MASTER_CF) as services:
+                f.write(f"127.0.0.1:{port} inet n - n - - smtpd\n" + services.read())
         conf = ["postfix", "-c", os.path.join(root, "etc")]
         subprocess.run(conf + ["start"], check=True, capture_output=True)
         try:

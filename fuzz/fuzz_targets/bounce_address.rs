@@ -14,10 +14,12 @@
 
 use arbitrary::Arbitrary;
 use chrono::{Duration, TimeZone, Utc};
-use ct_relay::alias::{AliasKey, Aliaser, TagCheck, Ttl, BOUNCE_VALIDITY_DAYS};
+use ct_relay::alias::{TagCheck, BOUNCE_VALIDITY_DAYS};
 use libfuzzer_sys::fuzz_target;
+use shared::{aliaser, flip, DOMAIN};
 
-const DOMAIN: &str = "ct.fuzz.test";
+mod shared;
+
 const ULID_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 #[derive(Debug, Arbitrary)]
@@ -28,11 +30,6 @@ struct Input<'a> {
     flip_at: u8,
     flip_to: u8,
     other: &'a str,
-}
-
-fn aliaser(seed: u8) -> Aliaser {
-    let key = AliasKey::new((0u8..32).map(|b| b ^ seed).collect()).expect("32 bytes");
-    Aliaser::new(key, DOMAIN, "2months".parse::<Ttl>().expect("ttl"))
 }
 
 fuzz_target!(|input: Input<'_>| {
@@ -72,12 +69,7 @@ fuzz_target!(|input: Input<'_>| {
         TagCheck::Bounce { .. }
     ));
 
-    let mut changed = address.clone().into_bytes();
-    let at = input.flip_at as usize % address.rfind('@').expect("an address");
-    let to = input.flip_to & 0x7f;
-    if !changed[at].eq_ignore_ascii_case(&to) {
-        changed[at] = to;
-        let changed = String::from_utf8(changed).expect("ASCII");
+    if let Some(changed) = flip(&address, input.flip_at.into(), input.flip_to) {
         if let TagCheck::Bounce { delivery_id } = relay.check_at(&changed, checked) {
             assert_ne!(delivery_id, id, "{changed} passes as {address}");
         }
