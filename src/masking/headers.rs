@@ -165,11 +165,14 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
     }
     let mailbox = |a: &Addr<'_>| {
         let addr = a.address.as_deref().unwrap_or_default();
+        // An "address" mail-parser could not make sense of comes back as it
+        // was, and may hold a known address another reader would find.
         let masked = aliases
             .get(&addr.to_lowercase())
-            .map_or(addr, String::as_str);
+            .cloned()
+            .unwrap_or_else(|| replace_text(addr, aliases));
         let name = a.name.as_deref().map(|n| replace_text(n, aliases));
-        render_mailbox(name.as_deref(), masked)
+        render_mailbox(name.as_deref(), &masked)
     };
     let rendered: Vec<String> = items
         .iter()
@@ -188,9 +191,7 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
             }
         })
         .collect();
-    // An "address" mail-parser could not make sense of is rendered back as
-    // it came, and may hold a known address another reader would find.
-    replace_in_place(fold_addresses(f.name, &rendered).as_bytes(), aliases)
+    fold_addresses(f.name, &rendered).into_bytes()
 }
 
 fn contains_known(text: &str, aliases: &AliasMap) -> bool {
