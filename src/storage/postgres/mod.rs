@@ -19,13 +19,6 @@ pub struct PgStorage {
 }
 
 impl PgStorage {
-    /// PostgreSQL locks rows, not the database: writes share the pool.
-    pub(crate) fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-}
-
-impl PgStorage {
     /// Connect lazily: the relay starts, and answers 451, while the database
     /// is down, and the pool reconnects by itself when it returns.
     pub async fn connect(
@@ -44,6 +37,11 @@ impl PgStorage {
             .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(Self { pool })
+    }
+
+    /// PostgreSQL locks rows, not the database: writes share the pool.
+    pub(crate) fn writer(&self) -> &PgPool {
+        &self.pool
     }
 }
 

@@ -4,7 +4,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::SqliteStorage;
 use crate::storage::rows::{json, to_ms};
-use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
+use crate::storage::{AcceptedMessage, AttemptRecord, Result, WebhookEventKind, Write};
 
 /// The statements of one accepted message, sent as one SQL text: the
 /// SQLite driver runs each statement on its worker thread, and a round trip
@@ -19,7 +19,7 @@ INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, t
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
     next_attempt_at, updated_at)
-SELECT ?, ?, ?, ?, 'message.accepted', ?, 'pending', ?, ?
+SELECT ?, ?, ?, ?, ?, ?, 'pending', ?, ?
 FROM stores WHERE store = ? AND webhook_url IS NOT NULL;
 ";
 const INSERT_DELIVERY: &str = "
@@ -65,6 +65,7 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
         .bind(&m.store)
         .bind(&m.order)
         .bind(&m.id)
+        .bind(WebhookEventKind::MessageAccepted.as_str())
         .bind(at)
         .bind(at)
         .bind(at)
@@ -91,7 +92,7 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
 const RECORD_ATTEMPT: &str = "
 INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
     next_attempt_at, updated_at)
-SELECT ?, m.store, m.order_id, m.id, 'delivery.updated', ?, 'pending', ?, ?
+SELECT ?, m.store, m.order_id, m.id, ?, ?, 'pending', ?, ?
 FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN stores s ON s.store = m.store
      JOIN timeline_entries t ON t.id = m.id
 WHERE d.id = ? AND d.lease_owner = ? AND d.state <> ? AND s.webhook_url IS NOT NULL;
@@ -115,6 +116,7 @@ async fn record_attempt(
     let done = sqlx::query(RECORD_ATTEMPT)
         // webhook_events
         .bind(ulid::Ulid::new().to_string())
+        .bind(WebhookEventKind::DeliveryUpdated.as_str())
         .bind(at)
         .bind(at)
         .bind(at)

@@ -24,12 +24,6 @@ pub struct SqliteStorage {
 }
 
 impl SqliteStorage {
-    pub(crate) fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-}
-
-impl SqliteStorage {
     /// Open (creating if needed) the database file named by `url`.
     pub async fn connect(url: &str, max_connections: u32, busy_timeout: Duration) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
@@ -57,6 +51,11 @@ impl SqliteStorage {
             .connect_with(options)
             .await?;
         Ok(Self { pool, writer })
+    }
+
+    /// The connection every write goes through.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 }
 
