@@ -33,9 +33,19 @@ pub fn summarize(message: &[u8], aliases: &AliasMap, alias_domain: &str) -> Summ
         hide_addresses(&replace_text(&printable, aliases), alias_domain)
     };
     let body = parsed.body_text(0).unwrap_or_default();
-    let mut words: Vec<&str> = body.split_whitespace().take(FIRST_WORDS + 1).collect();
-    let more = words.len() > FIRST_WORDS;
-    words.truncate(FIRST_WORDS);
+    // Whole words up to the limits, so no address is cut before cleaning
+    // (the text is cut to its length only after).
+    let mut words = Vec::new();
+    let mut chars = 0;
+    let mut more = false;
+    for word in body.split_whitespace() {
+        if words.len() == FIRST_WORDS || chars > FIRST_WORDS_CHARS {
+            more = true;
+            break;
+        }
+        chars += word.chars().count() + 1;
+        words.push(word);
+    }
     let mut first_words = clean(&words.join(" "));
     if first_words.chars().count() > FIRST_WORDS_CHARS {
         first_words = first_words.chars().take(FIRST_WORDS_CHARS).collect();
