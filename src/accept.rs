@@ -12,6 +12,7 @@ use ulid::Ulid;
 use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
 use crate::bounce::Notifier;
 use crate::masking::{self, AliasMap, Parsed, SENDER_FIELDS};
+use crate::queue::Handoff;
 use crate::sender_auth::{Checked, SenderAuth};
 use crate::smtp::{Envelope, Refusal, Reply, Verdict};
 use crate::storage::{
@@ -25,11 +26,14 @@ pub const MAX_RECEIVED: usize = 50;
 /// What an accepted RCPT stands for.
 #[derive(Debug, Clone)]
 pub enum Recipient {
-    Alias(Participant),
-    /// A signed bounce address: a report about this delivery.
-    Bounce {
-        delivery_id: String,
+    /// An active alias, with every participant of its order as they were
+    /// at RCPT (masking the message needs them all).
+    Alias {
+        participant: Participant,
+        order: Arc<Vec<Participant>>,
     },
+    /// A signed bounce address: a report about this delivery.
+    Bounce { delivery_id: String },
 }
 
 /// Who is on the other end of the session, for the Received field.
@@ -48,6 +52,8 @@ pub struct Acceptor {
     notifier: Notifier,
     /// SPF, DKIM and DMARC of incoming mail, when `auth.check` is on.
     sender_auth: Option<SenderAuth>,
+    /// This node's queue runner, for fresh mail.
+    handoff: Option<Handoff>,
 }
 
 impl Acceptor {
@@ -65,7 +71,15 @@ impl Acceptor {
             committer,
             aliaser,
             hostname: hostname.to_string(),
+            handoff: None,
         }
+    }
+
+    /// Pass accepted mail to this node's queue runner directly, when it has
+    /// room (see `queue::handoff`).
+    pub fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// The RCPT decision. The tag is checked before the database is read, so
@@ -85,9 +99,12 @@ impl Acceptor {
             }
             TagCheck::Valid { key, .. } => key,
         };
-        match self.storage.find_alias(&key).await {
-            Ok(Some(p)) if p.is_active(Utc::now()) => Verdict::Accept(Recipient::Alias(p)),
-            Ok(Some(ended)) => {
+        match self.storage.find_alias_with_order(&key).await {
+            Ok(Some((p, order))) if p.is_active(Utc::now()) => Verdict::Accept(Recipient::Alias {
+                participant: p,
+                order: Arc::new(order),
+            }),
+            Ok(Some((ended, _))) => {
                 tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
                 let reply = Reply::unknown_alias().to_string();
                 self.record_refusal(std::slice::from_ref(&ended), mail_from, reply)
@@ -137,10 +154,18 @@ impl Acceptor {
         let queue_id = Ulid::new().to_string();
         let now = Utc::now();
         let mut aliases = Vec::new();
+        let mut known = Vec::new();
         let mut bounces = Vec::new();
         for r in env.recipients {
             match r {
-                Recipient::Alias(p) => aliases.push(p),
+                Recipient::Alias { participant, order } => {
+                    if !known.iter().any(|k: &Arc<Vec<Participant>>| {
+                        k.first().is_some_and(|p| p.same_order(&participant))
+                    }) {
+                        known.push(order);
+                    }
+                    aliases.push(participant);
+                }
                 Recipient::Bounce { delivery_id } => bounces.push(delivery_id),
             }
         }
@@ -187,9 +212,14 @@ impl Acceptor {
             } else {
                 Ulid::new().to_string()
             };
+            let participants = known
+                .iter()
+                .find(|k| k.first().is_some_and(|p| p.same_order(&recipients[0])))
+                .map(|k| k.as_ref().clone());
             let message = self
                 .for_order(
                     &id,
+                    participants,
                     &queue_id,
                     &env.helo,
                     &env.mail_from,
@@ -203,6 +233,20 @@ impl Acceptor {
             messages.push(message);
         }
         let count = messages.len();
+        let deliveries = messages.iter().map(|m| m.deliveries.len()).sum();
+        let handoff = self
+            .handoff
+            .as_ref()
+            .and_then(|h| h.reserve(deliveries, now));
+        let fresh = match &handoff {
+            Some(reserved) => {
+                for m in &mut messages {
+                    m.lease = Some(reserved.lease().clone());
+                }
+                reserved.deliveries(&messages)
+            }
+            None => Vec::new(),
+        };
         writes.extend(messages.into_iter().map(|m| Write::Accept(Box::new(m))));
         if writes.is_empty() {
             // Only a report that changes nothing (a delay warning, an auto-reply).
@@ -210,6 +254,9 @@ impl Acceptor {
         }
         match self.committer.submit(writes).await {
             Ok(_) => {
+                if let Some(reserved) = handoff {
+                    reserved.hand_over(fresh);
+                }
                 tracing::info!(queue_id = %queue_id, orders = count, size = env.body.len(), "accepted");
                 crate::telemetry::accepted();
                 Ok(queue_id)
@@ -225,6 +272,7 @@ impl Acceptor {
     async fn for_order(
         &self,
         id: &str,
+        participants: Option<Vec<Participant>>,
         queue_id: &str,
         helo: &str,
         mail_from: &str,
@@ -235,14 +283,17 @@ impl Acceptor {
         now: DateTime<Utc>,
     ) -> Result<AcceptedMessage, Refusal> {
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
-        let known = self
-            .storage
-            .order_participants(&store, &order)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "participant lookup failed");
-                Refusal::StorageUnavailable
-            })?;
+        let known = match participants {
+            Some(known) => known,
+            None => self
+                .storage
+                .order_participants(&store, &order)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "participant lookup failed");
+                    Refusal::StorageUnavailable
+                })?,
+        };
         let mut people = Participants::new(known);
 
         // Whoever wrote the message becomes a contact if not yet a participant,
@@ -308,7 +359,7 @@ impl Acceptor {
             order,
             received_at: now,
             return_path: mail_from.to_string(),
-            content,
+            content: content.into(),
             new_participants,
             entry: TimelineSummary {
                 from,
@@ -330,6 +381,7 @@ impl Acceptor {
                     }
                 })
                 .collect(),
+            lease: None,
         })
     }
 
@@ -370,10 +422,7 @@ impl Acceptor {
 fn group_by_order(recipients: Vec<Participant>) -> Vec<Vec<Participant>> {
     let mut groups: Vec<Vec<Participant>> = Vec::new();
     for r in recipients {
-        match groups
-            .iter_mut()
-            .find(|g| g[0].store == r.store && g[0].order == r.order)
-        {
+        match groups.iter_mut().find(|g| g[0].same_order(&r)) {
             Some(g) => g.push(r),
             None => groups.push(vec![r]),
         }

@@ -14,7 +14,7 @@ use crate::bounce::Notifier;
 use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
-use crate::queue::{QueueRunner, RetryPolicy};
+use crate::queue::{self, QueueRunner, RetryPolicy};
 use crate::sender_auth::SenderAuth;
 use crate::server::{ClientLimits, ConnectionContext, Listener, TlsError, TlsFiles};
 use crate::smtp::Limits;
@@ -84,6 +84,14 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let wake = Arc::new(Notify::new());
     let (committer, committer_task) =
         Committer::start(storage.clone(), settings.storage.commit_batch, wake.clone());
+    let node = format!("{}-{}", settings.smtp.hostname, Ulid::new());
+    // Fresh mail goes to this node's runner in memory while it has room for
+    // twice its workers: as many as one claim would lease.
+    let (handoff, fresh) = queue::handoff::channel(
+        &node,
+        settings.delivery.lease,
+        settings.delivery.workers * 2,
+    );
     let ctx = Arc::new(ConnectionContext {
         acceptor: Acceptor::new(
             storage.clone(),
@@ -91,7 +99,8 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             aliaser.clone(),
             &settings.smtp.hostname,
             sender_auth,
-        ),
+        )
+        .with_handoff(handoff),
         hostname: settings.smtp.hostname.clone(),
         limits: Limits {
             max_message_size: settings.smtp.max_message_size,
@@ -108,7 +117,6 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         ),
         tls: tls.clone(),
     });
-    let node = format!("{}-{}", settings.smtp.hostname, Ulid::new());
     let runner = Arc::new(QueueRunner {
         storage: storage.clone(),
         transport,
@@ -163,7 +171,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let listener = tokio::spawn(
         Listener::new(socket, ctx, settings.smtp.max_sessions).run(stopped.clone(), grace),
     );
-    let queue = tokio::spawn(runner.run(stopped.clone(), grace));
+    let queue = tokio::spawn(runner.run(Some(fresh), stopped.clone(), grace));
     let webhooks = tokio::spawn(webhooks.run(stopped.clone(), grace));
     let purger = tokio::spawn(purge_periodically(
         storage.clone(),

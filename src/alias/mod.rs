@@ -149,6 +149,11 @@ impl Participant {
         self.alias.to_lowercase()
     }
 
+    /// Both belong to the same order of the same store.
+    pub fn same_order(&self, other: &Participant) -> bool {
+        self.store == other.store && self.order == other.order
+    }
+
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         !self.disabled && now < self.expires_at
     }

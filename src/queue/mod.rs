@@ -1,7 +1,9 @@
 //! The delivery queue: leases due deliveries, attempts them, records outcomes.
 
 mod backoff;
+pub mod handoff;
 mod runner;
 
 pub use backoff::{Next, RetryPolicy};
+pub use handoff::{FreshDelivery, Handoff, HandoffReceiver};
 pub use runner::{redact, QueueRunner};

@@ -1,17 +1,22 @@
-//! Runs deliveries. It leases due deliveries from storage (so several nodes
-//! can share one queue), runs up to `workers` attempts at once, and writes
-//! each outcome back under its lease. Woken at once after each commit, and
-//! otherwise polls at the next due time.
+//! Runs deliveries. Fresh mail comes in memory from this node's acceptor
+//! (already leased, with its content; see `handoff`); the rest (retries,
+//! mail other nodes or an earlier run left) is leased from storage, so
+//! several nodes can share one queue. Up to `workers` attempts talk to the
+//! next hop at once, and each outcome is written back under its lease.
+//! Claims happen when the committer says unleased mail was queued, and
+//! otherwise at the next due time.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::Utc;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::backoff::{Next, RetryPolicy};
+use super::handoff::{FreshDelivery, HandoffReceiver};
 use crate::bounce::Notifier;
 use crate::delivery::dkim::DkimSigning;
 use crate::delivery::{DeliveryEnvelope, Outcome, Transport};
@@ -19,6 +24,9 @@ use crate::storage::{AttemptRecord, Committer, DeliveryJob, DeliveryState, Stora
 
 /// Pause after a storage error before claiming again.
 const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
+/// Attempts whose outcome is being committed, per sending slot: beyond
+/// this, a stalled database stops new attempts.
+const RECORDING_PER_SLOT: usize = 4;
 
 pub struct QueueRunner {
     pub storage: Arc<dyn Storage>,
@@ -31,6 +39,7 @@ pub struct QueueRunner {
     pub workers: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
+    /// Notified when unleased deliveries were queued.
     pub wake: Arc<Notify>,
     /// Tells senders about failed deliveries.
     pub notifier: Notifier,
@@ -38,65 +47,101 @@ pub struct QueueRunner {
     pub dkim: Option<Arc<DkimSigning>>,
 }
 
+/// A leased delivery waiting for a sending slot; the content is there when
+/// it came from the acceptor.
+struct Leased {
+    job: DeliveryJob,
+    content: Option<Bytes>,
+    since: Instant,
+}
+
+impl From<FreshDelivery> for Leased {
+    fn from(d: FreshDelivery) -> Self {
+        Self {
+            job: d.job,
+            content: Some(d.content),
+            since: d.leased_at,
+        }
+    }
+}
+
+/// One of the `workers` sending slots; says so when given back.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.freed.notify_one();
+    }
+}
+
 impl QueueRunner {
-    /// Run until `shutdown`; then wait up to `grace` for attempts in flight and
-    /// give back the leases of any that did not finish.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
-        // Jobs leased and waiting for a worker. Claims fetch up to twice the
-        // workers and happen only once half of that is used up, so one
-        // claim (one write) serves many deliveries.
+    /// Run until `shutdown`; then wait up to `grace` for attempts in flight
+    /// and give back the leases of any that did not finish, and of fresh
+    /// deliveries not yet started.
+    pub async fn run(
+        self: Arc<Self>,
+        mut fresh: Option<HandoffReceiver>,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
+        let slots = Arc::new(Semaphore::new(self.workers));
+        let freed = Arc::new(Notify::new());
+        // Claims fetch up to twice the workers, and only while what is
+        // leased and not started fits in the free slots plus a claim's worth,
+        // so one claim (one write) serves many deliveries and leases are not
+        // held long before their attempt.
         let capacity = self.workers * 2;
-        let mut pending: VecDeque<(DeliveryJob, Instant)> = VecDeque::new();
+        let mut pending: VecDeque<Leased> = VecDeque::new();
         let mut in_flight = JoinSet::new();
+        let mut next_claim = tokio::time::Instant::now();
         while !*shutdown.borrow() {
             while in_flight.try_join_next().is_some() {}
-            let held = pending.len() + in_flight.len();
-            let mut got_all = false;
-            if held <= self.workers {
-                let want = capacity - held;
-                let now = Utc::now();
-                match self
-                    .storage
-                    .claim_due(&self.node, now, now + self.lease, want as u32)
-                    .await
-                {
-                    Ok(jobs) => {
-                        got_all = jobs.len() == want;
-                        let at = Instant::now();
-                        pending.extend(jobs.into_iter().map(|j| (j, at)));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot claim deliveries");
-                        tokio::select! {
-                            _ = tokio::time::sleep(STORAGE_BACKOFF) => {}
-                            _ = shutdown.changed() => {}
-                        }
-                        continue;
-                    }
-                }
+            let busy = self.workers - slots.available_permits();
+            let can_claim = pending.len() + busy <= self.workers;
+            if can_claim && next_claim <= tokio::time::Instant::now() {
+                next_claim = self.claim(capacity - pending.len(), &mut pending).await;
             }
-            while in_flight.len() < self.workers {
-                let Some((job, claimed)) = pending.pop_front() else {
+            while in_flight.len() < self.workers * RECORDING_PER_SLOT {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
                     break;
                 };
-                if claimed.elapsed() > self.lease / 2 {
+                let next = pending.pop_front().or_else(|| {
+                    let rx = fresh.as_mut()?;
+                    rx.try_recv().ok().map(Leased::from)
+                });
+                let Some(leased) = next else {
+                    break;
+                };
+                if leased.since.elapsed() > self.lease / 2 {
                     // Too little of the lease is left to finish an attempt:
                     // let it lapse and claim the delivery afresh later.
                     continue;
                 }
+                let slot = Slot {
+                    _permit: permit,
+                    freed: freed.clone(),
+                };
                 let me = self.clone();
-                in_flight.spawn(async move { me.attempt(job).await });
+                in_flight.spawn(async move { me.attempt(leased, slot).await });
             }
-            if got_all && in_flight.len() < self.workers {
-                continue; // maybe more are due
-            }
-            let nap = self.until_next_due(held > self.workers).await;
+            let may_start = slots.available_permits() > 0 && pending.is_empty();
             tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(nap) => {}
+                _ = self.wake.notified() => next_claim = tokio::time::Instant::now(),
+                _ = tokio::time::sleep_until(next_claim), if can_claim => {}
+                _ = freed.notified() => {}
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(d) = recv(&mut fresh), if may_start => pending.push_back(d.into()),
                 _ = shutdown.changed() => {}
             }
+        }
+        // Fresh deliveries still on their way: refuse more, and wait for the
+        // commits that reserved room (their leases are given back below).
+        if let Some(rx) = fresh.as_mut() {
+            rx.close();
+            let _ = tokio::time::timeout(grace, async { while rx.recv().await.is_some() {} }).await;
         }
         let waiting = in_flight.len();
         if waiting > 0 {
@@ -121,10 +166,36 @@ impl QueueRunner {
         }
     }
 
-    async fn until_next_due(&self, busy: bool) -> Duration {
-        if busy {
-            return self.poll_interval;
+    /// Lease up to `want` due deliveries into `pending`; when to claim next.
+    async fn claim(&self, want: usize, pending: &mut VecDeque<Leased>) -> tokio::time::Instant {
+        let now = Utc::now();
+        let claimed = self
+            .storage
+            .claim_due(&self.node, now, now + self.lease, want as u32)
+            .await;
+        let at = Instant::now();
+        match claimed {
+            Ok(jobs) => {
+                let full = jobs.len() == want;
+                pending.extend(jobs.into_iter().map(|job| Leased {
+                    job,
+                    content: None,
+                    since: at,
+                }));
+                if full {
+                    tokio::time::Instant::now() // maybe more are due
+                } else {
+                    tokio::time::Instant::now() + self.until_next_due().await
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim deliveries");
+                tokio::time::Instant::now() + STORAGE_BACKOFF
+            }
         }
+    }
+
+    async fn until_next_due(&self) -> Duration {
         match self.storage.next_due().await {
             Ok(Some(due)) => (due - Utc::now())
                 .to_std()
@@ -134,8 +205,18 @@ impl QueueRunner {
         }
     }
 
-    async fn attempt(&self, job: DeliveryJob) {
-        let content = match self.storage.message_content(&job.message_id).await {
+    /// Send, give the slot back, then record the outcome.
+    async fn attempt(&self, leased: Leased, slot: Slot) {
+        let job = leased.job;
+        let content = match leased.content {
+            Some(c) => Ok(Some(c)),
+            None => self
+                .storage
+                .message_content(&job.message_id)
+                .await
+                .map(|c| c.map(Bytes::from)),
+        };
+        let content = match content {
             Ok(Some(c)) => c,
             Ok(None) => {
                 tracing::error!(delivery = %job.id, message = %job.message_id, "message content missing");
@@ -155,7 +236,7 @@ impl QueueRunner {
             }
         };
         let content = match &self.dkim {
-            Some(dkim) => dkim.sign(&content).unwrap_or_else(|e| {
+            Some(dkim) => dkim.sign(&content).map(Bytes::from).unwrap_or_else(|e| {
                 tracing::warn!(delivery = %job.id, error = %e, "cannot DKIM-sign; sending unsigned");
                 content
             }),
@@ -167,6 +248,7 @@ impl QueueRunner {
             rcpt_to: &job.rcpt_email,
         };
         let outcome = self.transport.send(&envelope, &content).await;
+        drop(slot);
         self.record(&job, outcome).await;
     }
 
@@ -239,6 +321,14 @@ impl QueueRunner {
                 tracing::warn!(delivery = %job.id, error = %e, "cannot record attempt; it will be retried")
             }
         }
+    }
+}
+
+/// The next fresh delivery; never, without a handoff.
+async fn recv(fresh: &mut Option<HandoffReceiver>) -> Option<FreshDelivery> {
+    match fresh {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -201,10 +201,11 @@ mod tests {
             order: "o".into(),
             received_at: Utc::now(),
             return_path: String::new(),
-            content: b"Subject: x\r\n\r\n".to_vec(),
+            content: bytes::Bytes::from_static(b"Subject: x\r\n\r\n"),
             new_participants: Vec::new(),
             entry: TimelineSummary::default(),
             deliveries: Vec::new(),
+            lease: None,
         }
     }
 

@@ -260,6 +260,22 @@ macro_rules! impl_storage {
                     row.as_ref().map(rows::participant).transpose()
                 }
 
+                async fn find_alias_with_order(&self, alias: &str) -> Result<Option<(Participant, Vec<Participant>)>> {
+                    let sql = format!(
+                        "SELECT {PARTICIPANT_COLUMNS} FROM participants
+                         WHERE (store, order_id) = (SELECT store, order_id FROM participants WHERE alias_key = $1)
+                         ORDER BY created_at"
+                    );
+                    let key = alias.to_lowercase();
+                    let found = sqlx::query(&sql).bind(&key).fetch_all(&self.pool).await?;
+                    let order = found.iter().map(rows::participant).collect::<Result<Vec<_>>>()?;
+                    Ok(order
+                        .iter()
+                        .find(|p| p.key() == key)
+                        .cloned()
+                        .map(|p| (p, order)))
+                }
+
                 async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool> {
                     let done = sqlx::query(
                         "UPDATE participants SET disabled_at = COALESCE(disabled_at, $1) WHERE alias_key = $2",

@@ -1,5 +1,6 @@
 //! Rows that cross the storage trait.
 
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
@@ -40,11 +41,21 @@ pub struct AcceptedMessage {
     /// The envelope sender as received (may be empty: null sender).
     pub return_path: String,
     /// The masked message bytes.
-    pub content: Vec<u8>,
+    pub content: Bytes,
     /// Contacts met on this message, inserted if new.
     pub new_participants: Vec<Participant>,
     pub entry: TimelineSummary,
     pub deliveries: Vec<NewDelivery>,
+    /// Set when the deliveries are written already leased, to the node
+    /// that accepted the message (see `queue::handoff`).
+    pub lease: Option<Lease>,
+}
+
+/// A claim on deliveries: who holds it, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
 }
 
 /// One durable write for the group committer.
@@ -71,10 +82,11 @@ pub enum Write {
 }
 
 impl Write {
-    /// True when applying it queues new deliveries.
+    /// True when applying it queues deliveries for the queue runner to
+    /// claim (not those already leased on the way in).
     pub fn queues_mail(&self) -> bool {
         match self {
-            Write::Accept(_) => true,
+            Write::Accept(m) => m.lease.is_none(),
             Write::Refusal(_) => false,
             Write::Attempt { notice, .. } | Write::Bounce { notice, .. } => notice.is_some(),
         }

@@ -49,7 +49,7 @@ pub fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> Ac
         order: order.into(),
         received_at: at,
         return_path: "shop@example.org".into(),
-        content: format!("Subject: {id}\r\n\r\nbody\r\n").into_bytes(),
+        content: format!("Subject: {id}\r\n\r\nbody\r\n").into(),
         new_participants: Vec::new(),
         entry: TimelineSummary {
             from: None,
@@ -65,6 +65,7 @@ pub fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> Ac
             rcpt_email: to.email.clone(),
             mail_from: format!("bounce-{id}@ct.test"),
         }],
+        lease: None,
     }
 }
 

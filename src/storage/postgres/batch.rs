@@ -103,7 +103,7 @@ async fn insert_messages(
     .bind(&ats)
     .bind(col(&|m| m.return_path.clone()))
     .bind(ms.iter().map(|m| m.content.len() as i64).collect::<Vec<i64>>())
-    .bind(ms.iter().map(|m| m.content.as_slice()).collect::<Vec<&[u8]>>())
+    .bind(ms.iter().map(|m| &m.content[..]).collect::<Vec<&[u8]>>())
     .execute(&mut **tx)
     .await?;
 
@@ -179,10 +179,12 @@ async fn insert_messages(
         };
         sqlx::query(
             "INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
-                 next_attempt_at, created_at, updated_at)
-             SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
-                  AS t(id, message_id, rcpt_alias, rcpt_email, mail_from, at)",
+                 next_attempt_at, created_at, updated_at, lease_owner, lease_until)
+             SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at,
+                 lease_owner, lease_until
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                         $7::text[], $8::int8[])
+                  AS t(id, message_id, rcpt_alias, rcpt_email, mail_from, at, lease_owner, lease_until)",
         )
         .bind(col(&|(_, d)| d.id.clone()))
         .bind(col(&|(m, _)| m.id.clone()))
@@ -194,6 +196,18 @@ async fn insert_messages(
                 .iter()
                 .map(|(m, _)| to_ms(m.received_at))
                 .collect::<Vec<i64>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(m, _)| m.lease.as_ref().map(|l| l.owner.clone()))
+                .collect::<Vec<Option<String>>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(m, _)| m.lease.as_ref().map(|l| to_ms(l.until)))
+                .collect::<Vec<Option<i64>>>(),
         )
         .execute(&mut **tx)
         .await?;

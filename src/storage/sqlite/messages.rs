@@ -24,8 +24,8 @@ FROM stores WHERE store = ? AND webhook_url IS NOT NULL;
 ";
 const INSERT_DELIVERY: &str = "
 INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
-    next_attempt_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?);
+    next_attempt_at, created_at, updated_at, lease_owner, lease_until)
+VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?);
 ";
 
 async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -> Result<()> {
@@ -47,7 +47,7 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
         .bind(at)
         .bind(&m.return_path)
         .bind(m.content.len() as i64)
-        .bind(&m.content)
+        .bind(&m.content[..])
         // timeline_entries
         .bind(&m.id)
         .bind(&m.store)
@@ -70,6 +70,8 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
         .bind(at)
         .bind(at)
         .bind(&m.store);
+    let lease_owner = m.lease.as_ref().map(|l| l.owner.as_str());
+    let lease_until = m.lease.as_ref().map(|l| to_ms(l.until));
     for d in &m.deliveries {
         query = query
             .bind(&d.id)
@@ -79,7 +81,9 @@ async fn insert_message(tx: &mut Transaction<'_, Sqlite>, m: &AcceptedMessage) -
             .bind(&d.mail_from)
             .bind(at)
             .bind(at)
-            .bind(at);
+            .bind(at)
+            .bind(lease_owner)
+            .bind(lease_until);
     }
     query.execute(&mut **tx).await?;
     Ok(())
