@@ -333,7 +333,71 @@ async fn a_delivery_still_failing_after_give_up_after_fails(backend: Backend) {
     assert!(sink.received().is_empty());
 }
 
+/// Fresh mail is written leased to the node that accepted it and handed to
+/// its queue runner in memory while the runner has room; the rest waits
+/// unleased for a claim. With a lease far longer than the test, a delivery
+/// leased but never handed over would stay stuck: every message must still
+/// arrive, each exactly once.
+async fn fresh_mail_is_delivered_once_whether_handed_over_or_claimed(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.set_delay(Duration::from_millis(30));
+    // One worker: room for two fresh deliveries; most messages overflow.
+    let mut relay = Relay::with_smarthost(backend, sink.addr)
+        .env("CT_RELAY__DELIVERY__WORKERS", "1")
+        .env("CT_RELAY__DELIVERY__LEASE", "10m");
+    let alias = relay.create_alias("acme", "9010-01", "customer", REAL);
+    relay.start().await;
+    let sessions: Vec<_> = (0..4)
+        .map(|s| {
+            let (smtp, alias) = (relay.smtp, alias.clone());
+            tokio::spawn(async move {
+                let mut c = SmtpClient::ready(smtp).await;
+                for n in 0..5 {
+                    let r = c
+                        .send_mail("sac@acme-store.com", &[&alias], &message(s * 10 + n))
+                        .await;
+                    assert_eq!(r.status(), "250 2.0.0", "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for s in sessions {
+        s.await.unwrap();
+    }
+    let all = wait_until(Duration::from_secs(20), || sink.received().len() >= 20).await;
+    assert!(
+        all,
+        "{} of 20 delivered\n{}",
+        sink.received().len(),
+        relay.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || relay
+            .delivery_states("9010-01")
+            .iter()
+            .all(|s| s == "delivered"))
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut subjects: Vec<String> = sink
+        .received()
+        .iter()
+        .map(|r| {
+            r.headers()
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 20, "each message once");
+    assert_eq!(sink.received().len(), 20, "no message twice");
+}
+
 on_both_backends!(
+    fresh_mail_is_delivered_once_whether_handed_over_or_claimed,
     temporary_failure_is_retried_then_delivered,
     permanent_failure_marks_the_delivery_failed_without_leaking_the_address,
     killed_after_250_the_message_is_delivered_after_restart,
