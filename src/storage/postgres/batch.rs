@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 
 use crate::storage::rows::{json, to_ms};
 use crate::storage::{AcceptedMessage, AttemptRecord, Result, Write};
@@ -27,6 +27,31 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
             } => attempts.push((node.as_str(), delivery_id.as_str(), record)),
             Write::Bounce { .. } => bounces.push(w),
         }
+    }
+    // A batch of accepted mail only, or of outcomes only, is one statement:
+    // written without BEGIN and COMMIT, which would be two more round trips.
+    let notices = batch.iter().any(|w| {
+        matches!(
+            w,
+            Write::Attempt {
+                notice: Some(_),
+                ..
+            }
+        )
+    });
+    let contacts = messages.iter().any(|m| !m.new_participants.is_empty());
+    let one_kind = messages.is_empty() != attempts.is_empty();
+    if one_kind && refusals.is_empty() && bounces.is_empty() && !notices && !contacts {
+        let mut conn = pool.acquire().await?;
+        if attempts.is_empty() {
+            insert_messages(&mut conn, &messages).await?;
+            return Ok(vec![true; batch.len()]);
+        }
+        let recorded = record_attempts(&mut conn, &attempts).await?;
+        return Ok(attempts
+            .iter()
+            .map(|(_, id, _)| recorded.contains(*id))
+            .collect());
     }
     let mut tx = pool.begin().await?;
     if !messages.is_empty() {
@@ -81,32 +106,9 @@ pub(super) async fn apply(pool: &PgPool, batch: &[Write]) -> Result<Vec<bool>> {
         .collect())
 }
 
-async fn insert_messages(
-    tx: &mut Transaction<'_, Postgres>,
-    ms: &[&AcceptedMessage],
-) -> Result<()> {
+async fn insert_messages(conn: &mut PgConnection, ms: &[&AcceptedMessage]) -> Result<()> {
     let col =
         |f: &dyn Fn(&AcceptedMessage) -> String| ms.iter().map(|m| f(m)).collect::<Vec<String>>();
-    let ids = col(&|m| m.id.clone());
-    let stores = col(&|m| m.store.clone());
-    let orders = col(&|m| m.order.clone());
-    let ats: Vec<i64> = ms.iter().map(|m| to_ms(m.received_at)).collect();
-    sqlx::query(
-        "INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
-                              $7::int8[], $8::bytea[])",
-    )
-    .bind(&ids)
-    .bind(col(&|m| m.queue_id.clone()))
-    .bind(&stores)
-    .bind(&orders)
-    .bind(&ats)
-    .bind(col(&|m| m.return_path.clone()))
-    .bind(ms.iter().map(|m| m.content.len() as i64).collect::<Vec<i64>>())
-    .bind(ms.iter().map(|m| &m.content[..]).collect::<Vec<&[u8]>>())
-    .execute(&mut **tx)
-    .await?;
-
     let contacts: Vec<_> = ms.iter().flat_map(|m| &m.new_participants).collect();
     if !contacts.is_empty() {
         let col = |f: &dyn Fn(&crate::alias::Participant) -> String| {
@@ -127,16 +129,28 @@ async fn insert_messages(
         .bind(col(&|p| p.mode.as_str().to_string()))
         .bind(contacts.iter().map(|p| to_ms(p.created_at)).collect::<Vec<i64>>())
         .bind(contacts.iter().map(|p| to_ms(p.expires_at)).collect::<Vec<i64>>())
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
 
-    // The timeline entries, and in the same round trip the events that
-    // announce them to stores with a webhook.
+    let deliveries: Vec<_> = ms
+        .iter()
+        .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
+        .collect();
+    let dcol = |f: &dyn Fn(&(&AcceptedMessage, &crate::storage::NewDelivery)) -> String| {
+        deliveries.iter().map(f).collect::<Vec<String>>()
+    };
+    // The messages, their timeline entries, the events that announce them
+    // to stores with a webhook, and their deliveries: one statement, one
+    // round trip (the foreign keys are checked at its end).
     sqlx::query(
-        "WITH t AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+        "WITH stored AS (
+             INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
+                                  $7::int8[], $8::bytea[])),
+         t AS (
+             SELECT * FROM UNNEST($1::text[], $3::text[], $4::text[], $5::int8[], $9::text[], $10::text[],
+                                  $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
                  AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words,
                       attachment_names, event_id, authentication)),
          entries AS (
@@ -144,17 +158,31 @@ async fn insert_messages(
                  subject, first_words, attachment_names, authentication)
              SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words,
                     attachment_names, authentication
-             FROM t)
-         INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
-             next_attempt_at, updated_at)
-         SELECT t.event_id, t.store, t.order_id, t.id, 'message.accepted', t.at, 'pending', t.at, t.at
-         FROM t JOIN stores s ON s.store = t.store
-         WHERE s.webhook_url IS NOT NULL",
+             FROM t),
+         events AS (
+             INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
+                 next_attempt_at, updated_at)
+             SELECT t.event_id, t.store, t.order_id, t.id, 'message.accepted', t.at, 'pending', t.at, t.at
+             FROM t JOIN stores s ON s.store = t.store
+             WHERE s.webhook_url IS NOT NULL)
+         INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
+             next_attempt_at, created_at, updated_at, lease_owner, lease_until)
+         SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at,
+             lease_owner, lease_until
+         FROM UNNEST($16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::int8[],
+                     $22::text[], $23::int8[])
+              AS d(id, message_id, rcpt_alias, rcpt_email, mail_from, at, lease_owner, lease_until)",
     )
-    .bind(&ids)
-    .bind(&stores)
-    .bind(&orders)
-    .bind(&ats)
+    // messages
+    .bind(col(&|m| m.id.clone()))
+    .bind(col(&|m| m.queue_id.clone()))
+    .bind(col(&|m| m.store.clone()))
+    .bind(col(&|m| m.order.clone()))
+    .bind(ms.iter().map(|m| to_ms(m.received_at)).collect::<Vec<i64>>())
+    .bind(col(&|m| m.return_path.clone()))
+    .bind(ms.iter().map(|m| m.content.len() as i64).collect::<Vec<i64>>())
+    .bind(ms.iter().map(|m| &m.content[..]).collect::<Vec<&[u8]>>())
+    // timeline entries and events
     .bind(ms.iter().map(|m| m.entry.from.as_ref().map(json)).collect::<Vec<Option<String>>>())
     .bind(col(&|m| json(&m.entry.to)))
     .bind(col(&|m| m.entry.subject.clone()))
@@ -166,59 +194,39 @@ async fn insert_messages(
             .map(|m| m.entry.authentication.as_ref().map(json))
             .collect::<Vec<Option<String>>>(),
     )
-    .execute(&mut **tx)
+    // deliveries
+    .bind(dcol(&|(_, d)| d.id.clone()))
+    .bind(dcol(&|(m, _)| m.id.clone()))
+    .bind(dcol(&|(_, d)| d.rcpt_alias.clone()))
+    .bind(dcol(&|(_, d)| d.rcpt_email.clone()))
+    .bind(dcol(&|(_, d)| d.mail_from.clone()))
+    .bind(
+        deliveries
+            .iter()
+            .map(|(m, _)| to_ms(m.received_at))
+            .collect::<Vec<i64>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(|(m, _)| m.lease.as_ref().map(|l| l.owner.clone()))
+            .collect::<Vec<Option<String>>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(|(m, _)| m.lease.as_ref().map(|l| to_ms(l.until)))
+            .collect::<Vec<Option<i64>>>(),
+    )
+    .execute(&mut *conn)
     .await?;
-
-    let deliveries: Vec<_> = ms
-        .iter()
-        .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
-        .collect();
-    if !deliveries.is_empty() {
-        let col = |f: &dyn Fn(&(&AcceptedMessage, &crate::storage::NewDelivery)) -> String| {
-            deliveries.iter().map(f).collect::<Vec<String>>()
-        };
-        sqlx::query(
-            "INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
-                 next_attempt_at, created_at, updated_at, lease_owner, lease_until)
-             SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at,
-                 lease_owner, lease_until
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                         $7::text[], $8::int8[])
-                  AS t(id, message_id, rcpt_alias, rcpt_email, mail_from, at, lease_owner, lease_until)",
-        )
-        .bind(col(&|(_, d)| d.id.clone()))
-        .bind(col(&|(m, _)| m.id.clone()))
-        .bind(col(&|(_, d)| d.rcpt_alias.clone()))
-        .bind(col(&|(_, d)| d.rcpt_email.clone()))
-        .bind(col(&|(_, d)| d.mail_from.clone()))
-        .bind(
-            deliveries
-                .iter()
-                .map(|(m, _)| to_ms(m.received_at))
-                .collect::<Vec<i64>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(m, _)| m.lease.as_ref().map(|l| l.owner.clone()))
-                .collect::<Vec<Option<String>>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(m, _)| m.lease.as_ref().map(|l| to_ms(l.until)))
-                .collect::<Vec<Option<i64>>>(),
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
     Ok(())
 }
 
 /// Outcomes are written only where the node still holds the lease; returns
 /// the deliveries that were.
 async fn record_attempts(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     attempts: &[(&str, &str, &AttemptRecord)],
 ) -> Result<HashSet<String>> {
     // Every part of the statement sees the rows as they were before it, so
@@ -254,7 +262,11 @@ async fn record_attempts(
     .bind(attempts.iter().map(|(_, _, a)| to_ms(a.at)).collect::<Vec<i64>>())
     .bind(attempts.iter().map(|(_, _, a)| a.next_attempt_at.map(to_ms)).collect::<Vec<Option<i64>>>())
     .bind(new_ids(attempts.len()))
-    .fetch_all(&mut **tx)
+    // Planned afresh each time, with the arrays' real lengths: a plan cached
+    // while the tables were small scanned all of `deliveries` for every
+    // batch until the next ANALYZE.
+    .persistent(false)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(written.into_iter().collect())
 }
