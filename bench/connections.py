@@ -122,8 +122,8 @@ level = "warn"
             opened = []
             started = time.monotonic()
             # Open in waves so the listen backlog is not the limit.
-            for i in range(0, args.connections, 500):
-                count = min(500, args.connections - i)
+            for i in range(0, args.connections, 100):
+                count = min(100, args.connections - i)
                 await asyncio.gather(*(idle_session(port, opened) for _ in range(count)))
             took = time.monotonic() - started
             time.sleep(0.5)
