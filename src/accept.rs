@@ -159,9 +159,7 @@ impl Acceptor {
         for r in env.recipients {
             match r {
                 Recipient::Alias { participant, order } => {
-                    if !known.iter().any(|k: &Arc<Vec<Participant>>| {
-                        k.first().is_some_and(|p| p.same_order(&participant))
-                    }) {
+                    if read_at_rcpt(&known, &participant).is_none() {
                         known.push(order);
                     }
                     aliases.push(participant);
@@ -212,10 +210,7 @@ impl Acceptor {
             } else {
                 Ulid::new().to_string()
             };
-            let participants = known
-                .iter()
-                .find(|k| k.first().is_some_and(|p| p.same_order(&recipients[0])))
-                .map(|k| k.as_ref().clone());
+            let participants = read_at_rcpt(&known, &recipients[0]).map(|k| k.as_ref().clone());
             let message = self
                 .for_order(
                     &id,
@@ -416,6 +411,16 @@ impl Acceptor {
             now.to_rfc2822()
         )
     }
+}
+
+/// The participants of `p`'s order as read at RCPT, if among `known`.
+fn read_at_rcpt<'a>(
+    known: &'a [Arc<Vec<Participant>>],
+    p: &Participant,
+) -> Option<&'a Arc<Vec<Participant>>> {
+    known
+        .iter()
+        .find(|k| k.first().is_some_and(|q| q.same_order(p)))
 }
 
 /// Recipients grouped by (store, order), in the order first seen.
