@@ -154,23 +154,20 @@ impl Acceptor {
         let queue_id = Ulid::new().to_string();
         let now = Utc::now();
         let mut aliases = Vec::new();
-        let mut known = Vec::new();
         let mut bounces = Vec::new();
         for r in env.recipients {
             match r {
-                Recipient::Alias { participant, order } => {
-                    if read_at_rcpt(&known, &participant).is_none() {
-                        known.push(order);
-                    }
-                    aliases.push(participant);
-                }
+                Recipient::Alias { participant, order } => aliases.push((participant, order)),
                 Recipient::Bounce { delivery_id } => bounces.push(delivery_id),
             }
         }
         // An alias standing for an address under the alias domain would send
         // the message straight back here. None can be made, but a row from
         // before an alias.domain change could: refuse rather than loop.
-        if let Some(p) = aliases.iter().find(|p| !self.can_be_participant(&p.email)) {
+        if let Some((p, _)) = aliases
+            .iter()
+            .find(|(p, _)| !self.can_be_participant(&p.email))
+        {
             tracing::warn!(alias = %p.alias, "alias delivers back to the alias domain; refused as a loop");
             return Err(Refusal::MailLoop);
         }
@@ -197,12 +194,13 @@ impl Acceptor {
             tracing::info!(queue_id = %queue_id, dmarc_domain = %domain, "refused by the sender domain's DMARC policy");
             for group in group_by_order(aliases) {
                 let reply = Reply::dmarc_reject().to_string();
-                self.record_refusal(&group, &env.mail_from, reply).await;
+                self.record_refusal(&group.recipients, &env.mail_from, reply)
+                    .await;
             }
             return Err(Refusal::DmarcReject);
         }
         let mut messages = Vec::new();
-        for (i, recipients) in group_by_order(aliases).into_iter().enumerate() {
+        for (i, group) in group_by_order(aliases).into_iter().enumerate() {
             // The first order's copy carries the queue id, so a single-order
             // message has one id everywhere.
             let id = if i == 0 {
@@ -210,16 +208,14 @@ impl Acceptor {
             } else {
                 Ulid::new().to_string()
             };
-            let participants = read_at_rcpt(&known, &recipients[0]).map(|k| k.as_ref().clone());
             let message = self
                 .for_order(
                     &id,
-                    participants,
                     &queue_id,
                     &env.helo,
                     &env.mail_from,
                     &parsed,
-                    recipients,
+                    group,
                     peer,
                     auth.as_ref(),
                     now,
@@ -267,29 +263,21 @@ impl Acceptor {
     async fn for_order(
         &self,
         id: &str,
-        participants: Option<Vec<Participant>>,
         queue_id: &str,
         helo: &str,
         mail_from: &str,
         parsed: &Parsed<'_>,
-        recipients: Vec<Participant>,
+        group: OrderRecipients,
         peer: &Peer,
         auth: Option<&Checked>,
         now: DateTime<Utc>,
     ) -> Result<AcceptedMessage, Refusal> {
+        let OrderRecipients {
+            recipients,
+            participants,
+        } = group;
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
-        let known = match participants {
-            Some(known) => known,
-            None => self
-                .storage
-                .order_participants(&store, &order)
-                .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "participant lookup failed");
-                    Refusal::StorageUnavailable
-                })?,
-        };
-        let mut people = Participants::new(known);
+        let mut people = Participants::new(participants.as_ref().clone());
 
         // Whoever wrote the message becomes a contact if not yet a participant,
         // so replies come back through the relay.
@@ -413,23 +401,23 @@ impl Acceptor {
     }
 }
 
-/// The participants of `p`'s order as read at RCPT, if among `known`.
-fn read_at_rcpt<'a>(
-    known: &'a [Arc<Vec<Participant>>],
-    p: &Participant,
-) -> Option<&'a Arc<Vec<Participant>>> {
-    known
-        .iter()
-        .find(|k| k.first().is_some_and(|q| q.same_order(p)))
+/// The recipients of one order, with the order's participants as read at
+/// RCPT.
+struct OrderRecipients {
+    recipients: Vec<Participant>,
+    participants: Arc<Vec<Participant>>,
 }
 
 /// Recipients grouped by (store, order), in the order first seen.
-fn group_by_order(recipients: Vec<Participant>) -> Vec<Vec<Participant>> {
-    let mut groups: Vec<Vec<Participant>> = Vec::new();
-    for r in recipients {
-        match groups.iter_mut().find(|g| g[0].same_order(&r)) {
-            Some(g) => g.push(r),
-            None => groups.push(vec![r]),
+fn group_by_order(recipients: Vec<(Participant, Arc<Vec<Participant>>)>) -> Vec<OrderRecipients> {
+    let mut groups: Vec<OrderRecipients> = Vec::new();
+    for (r, participants) in recipients {
+        match groups.iter_mut().find(|g| g.recipients[0].same_order(&r)) {
+            Some(g) => g.recipients.push(r),
+            None => groups.push(OrderRecipients {
+                recipients: vec![r],
+                participants,
+            }),
         }
     }
     groups
