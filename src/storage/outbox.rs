@@ -241,7 +241,8 @@ macro_rules! impl_outbox {
                             (true, Some(url.as_str()), secret.as_deref(), Some(new_secret.as_str()))
                         }
                     };
-                    let mut tx = self.writer().begin().await?;
+                    let mut writer = self.writer().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
                     // One statement, so concurrent updates of different
                     // settings never undo each other.
                     let row = sqlx::query(
@@ -302,7 +303,7 @@ macro_rules! impl_outbox {
                         .bind(to_ms(lease_until))
                         .bind(to_ms(now))
                         .bind(i64::from(limit))
-                        .fetch_all(self.writer())
+                        .fetch_all(&mut *self.writer().await?)
                         .await?;
                     let mut targets = std::collections::HashMap::new();
                     let mut jobs = Vec::with_capacity(claimed.len());
@@ -349,7 +350,7 @@ macro_rules! impl_outbox {
                     .bind(outcome.next_attempt_at.map(to_ms))
                     .bind(event_id)
                     .bind(node)
-                    .execute(self.writer())
+                    .execute(&mut *self.writer().await?)
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }

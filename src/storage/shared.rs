@@ -90,7 +90,7 @@ macro_rules! impl_storage {
                         "UPDATE {table} SET lease_owner = NULL, lease_until = NULL
                          WHERE lease_owner IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR lease_owner = $1)"
                     );
-                    let done = sqlx::query(&sql).bind(node).execute(self.writer()).await?;
+                    let done = sqlx::query(&sql).bind(node).execute(&mut *self.writer().await?).await?;
                     Ok(done.rows_affected())
                 }
 
@@ -206,7 +206,7 @@ macro_rules! impl_storage {
                     .bind(store)
                     .bind(mode.as_str())
                     .bind(to_ms(Utc::now()))
-                    .execute(self.writer())
+                    .execute(&mut *self.writer().await?)
                     .await?;
                     Ok(())
                 }
@@ -237,7 +237,8 @@ macro_rules! impl_storage {
                 }
 
                 async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>> {
-                    let mut tx = self.writer().begin().await?;
+                    let mut writer = self.writer().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
                     for p in ps {
                         Self::insert_participant(&mut *tx, p).await?;
                     }
@@ -282,7 +283,7 @@ macro_rules! impl_storage {
                     )
                     .bind(to_ms(now))
                     .bind(alias.to_lowercase())
-                    .execute(self.writer())
+                    .execute(&mut *self.writer().await?)
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }
@@ -314,7 +315,7 @@ macro_rules! impl_storage {
                         .bind(to_ms(at))
                         .bind(store)
                         .bind(order)
-                        .execute(self.writer())
+                        .execute(&mut *self.writer().await?)
                         .await?;
                     Ok(done.rows_affected())
                 }
@@ -352,7 +353,7 @@ macro_rules! impl_storage {
                         .bind(to_ms(lease_until))
                         .bind(to_ms(now))
                         .bind(i64::from(limit))
-                        .fetch_all(self.writer())
+                        .fetch_all(&mut *self.writer().await?)
                         .await?;
                     claimed.iter().map(rows::delivery_job).collect()
                 }
@@ -423,7 +424,7 @@ macro_rules! impl_storage {
                     )
                     .bind(to_ms(now))
                     .bind(delivery_id)
-                    .execute(self.writer())
+                    .execute(&mut *self.writer().await?)
                     .await?;
                     Ok(done.rows_affected() > 0)
                 }
@@ -449,7 +450,8 @@ macro_rules! impl_storage {
                 ) -> Result<PurgeCounts> {
                     // Deletes cascade from messages to deliveries, attempts and timeline entries.
                 let limit = i64::from(limit);
-                let mut tx = self.writer().begin().await?;
+                let mut writer = self.writer().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
                 let aliases = Self::delete_batch(
                     &mut tx,
                     "DELETE FROM participants WHERE alias_key IN

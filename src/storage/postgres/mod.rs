@@ -40,8 +40,8 @@ impl PgStorage {
     }
 
     /// PostgreSQL locks rows, not the database: writes share the pool.
-    pub(crate) fn writer(&self) -> &PgPool {
-        &self.pool
+    pub(crate) async fn writer(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
     }
 }
 

@@ -1,0 +1,112 @@
+//! WAL checkpoints off the writer's path. SQLite's own checkpoint runs in
+//! the commit that crosses its threshold: that commit copies the log into
+//! the database file and waits for its fsync (about 10 ms on the test
+//! machine, every 4 MB of log), and every session waiting on the group
+//! commit waits with it. The writer connection has it turned off; this task
+//! runs a passive checkpoint, which never blocks the writer, on a reading
+//! connection soon after commits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Least time between two checkpoints: under load, a checkpoint copies
+/// what a few hundred commits wrote, as SQLite's default threshold
+/// (1000 pages) would.
+const INTERVAL: Duration = Duration::from_millis(200);
+
+/// Runs checkpoints while it lives.
+pub(super) struct Checkpointer {
+    due: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    pub(super) fn start(pool: SqlitePool) -> Self {
+        let due = Arc::new(Notify::new());
+        let task = tokio::spawn(run(pool, due.clone()));
+        Self { due, task }
+    }
+
+    /// Something was committed: checkpoint soon.
+    pub(super) fn committed(&self) {
+        self.due.notify_one();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(pool: SqlitePool, due: Arc<Notify>) {
+    loop {
+        due.notified().await;
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            Ok(_) => {}
+            // Another process (a CLI command) may be checkpointing: next time.
+            Err(e) => tracing::debug!(error = %e, "checkpoint did not run"),
+        }
+        tokio::time::sleep(INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::storage::sqlite::SqliteStorage;
+    use crate::storage::{AcceptedMessage, BatchWriter, Storage, TimelineSummary, Write};
+
+    #[tokio::test]
+    async fn commits_are_checkpointed_by_the_task_not_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = SqliteStorage::connect(
+            &format!("sqlite://{}", path.display()),
+            2,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *db.writer().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(autocheckpoint, 0, "the writer never checkpoints");
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        let message = AcceptedMessage {
+            id: "m1".into(),
+            queue_id: "m1".into(),
+            store: "s".into(),
+            order: "o".into(),
+            received_at: chrono::Utc::now(),
+            return_path: String::new(),
+            content: vec![b'x'; 256 * 1024].into(),
+            new_participants: Vec::new(),
+            entry: TimelineSummary::default(),
+            deliveries: Vec::new(),
+            lease: None,
+        };
+        db.apply(&[Write::Accept(Box::new(message))]).await.unwrap();
+        // The commit is in the log; the task copies it into the file soon.
+        let mut waited = Duration::ZERO;
+        while size() < before + 256 * 1024 {
+            assert!(
+                waited < Duration::from_secs(5),
+                "the commit was not checkpointed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+    }
+}
