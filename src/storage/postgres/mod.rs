@@ -10,12 +10,46 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Mutex;
 
 use super::{BatchWriter, Result, StorageError, Write};
 
 pub struct PgStorage {
     pool: PgPool,
+    committer: CommitterConnection,
+}
+
+/// The group committer's own connection, opened on first use and again
+/// after it fails. Not taken from the pool: the pool checks a connection
+/// it gets back with a round trip, from a task of its own, and under load
+/// the next batch waited for it.
+struct CommitterConnection {
+    conn: Mutex<Option<PgConnection>>,
+    options: PgConnectOptions,
+    connect_timeout: Duration,
+}
+
+impl CommitterConnection {
+    async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
+        // Only the committer task writes batches: never contended.
+        let mut slot = self.conn.lock().await;
+        let conn = match slot.take() {
+            Some(conn) => slot.insert(conn),
+            None => {
+                let connect = PgConnection::connect_with(&self.options);
+                let conn = tokio::time::timeout(self.connect_timeout, connect)
+                    .await
+                    .map_err(|_| StorageError::Unavailable("connecting timed out".into()))??;
+                slot.insert(conn)
+            }
+        };
+        let result = batch::apply(conn, batch).await;
+        if result.is_err() && conn.ping().await.is_err() {
+            *slot = None; // broken: the next batch connects afresh
+        }
+        result
+    }
 }
 
 impl PgStorage {
@@ -35,8 +69,17 @@ impl PgStorage {
             // No ping before every query: a dropped connection fails its
             // query (that client gets 451) and the pool replaces it.
             .test_before_acquire(false)
-            .connect_lazy_with(options);
-        Ok(Self { pool })
+            .connect_lazy_with(options.clone());
+        let committer = CommitterConnection {
+            conn: Mutex::new(None),
+            // Its one statement is planned once (see batch.rs).
+            options: options.options([
+                ("plan_cache_mode", "force_generic_plan"),
+                ("enable_seqscan", "off"),
+            ]),
+            connect_timeout: acquire_timeout,
+        };
+        Ok(Self { pool, committer })
     }
 
     /// PostgreSQL locks rows, not the database: writes share the pool.
@@ -48,7 +91,7 @@ impl PgStorage {
 #[async_trait]
 impl BatchWriter for PgStorage {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        batch::apply(&self.pool, batch).await
+        self.committer.apply(batch).await
     }
 }
 
