@@ -2,9 +2,11 @@
 //! configured transport and says what became of it. Transports never decide
 //! retries; they classify, and the queue acts on the classification alone.
 
+mod client;
 pub mod dkim;
 mod file;
 mod smtp;
+mod tls;
 
 use std::sync::Arc;
 
@@ -65,17 +67,20 @@ pub fn from_settings(
     hostname: &str,
 ) -> Result<Arc<dyn Transport>, TransportError> {
     let connector = || -> Result<Connector, TransportError> {
-        let ca = match &settings.tls_ca_file {
-            Some(path) => {
-                let failed = |e: String| TransportError::TlsCa(path.display().to_string(), e);
-                let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
-                lettre::transport::smtp::client::Certificate::from_pem(&pem)
-                    .map_err(|e| failed(e.to_string()))?;
-                Some(pem)
-            }
-            None => None,
-        };
-        Ok(Connector::new(hostname, settings.timeout, settings.tls, ca))
+        let ca =
+            match &settings.tls_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    TransportError::TlsCa(path.display().to_string(), e.to_string())
+                })?),
+                None => None,
+            };
+        Connector::new(hostname, settings.timeout, settings.tls, ca.as_deref()).map_err(|e| {
+            let path = settings
+                .tls_ca_file
+                .as_ref()
+                .map(|p| p.display().to_string());
+            TransportError::TlsCa(path.unwrap_or_default(), e)
+        })
     };
     Ok(match settings.transport {
         TransportKind::File => Arc::new(FileTransport::new(&settings.dir)?),

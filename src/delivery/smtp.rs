@@ -1,23 +1,20 @@
-//! SMTP transports: a fixed smarthost, or the recipient domain's MX hosts.
-//! lettre speaks the protocol; the sockets are ours so they can have
-//! TCP_NODELAY (lettre writes the message and its final `.` separately, and
-//! with Nagle's algorithm every message waited for a delayed ACK, ~40 ms).
-//! STARTTLS as `delivery.tls` says: opportunistic (unverified, falling back
-//! to the clear), required (verified, else a temporary failure), or off.
+//! SMTP transports: a fixed smarthost, or the recipient domain's MX hosts,
+//! over `client::Client` on sockets of our own, with TCP_NODELAY (a message
+//! and its final dot must not wait on a delayed ACK). STARTTLS as
+//! `delivery.tls` says: opportunistic (unverified, falling back to the
+//! clear), required (verified, else a temporary failure), or off.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hickory_resolver::TokioResolver;
-use lettre::address::Envelope;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::response::Response;
 use lettre::Address;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
-use super::{DeliveryEnvelope, Outcome, Transport, TransportError};
+use super::client::{Client, ClientError, Reply};
+use super::{tls, DeliveryEnvelope, Outcome, Transport, TransportError};
 use crate::config::OutboundTls;
 
 /// MX hosts tried per attempt, best preference first.
@@ -30,49 +27,62 @@ const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 /// the greeting are bounded by `timeout`; a whole transaction by ten times
 /// that (RFC 5321 4.5.3.2 allows 10 minutes for the end of DATA alone).
 pub struct Connector {
-    hello: ClientId,
+    hello: String,
     timeout: Duration,
-    tls: OutboundTls,
-    /// A CA certificate (PEM) trusted besides the public roots.
-    ca_pem: Option<Vec<u8>>,
+    policy: OutboundTls,
+    /// For `required`: the public roots and `delivery.tls_ca_file`.
+    verifying: TlsConnector,
+    /// For `opportunistic`.
+    unverified: TlsConnector,
 }
 
 impl Connector {
+    /// `ca_pem`: CA certificates (PEM) trusted besides the public roots.
     pub fn new(
         hostname: &str,
         timeout: Duration,
-        tls: OutboundTls,
-        ca_pem: Option<Vec<u8>>,
-    ) -> Self {
-        Self {
-            hello: ClientId::Domain(hostname.to_string()),
+        policy: OutboundTls,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            hello: hostname.to_string(),
             timeout,
-            tls,
-            ca_pem,
-        }
+            policy,
+            verifying: tls::verifying(ca_pem)?,
+            unverified: tls::unverified()?,
+        })
     }
 
     /// A session with `host`, under TLS as the policy asks.
-    async fn connect(&self, host: &str, port: u16) -> Result<AsyncSmtpConnection, Outcome> {
-        let mut conn = self.connect_plain(host, port).await?;
-        let required = self.tls == OutboundTls::Required;
-        if self.tls == OutboundTls::Off || (!conn.can_starttls() && !required) {
-            return Ok(conn);
+    async fn connect(&self, host: &str, port: u16) -> Result<Client, Outcome> {
+        let client = self.connect_plain(host, port).await?;
+        let required = self.policy == OutboundTls::Required;
+        if self.policy == OutboundTls::Off || (!client.offers_starttls() && !required) {
+            return Ok(client);
         }
-        let failure = if !conn.can_starttls() {
-            conn.abort().await;
+        let failure = if !client.offers_starttls() {
+            client.quit().await;
             "STARTTLS not offered".to_string()
         } else {
-            let upgrade = async {
-                let params = self.tls_parameters(host)?;
-                conn.starttls(params, &self.hello).await
+            let connector = if required {
+                &self.verifying
+            } else {
+                &self.unverified
             };
-            // A failed upgrade leaves lettre's connection without a stream:
-            // it is dropped, never used again (not even for QUIT).
-            match tokio::time::timeout(self.timeout, upgrade).await {
-                Ok(Ok(())) => return Ok(conn),
-                Ok(Err(e)) => format!("TLS failed: {e}"),
-                Err(_) => "TLS handshake timed out".to_string(),
+            match tls::server_name(host) {
+                Err(e) => {
+                    client.quit().await;
+                    format!("TLS failed: {e}")
+                }
+                Ok(name) => {
+                    // A failed upgrade takes the connection with it.
+                    let upgrade = client.starttls(connector, name, &self.hello);
+                    match tokio::time::timeout(self.timeout, upgrade).await {
+                        Ok(Ok(secure)) => return Ok(secure),
+                        Ok(Err(e)) => format!("TLS failed: {e}"),
+                        Err(_) => "TLS handshake timed out".to_string(),
+                    }
+                }
             }
         };
         if required {
@@ -84,16 +94,7 @@ impl Connector {
         self.connect_plain(host, port).await
     }
 
-    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
-        let mut builder = TlsParameters::builder(host.to_string())
-            .dangerous_accept_invalid_certs(self.tls == OutboundTls::Opportunistic);
-        if let Some(pem) = &self.ca_pem {
-            builder = builder.add_root_certificate(Certificate::from_pem(pem)?);
-        }
-        builder.build_rustls()
-    }
-
-    async fn connect_plain(&self, host: &str, port: u16) -> Result<AsyncSmtpConnection, Outcome> {
+    async fn connect_plain(&self, host: &str, port: u16) -> Result<Client, Outcome> {
         let retry = |what: String| Outcome::Retry {
             reply: format!("421 4.4.1 {host}:{port}: {what}"),
         };
@@ -104,92 +105,62 @@ impl Connector {
                 Err(_) => return Err(retry("connect timed out".into())),
             };
         let _ = stream.set_nodelay(true);
-        match tokio::time::timeout(
-            self.timeout,
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => Ok(conn),
+        match tokio::time::timeout(self.timeout, Client::start(stream, &self.hello)).await {
+            Ok(Ok(client)) => Ok(client),
             Ok(Err(e)) => Err(classify(Err(e))),
             Err(_) => Err(retry("no greeting in time".into())),
         }
     }
 
-    async fn send(
-        &self,
-        conn: &mut AsyncSmtpConnection,
-        env: &Envelope,
-        message: &[u8],
-    ) -> Outcome {
-        match tokio::time::timeout(self.timeout * 10, conn.send(env, for_lettre(message))).await {
+    async fn send(&self, client: &mut Client, env: &Envelope<'_>, message: &[u8]) -> Outcome {
+        let transaction = client.send(env.from, env.to, message);
+        match tokio::time::timeout(self.timeout * 10, transaction).await {
             Ok(result) => classify(result),
-            Err(_) => {
-                conn.abort().await;
-                Outcome::Retry {
-                    reply: "421 4.4.2 next hop timed out".into(),
-                }
-            }
+            Err(_) => Outcome::Retry {
+                reply: "421 4.4.2 next hop timed out".into(),
+            },
         }
     }
 }
 
-/// lettre's envelope; an address it cannot parse is a permanent failure.
-fn lettre_envelope(env: &DeliveryEnvelope<'_>) -> Result<Envelope, Outcome> {
+/// A delivery's envelope, its addresses checked.
+struct Envelope<'a> {
+    from: &'a str,
+    to: &'a str,
+}
+
+/// An address the next hop could not parse is a permanent failure; checked
+/// with lettre's parser, so no command can carry a line break.
+fn checked_envelope<'a>(env: &DeliveryEnvelope<'a>) -> Result<Envelope<'a>, Outcome> {
     let bad = |what: &str| Outcome::Failed {
         reply: format!("553 5.1.3 invalid {what} address"),
     };
-    let from = if env.mail_from.is_empty() {
-        None
-    } else {
-        Some(
-            env.mail_from
-                .parse::<Address>()
-                .map_err(|_| bad("sender"))?,
-        )
-    };
-    let to = env
-        .rcpt_to
-        .parse::<Address>()
-        .map_err(|_| bad("recipient"))?;
-    Envelope::new(from, vec![to]).map_err(|_| bad("recipient"))
+    if !env.mail_from.is_empty() && env.mail_from.parse::<Address>().is_err() {
+        return Err(bad("sender"));
+    }
+    if env.rcpt_to.parse::<Address>().is_err() {
+        return Err(bad("recipient"));
+    }
+    Ok(Envelope {
+        from: env.mail_from,
+        to: env.rcpt_to,
+    })
 }
 
-/// lettre ends DATA with `\r\n.\r\n` whatever the message ends with, so the
-/// message's own final CRLF is taken off to keep the bytes identical.
-fn for_lettre(message: &[u8]) -> &[u8] {
-    message.strip_suffix(b"\r\n").unwrap_or(message)
-}
-
-fn reply_text(r: &Response) -> String {
-    format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))
-}
-
-/// Map lettre's result to an outcome: 5xx and client-side refusals (e.g. 8-bit
-/// content to a server without 8BITMIME) are permanent; the rest is retried.
-fn classify(result: Result<Response, lettre::transport::smtp::Error>) -> Outcome {
+/// Map a transaction's result to an outcome: 5xx and refusals on our side
+/// (8-bit content to a server without 8BITMIME) are permanent; the rest
+/// (4xx, network trouble) is retried.
+fn classify(result: Result<Reply, ClientError>) -> Outcome {
     match result {
-        Ok(r) => Outcome::Delivered {
-            reply: reply_text(&r),
+        Ok(r) => Outcome::Delivered { reply: r.text },
+        Err(ClientError::Refused(r)) if r.code >= 500 => Outcome::Failed { reply: r.text },
+        Err(ClientError::Refused(r)) => Outcome::Retry { reply: r.text },
+        Err(ClientError::Unsupported(reason)) => Outcome::Failed {
+            reply: reason.to_string(),
         },
-        Err(e) => {
-            let detail = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let reply = match e.status() {
-                Some(code) => format!("{code} {detail}"),
-                None => e.to_string(),
-            };
-            if e.is_permanent() {
-                Outcome::Failed { reply }
-            } else if e.is_client() {
-                Outcome::Failed {
-                    reply: format!("554 5.6.0 {e}"),
-                }
-            } else {
-                Outcome::Retry { reply }
-            }
-        }
+        Err(e) => Outcome::Retry {
+            reply: format!("421 4.4.2 next hop: {e}"),
+        },
     }
 }
 
@@ -199,7 +170,7 @@ pub struct SmarthostTransport {
     host: String,
     port: u16,
     connector: Connector,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Client, Instant)>>,
     max_idle: usize,
 }
 
@@ -227,13 +198,13 @@ impl SmarthostTransport {
     }
 
     /// A pooled connection that still answers, or a new one.
-    async fn connection(&self) -> Result<AsyncSmtpConnection, Outcome> {
+    async fn connection(&self) -> Result<Client, Outcome> {
         loop {
             let pooled = self.idle.lock().expect("pool lock").pop();
             match pooled {
                 Some((conn, since)) if since.elapsed() < CHECK_IDLE_AFTER => return Ok(conn),
                 Some((mut conn, _)) => {
-                    if conn.test_connected().await {
+                    if conn.noop().await {
                         return Ok(conn);
                     }
                 }
@@ -246,7 +217,7 @@ impl SmarthostTransport {
 #[async_trait]
 impl Transport for SmarthostTransport {
     async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome {
-        let env = match lettre_envelope(envelope) {
+        let env = match checked_envelope(envelope) {
             Ok(env) => env,
             Err(outcome) => return outcome,
         };
@@ -255,7 +226,7 @@ impl Transport for SmarthostTransport {
             Err(outcome) => return outcome,
         };
         let outcome = self.connector.send(&mut conn, &env, message).await;
-        if !conn.has_broken() {
+        if !conn.is_broken() {
             let mut idle = self.idle.lock().expect("pool lock");
             if idle.len() < self.max_idle {
                 idle.push((conn, Instant::now()));
@@ -313,7 +284,7 @@ impl MxTransport {
 #[async_trait]
 impl Transport for MxTransport {
     async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome {
-        let env = match lettre_envelope(envelope) {
+        let env = match checked_envelope(envelope) {
             Ok(env) => env,
             Err(outcome) => return outcome,
         };
@@ -333,8 +304,8 @@ impl Transport for MxTransport {
             let outcome = match self.connector.connect(&host, SMTP_PORT).await {
                 Ok(mut conn) => {
                     let outcome = self.connector.send(&mut conn, &env, message).await;
-                    if !conn.has_broken() {
-                        let _ = conn.quit().await;
+                    if !conn.is_broken() {
+                        conn.quit().await;
                     }
                     outcome
                 }
@@ -357,7 +328,8 @@ mod tests {
     #[test]
     fn smarthost_target_must_be_host_and_port() {
         let smarthost = |target: &str| {
-            let connector = Connector::new("h", Duration::from_secs(1), OutboundTls::Off, None);
+            let connector =
+                Connector::new("h", Duration::from_secs(1), OutboundTls::Off, None).unwrap();
             SmarthostTransport::new(target, connector, 4)
         };
         assert!(smarthost("127.0.0.1:2526").is_ok());
@@ -373,11 +345,22 @@ mod tests {
             mail_from: "",
             rcpt_to: "a@example.com",
         };
-        assert!(lettre_envelope(&env).unwrap().from().is_none());
+        assert_eq!(checked_envelope(&env).unwrap().from, "");
         let bad = DeliveryEnvelope {
             rcpt_to: "not an address",
+            ..env.clone()
+        };
+        assert!(matches!(
+            checked_envelope(&bad),
+            Err(Outcome::Failed { .. })
+        ));
+        let injected = DeliveryEnvelope {
+            mail_from: "a@example.com>\r\nRCPT TO:<b@example.com",
             ..env
         };
-        assert!(matches!(lettre_envelope(&bad), Err(Outcome::Failed { .. })));
+        assert!(matches!(
+            checked_envelope(&injected),
+            Err(Outcome::Failed { .. })
+        ));
     }
 }

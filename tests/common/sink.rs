@@ -168,7 +168,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         let reply: String = if upper.starts_with("EHLO") {
             let starttls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
             format!(
-                "250-sink.test\r\n{starttls}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n"
+                "250-sink.test\r\n{starttls}250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n"
             )
         } else if upper.starts_with("STARTTLS") && offer_tls {
             r.get_mut()
