@@ -223,7 +223,7 @@ macro_rules! impl_outbox {
                 async fn store_config(&self, store: &str) -> Result<StoreConfig> {
                     let row = sqlx::query("SELECT mask_mode, webhook_url, webhook_secret FROM stores WHERE store = $1")
                         .bind(store)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await?;
                     store_config(store, row.as_ref())
                 }
@@ -364,7 +364,7 @@ macro_rules! impl_outbox {
                         "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest
                          FROM webhook_events WHERE state = 'pending'",
                     )
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await?;
                     Ok((
                         row.int("depth")? as u64,

@@ -120,7 +120,7 @@ macro_rules! impl_storage {
                     .bind(store)
                     .bind(order)
                     .bind(only)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.reader().await?)
                     .await?;
                     let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
                     for r in &deliveries {
@@ -139,7 +139,7 @@ macro_rules! impl_storage {
                     .bind(store)
                     .bind(order)
                     .bind(only)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.reader().await?)
                     .await?;
                     entries
                         .iter()
@@ -156,8 +156,12 @@ macro_rules! impl_storage {
             #[async_trait::async_trait]
             impl Storage for $storage {
                 async fn migrate(&self) -> Result<()> {
+                    let mut conn = self.writer().await?;
+                    // `run` takes an `Acquire`, which async-trait's future
+                    // cannot name for a borrowed connection; sqlx offers
+                    // `run_direct` for just that.
                     $migrator
-                        .run(&self.pool)
+                        .run_direct(&mut *conn)
                         .await
                         .map_err(|e| StorageError::Migration(e.to_string()))
                 }
@@ -167,7 +171,7 @@ macro_rules! impl_storage {
                 }
 
                 async fn ping(&self) -> Result<()> {
-                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    sqlx::query("SELECT 1").execute(&mut *self.reader().await?).await?;
                     Ok(())
                 }
 
@@ -176,7 +180,7 @@ macro_rules! impl_storage {
                         "SELECT store, order_id, return_path, received_at, content FROM messages WHERE id = $1",
                     )
                         .bind(message_id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await?;
                     row.map(|r| {
                         Ok(StoredMessage {
@@ -193,7 +197,7 @@ macro_rules! impl_storage {
                 async fn store_mode(&self, store: &str) -> Result<MaskMode> {
                     let row = sqlx::query("SELECT mask_mode FROM stores WHERE store = $1")
                         .bind(store)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await?;
                     row.map_or(Ok(MaskMode::Hard), |r| rows::mask_mode(&r, "mask_mode"))
                 }
@@ -219,7 +223,7 @@ macro_rules! impl_storage {
                          FROM participants WHERE store = $1",
                     )
                     .bind(store)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await?;
                     let configured = row.opt_text("mask_mode")?.is_some();
                     Ok(StoreSummary {
@@ -256,7 +260,7 @@ macro_rules! impl_storage {
                     let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE alias_key = $1");
                     let row = sqlx::query(&sql)
                         .bind(alias.to_lowercase())
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await?;
                     row.as_ref().map(rows::participant).transpose()
                 }
@@ -268,7 +272,7 @@ macro_rules! impl_storage {
                          ORDER BY created_at"
                     );
                     let key = alias.to_lowercase();
-                    let found = sqlx::query(&sql).bind(&key).fetch_all(&self.pool).await?;
+                    let found = sqlx::query(&sql).bind(&key).fetch_all(&mut *self.reader().await?).await?;
                     let order = found.iter().map(rows::participant).collect::<Result<Vec<_>>>()?;
                     Ok(order
                         .iter()
@@ -295,7 +299,7 @@ macro_rules! impl_storage {
                     let found = sqlx::query(&sql)
                         .bind(store)
                         .bind(order)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&mut *self.reader().await?)
                         .await?;
                     found.iter().map(rows::participant).collect()
                 }
@@ -325,7 +329,7 @@ macro_rules! impl_storage {
                         "SELECT DISTINCT store FROM participants WHERE order_id = $1 ORDER BY store",
                     )
                     .bind(order)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *self.reader().await?)
                     .await?;
                     found.iter().map(|r| r.text("store")).collect()
                 }
@@ -360,7 +364,7 @@ macro_rules! impl_storage {
 
                 async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryJob>> {
                     let sql = format!("SELECT {JOB_COLUMNS} FROM deliveries WHERE id = $1");
-                    let row = sqlx::query(&sql).bind(delivery_id).fetch_optional(&self.pool).await?;
+                    let row = sqlx::query(&sql).bind(delivery_id).fetch_optional(&mut *self.reader().await?).await?;
                     row.as_ref().map(rows::delivery_job).transpose()
                 }
 
@@ -368,7 +372,7 @@ macro_rules! impl_storage {
                     Ok(
                         sqlx::query_scalar("SELECT content FROM messages WHERE id = $1")
                             .bind(message_id)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&mut *self.reader().await?)
                             .await?,
                     )
                 }
@@ -384,7 +388,7 @@ macro_rules! impl_storage {
                              FROM deliveries WHERE state IN ('queued', 'retrying')"
                         ),
                     )
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await?;
                     due.map(rows::from_ms).transpose()
                 }
@@ -398,7 +402,7 @@ macro_rules! impl_storage {
                      ORDER BY d.next_attempt_at LIMIT $1",
                 )
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
                 found.iter().map(rows::queue_entry).collect()
                 }
@@ -408,7 +412,7 @@ macro_rules! impl_storage {
                         "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest
                          FROM deliveries WHERE state IN ('queued', 'retrying')",
                     )
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *self.reader().await?)
                     .await?;
                     Ok((
                         row.int("depth")? as u64,

@@ -82,6 +82,11 @@ impl PgStorage {
         Ok(Self { pool, committer })
     }
 
+    /// A connection for reads.
+    pub(crate) async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
     /// PostgreSQL locks rows, not the database: writes share the pool.
     pub(crate) async fn writer(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
         Ok(self.pool.acquire().await?)

@@ -507,10 +507,10 @@ mod tests {
             .unwrap();
         assert_eq!(applied, vec![true; 3]);
         let count = |table: &'static str| {
-            let pool = db.pool.clone();
+            let db = &db;
             async move {
                 sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
-                    .fetch_one(&pool)
+                    .fetch_one(&mut *db.reader().await.unwrap())
                     .await
                     .unwrap()
             }

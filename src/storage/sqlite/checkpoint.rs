@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -25,9 +26,10 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    /// Checkpoints on a connection of its own, opened with `options`.
+    pub(super) fn start(options: SqliteConnectOptions) -> Self {
         let due = Arc::new(Notify::new());
-        let task = tokio::spawn(run(pool, due.clone()));
+        let task = tokio::spawn(run(options, due.clone()));
         Self { due, task }
     }
 
@@ -43,19 +45,30 @@ impl Drop for Checkpointer {
     }
 }
 
-async fn run(pool: SqlitePool, due: Arc<Notify>) {
+async fn run(options: SqliteConnectOptions, due: Arc<Notify>) {
+    let mut conn: Option<SqliteConnection> = None;
     loop {
         due.notified().await;
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => {}
+        let result = match conn.as_mut() {
+            Some(c) => checkpoint(c).await,
+            None => match SqliteConnection::connect_with(&options).await {
+                Ok(c) => checkpoint(conn.insert(c)).await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
             // Another process (a CLI command) may be checkpointing: next time.
-            Err(e) => tracing::debug!(error = %e, "checkpoint did not run"),
+            tracing::debug!(error = %e, "checkpoint did not run");
         }
         tokio::time::sleep(INTERVAL).await;
     }
+}
+
+async fn checkpoint(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

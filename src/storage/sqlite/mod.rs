@@ -3,23 +3,24 @@
 
 mod batch;
 mod checkpoint;
+mod readers;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use checkpoint::Checkpointer;
+use readers::{Reader, Readers};
 
 use super::{BatchWriter, Result, StorageError, Write};
 
 pub struct SqliteStorage {
-    /// Reads: several connections, which WAL lets run beside the writer.
-    pool: SqlitePool,
+    readers: Readers,
     writer: Writer,
     checkpointer: Checkpointer,
 }
@@ -73,19 +74,17 @@ impl SqliteStorage {
             }),
             wait: busy_timeout,
         };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(busy_timeout)
-            // A local file: a connection that fails says so on its query.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        let checkpointer = Checkpointer::start(pool.clone());
+        let checkpointer = Checkpointer::start(options.clone());
         Ok(Self {
-            pool,
+            readers: Readers::new(options, max_connections.max(2) as usize, busy_timeout),
             writer,
             checkpointer,
         })
+    }
+
+    /// A connection for reads.
+    pub(crate) async fn reader(&self) -> Result<Reader<'_>> {
+        self.readers.get().await
     }
 
     /// The connection every write goes through, once it is this caller's turn.
@@ -141,11 +140,11 @@ mod tests {
             .await
             .unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&db.pool)
+            .fetch_one(&mut *db.reader().await.unwrap())
             .await
             .unwrap();
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&db.pool)
+            .fetch_one(&mut *db.reader().await.unwrap())
             .await
             .unwrap();
         assert_eq!(mode, "wal");
