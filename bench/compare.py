@@ -9,9 +9,12 @@ messages of SIZE bytes, several per session), goes to:
   ct-relay  smtp-source -> ct-relay -> smtp-sink            (fsync on)
 
 and each rate is measured from the first connection to the moment the sink has
-counted every message ("delivered"), and to the moment smtp-source is done
-("accepted"). Prints one JSON line per storage backend with the ratios of
-ct-relay to Postfix. Run it through bench/compare.sh, which builds the relay
+counted every message ("delivered"). The three take turns for ROUNDS rounds (rates on a shared VM
+drift from one minute to the next: Postfix's alone moved between 300 and 490
+msg/s here), each ct-relay round on a fresh database directory (SQLite) or
+the same database (PostgreSQL). Prints one JSON line per storage backend:
+each round's rates, their medians, and the ratio of ct-relay's median to
+Postfix's. Run it through bench/compare.sh, which builds the relay
 and installs Postfix's tools when missing. Needs root (Postfix's master and
 smtp-sink start as root and drop to user postfix).
 """
@@ -19,6 +22,7 @@ smtp-sink start as root and drop to user postfix).
 import argparse
 import json
 import os
+import statistics
 import socket
 import subprocess
 import sys
@@ -156,7 +160,9 @@ biff = no
             time.sleep(1)
 
 
-def run_relay(args, sink, storage_url):
+def run_relay(args, sink, storage_url, load=None):
+    """ct-relay delivering to `sink`; `load(args, port, alias, sink, proc)`
+    sends the messages (default: `send`)."""
     with tempfile.TemporaryDirectory(prefix="ct-bench-relay-") as root:
         port = free_port()
         url = storage_url or f"sqlite://{root}/relay.db"
@@ -195,7 +201,9 @@ check = false
         proc = subprocess.Popen(relay + ["serve"], stdout=log, stderr=log)
         try:
             wait_port(port)
-            return send(args, port, alias, sink)
+            if load is None:
+                return send(args, port, alias, sink)
+            return load(args, port, alias, sink, proc)
         finally:
             proc.terminate()
             proc.wait()
@@ -207,6 +215,7 @@ def main():
     p.add_argument("--messages", type=int, default=5000)
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--size", type=int, default=10240)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--storage-url", action="append", default=[],
                    help="one run per URL; none: SQLite in a temporary folder")
     args = p.parse_args()
@@ -223,18 +232,23 @@ def main():
 
     for url in args.storage_url or [None]:
         backend = "sqlite" if url is None or url.startswith("sqlite") else "postgres"
-        base = phase(direct)
-        postfix = phase(run_postfix)
-        relay = phase(run_relay, url)
+        rounds = []
+        for _ in range(args.rounds):
+            rounds.append({
+                "direct": phase(direct)[1],
+                "postfix": phase(run_postfix)[1],
+                "ct_relay": phase(run_relay, url)[1],
+            })
+        median = {k: round(statistics.median(r[k] for r in rounds)) for k in rounds[0]}
         print(json.dumps({
             "backend": backend,
             "messages": args.messages,
             "sessions": args.sessions,
             "size": args.size,
-            "direct": {"delivered_msgs_per_s": base[1]},
-            "postfix": {"accepted_msgs_per_s": postfix[0], "delivered_msgs_per_s": postfix[1]},
-            "ct_relay": {"accepted_msgs_per_s": relay[0], "delivered_msgs_per_s": relay[1]},
-            "ct_relay_vs_postfix_delivered": round(relay[1] / postfix[1], 2),
+            "delivered_msgs_per_s": {k: [r[k] for r in rounds] for k in rounds[0]},
+            "median": median,
+            "ratio_per_round": [round(r["ct_relay"] / r["postfix"], 2) for r in rounds],
+            "ct_relay_vs_postfix_delivered": round(median["ct_relay"] / median["postfix"], 2),
         }), flush=True)
 
 

@@ -2,10 +2,12 @@
 # ct-relay against Postfix, end to end, in one run (see bench/compare.py):
 # smtp-source -> {smtp-sink | Postfix | ct-relay} -> smtp-sink.
 #
-#   bench/compare.sh [--messages N] [--sessions S] [--size BYTES] [--sqlite] [--postgres]
+#   bench/compare.sh [--messages N] [--sessions S] [--size BYTES] [--rounds R]
+#                    [--sqlite] [--postgres]
 #
-# Defaults: 5000 messages, 20 sessions, 10 KiB, SQLite then PostgreSQL (a
-# fresh database on $DATABASE_URL's server, dropped afterwards). Installs
+# Defaults: 5000 messages, 20 sessions, 10 KiB, 3 rounds (medians are
+# compared), SQLite then PostgreSQL (a fresh database on $DATABASE_URL's
+# server, dropped afterwards). Installs
 # Debian's postfix package (smtp-source, smtp-sink, Postfix) when missing.
 # Run as root. Prints one JSON line per backend.
 set -euo pipefail
