@@ -11,7 +11,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::Mutex;
 
 use super::{BatchWriter, Result, StorageError, Write};
 
@@ -25,28 +24,29 @@ pub struct PgStorage {
 /// it gets back with a round trip, from a task of its own, and under load
 /// the next batch waited for it.
 struct CommitterConnection {
-    conn: Mutex<Option<PgConnection>>,
+    /// Taken out for a batch and put back after it (no lock is held while
+    /// the batch runs); only the committer task writes batches.
+    idle: std::sync::Mutex<Option<PgConnection>>,
     options: PgConnectOptions,
     connect_timeout: Duration,
 }
 
 impl CommitterConnection {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        // Only the committer task writes batches: never contended.
-        let mut slot = self.conn.lock().await;
-        let conn = match slot.take() {
-            Some(conn) => slot.insert(conn),
+        let idle = self.idle.lock().expect("not poisoned").take();
+        let mut conn = match idle {
+            Some(conn) => conn,
             None => {
                 let connect = PgConnection::connect_with(&self.options);
-                let conn = tokio::time::timeout(self.connect_timeout, connect)
+                tokio::time::timeout(self.connect_timeout, connect)
                     .await
-                    .map_err(|_| StorageError::Unavailable("connecting timed out".into()))??;
-                slot.insert(conn)
+                    .map_err(|_| StorageError::Unavailable("connecting timed out".into()))??
             }
         };
-        let result = batch::apply(conn, batch).await;
-        if result.is_err() && conn.ping().await.is_err() {
-            *slot = None; // broken: the next batch connects afresh
+        let result = batch::apply(&mut conn, batch).await;
+        // A broken connection is dropped: the next batch connects afresh.
+        if result.is_ok() || conn.ping().await.is_ok() {
+            *self.idle.lock().expect("not poisoned") = Some(conn);
         }
         result
     }
@@ -71,7 +71,7 @@ impl PgStorage {
             .test_before_acquire(false)
             .connect_lazy_with(options.clone());
         let committer = CommitterConnection {
-            conn: Mutex::new(None),
+            idle: std::sync::Mutex::new(None),
             // Its one statement is planned once (see batch.rs).
             options: options.options([
                 ("plan_cache_mode", "force_generic_plan"),

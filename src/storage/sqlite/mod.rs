@@ -28,10 +28,12 @@ pub struct SqliteStorage {
 /// The one connection every write goes through. SQLite has one writer at a
 /// time anyway; with one connection, writers wait their turn here (in
 /// order) instead of polling the database lock, where a claim could wait a
-/// second while group commits kept taking it. It is held, not pooled: a
-/// pool checks each connection it gets back with a round trip to the
-/// driver's thread, from a task of its own, and the next writer waited for
-/// that task (half a millisecond per group commit under load).
+/// second while group commits kept taking it. The lock is that turn, held
+/// for one write as a pool of one would lend its connection; nothing else
+/// is behind it. It is not a pool: a pool checks each connection it gets
+/// back with a round trip to the driver's thread, from a task of its own,
+/// and the next writer waited for that task (half a millisecond per group
+/// commit under load).
 struct Writer {
     state: Mutex<WriterState>,
     /// How long a write waits for its turn before the database counts as
