@@ -72,6 +72,13 @@ async fn deliver_one(sink: &Sink, relay: &Relay, alias: &str) -> String {
     let reply = send(relay, SHOP, alias, &message(alias)).await;
     assert!(reply.starts_with("2.0.0"), "{reply}");
     assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
+    // The sink has the message before the relay has the sink's 250 on record.
+    assert!(
+        wait_until(Duration::from_secs(10), || relay.delivery_states(ORDER)
+            == ["delivered"])
+        .await,
+        "the outcome was not recorded"
+    );
     sink.received()[0].mail_from.clone()
 }
 
