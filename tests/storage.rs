@@ -88,7 +88,15 @@ async fn accepted_message_is_on_the_timeline_and_queued(backend: Backend) {
         db.find_alias(&contact.alias).await.unwrap().is_some(),
         "contact committed with the message"
     );
-    assert_eq!(db.queue_list(10).await.unwrap().len(), 1);
+    let queued = db.queue_list(None, 10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let store = queued[0].store.clone();
+    assert_eq!(db.queue_list(Some(&store), 10).await.unwrap().len(), 1);
+    assert!(db
+        .queue_list(Some("another-store"), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn a_failing_batch_writes_nothing(backend: Backend) {
@@ -219,7 +227,7 @@ async fn released_leases_are_due_again(backend: Backend) {
         1,
         "only a's came back"
     );
-    let listed = db.queue_list(10).await.unwrap();
+    let listed = db.queue_list(None, 10).await.unwrap();
     assert!(listed.iter().all(|q| q.leased_by.is_some()));
 }
 

@@ -226,6 +226,16 @@ impl Aliaser {
         TagCheck::Invalid
     }
 
+    /// `H(label, fields…)` with the current key, for what else the relay
+    /// signs (console sessions). `label` names the use and keeps it apart
+    /// from the alias formats, whose labels are DESIGN.md's.
+    pub fn sign(&self, label: &str, fields: &[&str]) -> String {
+        let mut all = Vec::with_capacity(fields.len() + 1);
+        all.push(label);
+        all.extend_from_slice(fields);
+        format::h(&self.key, &all)
+    }
+
     /// The envelope sender for delivery `delivery_id`: a signed bounce address.
     pub fn bounce_address(&self, delivery_id: &str, now: DateTime<Utc>) -> String {
         bounce::bounce_address(&self.key, &self.domain, delivery_id, now)

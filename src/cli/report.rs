@@ -58,7 +58,7 @@ pub async fn timeline(
 pub async fn queue(cmd: QueueCommand, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
     match cmd {
         QueueCommand::List { limit } => {
-            print(&json!({ "deliveries": storage.queue_list(limit).await? }));
+            print(&json!({ "deliveries": storage.queue_list(None, limit).await? }));
         }
         QueueCommand::Retry { id } => {
             if !storage.queue_retry(&id, Utc::now()).await? {

@@ -125,7 +125,9 @@ pub trait Storage: BatchWriter + WebhookOutbox {
     /// leased), if any.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;
 
-    async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>>;
+    /// Deliveries not delivered (waiting or failed), the next due first;
+    /// only `store`'s when given.
+    async fn queue_list(&self, store: Option<&str>, limit: u32) -> Result<Vec<QueueEntry>>;
     /// Deliveries not yet final, and when the oldest of them was accepted.
     async fn queue_stats(&self) -> Result<(u64, Option<DateTime<Utc>>)>;
     /// Make a queued, retrying or failed delivery due now. False if unknown or delivered.

@@ -393,15 +393,17 @@ macro_rules! impl_storage {
                     due.map(rows::from_ms).transpose()
                 }
 
-                async fn queue_list(&self, limit: u32) -> Result<Vec<QueueEntry>> {
+                async fn queue_list(&self, store: Option<&str>, limit: u32) -> Result<Vec<QueueEntry>> {
                 let found = sqlx::query(
                     "SELECT d.id, d.message_id, m.store, m.order_id, d.rcpt_alias, d.state, d.attempts,
                             d.next_attempt_at, d.last_reply, d.lease_owner
                      FROM deliveries d JOIN messages m ON m.id = d.message_id
                      WHERE d.state IN ('queued', 'retrying', 'failed')
+                       AND (CAST($2 AS TEXT) IS NULL OR m.store = $2)
                      ORDER BY d.next_attempt_at LIMIT $1",
                 )
                 .bind(i64::from(limit))
+                .bind(store)
                 .fetch_all(&mut *self.reader().await?)
                 .await?;
                 found.iter().map(rows::queue_entry).collect()
