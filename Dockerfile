@@ -3,8 +3,10 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY templates ./templates
 COPY migrations ./migrations
 COPY bench ./bench
+COPY benches ./benches
 RUN cargo build --release --locked --bin ct-relay
 
 FROM debian:bookworm-slim

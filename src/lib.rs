@@ -5,6 +5,7 @@ pub mod alias;
 pub mod api;
 pub mod bounce;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod delivery;
 pub mod masking;

@@ -41,6 +41,7 @@ pub fn router(state: ApiState) -> Router {
             get(settings::get_settings).put(settings::put_settings),
         )
         .route("/v1/messages/{id}", get(message))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -46,12 +46,28 @@ pub async fn request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> HttpResponse {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
     }
     if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+        headers.push(("Content-Type", ct));
+    }
+    request_with(addr, method, path, &headers, body).await
+}
+
+/// Send a request with these header fields.
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut stream = TcpStream::connect(addr).await.unwrap();

@@ -1,0 +1,256 @@
+//! An order's conversation, and one message's masked copy.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use mail_parser::{MessageParser, MimeHeaders};
+use serde::Deserialize;
+
+use super::session::Session;
+use super::settings::chosen_store;
+use super::{page, valid_id, ConsoleError, Nav};
+use crate::api::ApiState;
+use crate::storage::{AliasRef, TimelineEntry};
+
+/// Most of a message's body shown on its page; the raw copy is below it.
+const BODY_CHARS: usize = 100_000;
+
+#[derive(Template)]
+#[template(path = "console/orders.html")]
+struct OrdersPage {
+    title: String,
+    nav: Option<Nav>,
+    order: String,
+    store: String,
+    ask_store: bool,
+    problem: Option<String>,
+    conversation: Option<Conversation>,
+}
+
+struct Conversation {
+    store: String,
+    order: String,
+    entries: Vec<Entry>,
+}
+
+/// A timeline entry as the page shows it: aliases with roles, never a
+/// real address (the timeline holds none).
+struct Entry {
+    id: String,
+    date: String,
+    date_iso: String,
+    from: Option<Person>,
+    to: Vec<Person>,
+    subject: String,
+    first_words: String,
+    attachments: Vec<String>,
+    refused: Option<String>,
+    deliveries: Vec<Delivery>,
+}
+
+struct Person {
+    alias: String,
+    role: &'static str,
+}
+
+struct Delivery {
+    to: String,
+    state: &'static str,
+    attempts: u32,
+    last_reply: Option<String>,
+}
+
+impl From<&AliasRef> for Person {
+    fn from(a: &AliasRef) -> Self {
+        Self {
+            alias: a.email_alias.clone(),
+            role: a.role.as_str(),
+        }
+    }
+}
+
+impl From<TimelineEntry> for Entry {
+    fn from(e: TimelineEntry) -> Self {
+        Self {
+            date: e.date.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            date_iso: crate::storage::rfc3339_string(e.date),
+            from: e.from.as_ref().map(Person::from),
+            to: e.to.iter().map(Person::from).collect(),
+            subject: e.subject,
+            first_words: e.first_words,
+            attachments: e.attachment_names,
+            refused: e.refused,
+            deliveries: e
+                .deliveries
+                .into_iter()
+                .map(|d| Delivery {
+                    to: d.to,
+                    state: d.state.as_str(),
+                    attempts: d.attempts,
+                    last_reply: d.last_reply,
+                })
+                .collect(),
+            id: e.id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OrderQuery {
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(default)]
+    store: Option<String>,
+}
+
+pub async fn orders_page(
+    State(state): State<ApiState>,
+    session: Session,
+    Query(q): Query<OrderQuery>,
+) -> Result<Response, ConsoleError> {
+    let order = q
+        .order
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let mut view = OrdersPage {
+        title: "Orders".into(),
+        nav: Nav::new("orders", &session),
+        order: order.clone(),
+        store: q.store.clone().unwrap_or_default(),
+        ask_store: session.store.is_none(),
+        problem: None,
+        conversation: None,
+    };
+    if order.is_empty() {
+        return Ok(page(StatusCode::OK, &view));
+    }
+    valid_id(&order, "order id").map_err(|e| e.within("orders", &session))?;
+    let unavailable = |e| ConsoleError::from(e).within("orders", &session);
+    let store = match chosen_store(&session, q.store.as_deref(), "orders")? {
+        Some(store) => store,
+        None => {
+            let mut stores = state
+                .storage
+                .stores_with_order(&order)
+                .await
+                .map_err(unavailable)?;
+            match stores.len() {
+                1 => stores.remove(0),
+                0 => {
+                    view.problem = Some(format!("No order {order}."));
+                    return Ok(page(StatusCode::NOT_FOUND, &view));
+                }
+                _ => {
+                    view.problem = Some(format!(
+                        "Order {order} is in several stores ({}): say which.",
+                        stores.join(", ")
+                    ));
+                    return Ok(page(StatusCode::CONFLICT, &view));
+                }
+            }
+        }
+    };
+    let entries = state
+        .storage
+        .timeline(&store, &order)
+        .await
+        .map_err(unavailable)?;
+    if entries.is_empty()
+        && state
+            .storage
+            .order_participants(&store, &order)
+            .await
+            .map_err(unavailable)?
+            .is_empty()
+    {
+        view.problem = Some(format!("No order {order} in store {store}."));
+        return Ok(page(StatusCode::NOT_FOUND, &view));
+    }
+    view.conversation = Some(Conversation {
+        store,
+        order,
+        entries: entries.into_iter().map(Entry::from).collect(),
+    });
+    Ok(page(StatusCode::OK, &view))
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage {
+    title: String,
+    nav: Option<Nav>,
+    store: String,
+    order: String,
+    headers: Vec<(&'static str, String)>,
+    attachments: Vec<String>,
+    body: String,
+    raw: String,
+    size: usize,
+}
+
+/// The masked copy as stored: its address fields, text and attachments'
+/// names, and the whole message as text below.
+pub async fn message_page(
+    State(state): State<ApiState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let message = state
+        .storage
+        .message(&id)
+        .await
+        .map_err(|e| ConsoleError::from(e).within("orders", &session))?
+        .filter(|m| session.sees(&m.store))
+        .ok_or_else(|| {
+            ConsoleError::not_found(format!("No message {id}.")).within("orders", &session)
+        })?;
+    let parsed = MessageParser::default().parse(&message.content);
+    let mut headers = Vec::new();
+    let mut attachments = Vec::new();
+    let mut body = String::new();
+    let mut subject = String::new();
+    if let Some(m) = &parsed {
+        for (name, field) in [
+            ("From", "From"),
+            ("To", "To"),
+            ("Cc", "Cc"),
+            ("Reply-To", "Reply-To"),
+            ("Date", "Date"),
+        ] {
+            if let Some(raw) = m.header_raw(field) {
+                headers.push((name, raw.trim().to_string()));
+            }
+        }
+        subject = m.subject().unwrap_or_default().to_string();
+        headers.insert(0, ("Subject", subject.clone()));
+        attachments = m
+            .attachments()
+            .filter_map(|a| a.attachment_name().map(str::to_string))
+            .collect();
+        body = m
+            .body_text(0)
+            .map(|t| t.chars().take(BODY_CHARS).collect())
+            .unwrap_or_default();
+    }
+    Ok(page(
+        StatusCode::OK,
+        &MessagePage {
+            title: if subject.is_empty() {
+                "(no subject)".into()
+            } else {
+                subject
+            },
+            nav: Nav::new("orders", &session),
+            store: message.store,
+            order: message.order,
+            headers,
+            attachments,
+            body,
+            size: message.content.len(),
+            raw: String::from_utf8_lossy(&message.content).into_owned(),
+        },
+    ))
+}

@@ -1,0 +1,266 @@
+//! Logging in and out, and the store's mask setting.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::session::{self, Session, LIFETIME, LOGIN_COOKIE, SESSION_COOKIE};
+use super::{page, see_other, valid_id, ConsoleError, Nav};
+use crate::alias::{MaskMode, Role};
+use crate::api::ApiState;
+
+/// How long the login form stays good.
+const LOGIN_FORM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    title: String,
+    nav: Option<Nav>,
+    csrf: String,
+    problem: Option<String>,
+}
+
+/// The login form, with a fresh CSRF token in a cookie of its own (a
+/// session does not exist yet), so another site cannot log a browser in.
+pub async fn login_page(headers: HeaderMap) -> Response {
+    login_form(&headers, StatusCode::OK, None)
+}
+
+fn login_form(headers: &HeaderMap, status: StatusCode, problem: Option<&str>) -> Response {
+    let csrf = session::random_hex();
+    let cookie = session::set_cookie(headers, LOGIN_COOKIE, &csrf, LOGIN_FORM_LIFETIME);
+    let mut response = page(
+        status,
+        &LoginPage {
+            title: "Log in".into(),
+            nav: None,
+            csrf,
+            problem: problem.map(str::to_string),
+        },
+    );
+    if let Ok(v) = cookie.parse() {
+        response.headers_mut().insert(SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+    csrf: String,
+}
+
+pub async fn log_in(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !crate::alias::constant_time_eq(expected, &form.csrf) {
+        return login_form(
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some("The login form had expired. Please log in again."),
+        );
+    }
+    let Some(token) = session::find_token(&state.tokens, form.token.trim()) else {
+        tracing::info!("console login refused: unknown token");
+        return login_form(
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not valid."),
+        );
+    };
+    tracing::info!(
+        store = token.store.as_deref().unwrap_or("(all)"),
+        "console login"
+    );
+    let value = session::open(&state.aliaser, token);
+    let mut response = see_other("/console/orders");
+    let cookies = [
+        session::set_cookie(&headers, SESSION_COOKIE, &value, LIFETIME),
+        session::set_cookie(&headers, LOGIN_COOKIE, "", std::time::Duration::ZERO),
+    ];
+    for c in cookies {
+        if let Ok(v) = c.parse() {
+            response.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn log_out(
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    if !session.check_csrf(&form.csrf) {
+        return Err(ConsoleError::stale_form().within("orders", &session));
+    }
+    let mut response = see_other("/console/login");
+    let gone = session::set_cookie(&headers, SESSION_COOKIE, "", std::time::Duration::ZERO);
+    if let Ok(v) = gone.parse() {
+        response.headers_mut().insert(SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "console/pick_store.html")]
+pub struct PickStore {
+    pub title: String,
+    pub nav: Option<Nav>,
+    pub action: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/settings.html")]
+struct SettingsPage {
+    title: String,
+    nav: Option<Nav>,
+    csrf: String,
+    store: String,
+    mode: &'static str,
+    saved: bool,
+    hard_example: String,
+    soft_example: String,
+}
+
+#[derive(Deserialize)]
+pub struct StoreQuery {
+    #[serde(default)]
+    store: Option<String>,
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+/// The store this session works on: its token's, or the one asked for.
+/// `None`: an unlimited token that has not said which.
+pub fn chosen_store(
+    session: &Session,
+    asked: Option<&str>,
+    page: &'static str,
+) -> Result<Option<String>, ConsoleError> {
+    let asked = asked.map(str::trim).filter(|s| !s.is_empty());
+    match (&session.store, asked) {
+        (Some(mine), Some(other)) if mine != other => Err(ConsoleError::not_found(format!(
+            "There is no store {other} for this login."
+        ))
+        .within(page, session)),
+        (Some(mine), _) => Ok(Some(mine.clone())),
+        (None, Some(store)) => {
+            valid_id(store, "store id").map_err(|e| e.within(page, session))?;
+            Ok(Some(store.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+pub async fn settings_page(
+    State(state): State<ApiState>,
+    session: Session,
+    Query(q): Query<StoreQuery>,
+) -> Result<Response, ConsoleError> {
+    let Some(store) = chosen_store(&session, q.store.as_deref(), "settings")? else {
+        return Ok(page(
+            StatusCode::OK,
+            &PickStore {
+                title: "Store settings".into(),
+                nav: Nav::new("settings", &session),
+                action: "/console/settings".into(),
+            },
+        ));
+    };
+    let mode = state
+        .storage
+        .store_mode(&store)
+        .await
+        .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
+    let example = |mode| {
+        state
+            .aliaser
+            .participant(
+                &store,
+                "1234567890123-01",
+                Role::Customer,
+                "john.doe@example.com",
+                mode,
+                Utc::now(),
+            )
+            .map(|p| p.alias)
+            .unwrap_or_default()
+    };
+    Ok(page(
+        StatusCode::OK,
+        &SettingsPage {
+            title: "Store settings".into(),
+            nav: Nav::new("settings", &session),
+            csrf: session.csrf.clone(),
+            hard_example: example(MaskMode::Hard),
+            soft_example: example(MaskMode::Soft),
+            store,
+            mode: mode.as_str(),
+            saved: q.saved.is_some(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    csrf: String,
+    store: String,
+    mask_mode: String,
+}
+
+pub async fn save_settings(
+    State(state): State<ApiState>,
+    session: Session,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, ConsoleError> {
+    if !session.check_csrf(&form.csrf) {
+        return Err(ConsoleError::stale_form().within("settings", &session));
+    }
+    let Some(store) = chosen_store(&session, Some(&form.store), "settings")? else {
+        return Err(
+            ConsoleError::new(StatusCode::BAD_REQUEST, "Which store?").within("settings", &session)
+        );
+    };
+    let mode = match form.mask_mode.as_str() {
+        "hard" => MaskMode::Hard,
+        "soft" => MaskMode::Soft,
+        other => {
+            return Err(ConsoleError::new(
+                StatusCode::BAD_REQUEST,
+                format!("The mask type must be hard or soft, not {other}."),
+            )
+            .within("settings", &session))
+        }
+    };
+    state
+        .storage
+        .set_store_mode(&store, mode)
+        .await
+        .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
+    tracing::info!(store = %store, mode = mode.as_str(), "mask mode set in the console");
+    Ok(see_other(&format!(
+        "/console/settings?store={}&saved=1",
+        urlencode(&store)
+    )))
+}
+
+/// Store and order ids are `[A-Za-z0-9._-]`, safe in a query as they are;
+/// anything else is encoded anyway.
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,400 @@
+//! The store console over HTTP, as a browser speaks it: login and its
+//! refusals, CSRF on every form, store scope, the mask setting, an order's
+//! conversation (aliases and roles only, HTML escaped), a message's masked
+//! copy, and the queue with its retry button. The same flows in headless
+//! Chromium are in tests/console_browser.rs.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::http::{customer_alias, request_with, send_json, HttpResponse};
+use common::{wait_until, Backend, Relay, Sink, SinkReply, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
+
+/// A browser's cookies and the last page's CSRF token, over plain requests.
+struct Visitor {
+    api: SocketAddr,
+    cookies: Vec<(String, String)>,
+}
+
+impl Visitor {
+    fn new(api: SocketAddr) -> Self {
+        Self {
+            api,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, r: &HttpResponse) {
+        for (_, value) in r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        {
+            let pair = value.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(old, _)| old != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> HttpResponse {
+        let cookie = self.cookie_header();
+        let r = request_with(self.api, "GET", path, &[("Cookie", &cookie)], b"").await;
+        self.keep_cookies(&r);
+        r
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> HttpResponse {
+        let cookie = self.cookie_header();
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let r = request_with(
+            self.api,
+            "POST",
+            path,
+            &[
+                ("Cookie", &cookie),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        self.keep_cookies(&r);
+        r
+    }
+
+    /// Log in with `token`; the CSRF token of the session.
+    async fn log_in(&mut self, token: &str) -> String {
+        let form = self.get("/console/login").await;
+        let csrf = csrf_of(&form);
+        let r = self
+            .post("/console/login", &[("token", token), ("csrf", &csrf)])
+            .await;
+        assert_eq!(r.status, 303, "{}", text(&r));
+        assert_eq!(r.header("location"), Some("/console/orders"));
+        csrf_of(&self.get("/console/orders").await)
+    }
+}
+
+fn text(r: &HttpResponse) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The value of the page's first `name="csrf"` field.
+fn csrf_of(r: &HttpResponse) -> String {
+    let page = text(r);
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[at..at + page[at..].find('"').unwrap()].to_string()
+}
+
+async fn relay(backend: Backend) -> (Relay, Sink) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    relay.start().await;
+    (relay, sink)
+}
+
+async fn login_is_needed_and_a_wrong_token_or_a_forged_form_is_refused(backend: Backend) {
+    let (relay, _sink) = relay(backend).await;
+    let mut v = Visitor::new(relay.api);
+    let r = v.get("/console/orders").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/console/login"));
+
+    let form = v.get("/console/login").await;
+    assert_eq!(form.status, 200);
+    let policy = form.header("content-security-policy").unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'"));
+    let csrf = csrf_of(&form);
+    let wrong = v
+        .post(
+            "/console/login",
+            &[("token", "not-a-token-0123456789"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(text(&wrong).contains("That token is not valid."));
+    assert!(
+        !v.cookies.iter().any(|(k, _)| k == "ct_console"),
+        "no session"
+    );
+
+    // A login form posted from elsewhere has no login cookie to match.
+    let mut stranger = Visitor::new(relay.api);
+    let forged = stranger
+        .post("/console/login", &[("token", ACME_TOKEN), ("csrf", &csrf)])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!stranger.cookies.iter().any(|(k, _)| k == "ct_console"));
+
+    let session_csrf = v.log_in(ACME_TOKEN).await;
+    let cookie = v
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "ct_console")
+        .unwrap()
+        .1
+        .clone();
+    assert!(
+        !cookie.contains(ACME_TOKEN),
+        "the token is not in the cookie"
+    );
+    let orders = v.get("/console/orders").await;
+    assert_eq!(orders.status, 200);
+    assert!(text(&orders).contains("Store <strong>acme</strong>"));
+    assert_eq!(orders.header("cache-control"), Some("no-store"));
+
+    // A tampered cookie is no session.
+    let mut tampered = Visitor::new(relay.api);
+    tampered
+        .cookies
+        .push(("ct_console".into(), cookie.replacen('1', "2", 1)));
+    assert_eq!(tampered.get("/console/orders").await.status, 303);
+
+    // Logging out needs the form's token too.
+    assert_eq!(
+        v.post("/console/logout", &[("csrf", "forged")])
+            .await
+            .status,
+        403
+    );
+    let out = v.post("/console/logout", &[("csrf", &session_csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(v.get("/console/orders").await.status, 303, "logged out");
+}
+
+async fn the_mask_setting_applies_to_aliases_made_afterwards(backend: Backend) {
+    let (relay, _sink) = relay(backend).await;
+    let before = customer_alias(
+        relay.api,
+        Some(ACME_TOKEN),
+        "/v1/orders/100-01/aliases",
+        r#"{"store": "acme", "customer_email": "ana@example.com"}"#,
+    )
+    .await;
+    let mut v = Visitor::new(relay.api);
+    let csrf = v.log_in(ACME_TOKEN).await;
+    let page = v.get("/console/settings").await;
+    let html = text(&page);
+    assert!(html.contains("Conversation mask type"));
+    assert!(
+        html.contains("value=\"hard\" checked"),
+        "hard is the default"
+    );
+    assert!(
+        html.contains("john.doe@example.com-"),
+        "a soft example for this store"
+    );
+
+    let forged = v
+        .post(
+            "/console/settings",
+            &[("csrf", "forged"), ("store", "acme"), ("mask_mode", "soft")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let bad = v
+        .post(
+            "/console/settings",
+            &[("csrf", &csrf), ("store", "acme"), ("mask_mode", "pink")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let other = v
+        .post(
+            "/console/settings",
+            &[("csrf", &csrf), ("store", "shop2"), ("mask_mode", "soft")],
+        )
+        .await;
+    assert_eq!(other.status, 404, "an acme login cannot touch shop2");
+    let settings = send_json(
+        relay.api,
+        "GET",
+        "/v1/stores/acme/settings",
+        Some(ACME_TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(settings.json()["mask_mode"], "hard", "nothing changed yet");
+
+    let saved = v
+        .post(
+            "/console/settings",
+            &[("csrf", &csrf), ("store", "acme"), ("mask_mode", "soft")],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    let shown = v.get(saved.header("location").unwrap()).await;
+    assert!(text(&shown).contains("Saved."));
+    assert!(text(&shown).contains("value=\"soft\" checked"));
+
+    let after = customer_alias(
+        relay.api,
+        Some(ACME_TOKEN),
+        "/v1/orders/100-02/aliases",
+        r#"{"store": "acme", "customer_email": "ana@example.com"}"#,
+    )
+    .await;
+    assert!(after.starts_with("ana@example.com-"), "soft now: {after}");
+    let old = send_json(
+        relay.api,
+        "GET",
+        &format!("/v1/aliases/{before}"),
+        Some(ACME_TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(
+        old.json()["mode"],
+        "hard",
+        "an alias made before keeps its form"
+    );
+    assert_eq!(old.json()["active"], true);
+}
+
+async fn the_conversation_shows_aliases_and_roles_and_never_a_real_address(backend: Backend) {
+    let (relay, sink) = relay(backend).await;
+    let r = send_json(
+        relay.api,
+        "POST",
+        "/v1/orders/200-01/aliases",
+        Some(ACME_TOKEN),
+        r#"{"store": "acme", "customer_email": "buyer@example.net", "store_email": "sac@acme.example"}"#,
+    )
+    .await;
+    let customer = r.json()["aliases"]["customer"]["alias"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    let message = "From: Acme <sac@acme.example>\r\nTo: <buyer@example.net>\r\n\
+        Subject: Order <b>200</b> shipped\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
+        Your parcel is on its way.\r\n";
+    assert_eq!(
+        c.send_mail("sac@acme.example", &[&customer], message)
+            .await
+            .code,
+        250
+    );
+    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
+
+    let mut v = Visitor::new(relay.api);
+    v.log_in(ACME_TOKEN).await;
+    let page = v.get("/console/orders?order=200-01").await;
+    assert_eq!(page.status, 200);
+    let html = text(&page);
+    assert!(
+        html.contains("Order &#60;b&#62;200&#60;/b&#62; shipped"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains("<b>200</b>"));
+    assert!(html.contains(&customer));
+    assert!(html.contains("role-customer") && html.contains("role-store"));
+    assert!(html.contains("Your parcel is on its way."));
+    for real in ["buyer@example.net", "sac@acme.example"] {
+        assert!(!html.contains(real), "{real} on the order page");
+    }
+    let link = html.find("/console/messages/").unwrap();
+    let path = &html[link..link + html[link..].find('"').unwrap()];
+    let shown = v.get(path).await;
+    assert_eq!(shown.status, 200);
+    let html = text(&shown);
+    assert!(html.contains("Your parcel is on its way."));
+    assert!(html.contains(&customer), "the masked To");
+    for real in ["buyer@example.net", "sac@acme.example"] {
+        assert!(!html.contains(real), "{real} on the message page");
+    }
+    assert_eq!(v.get("/console/orders?order=nope-1").await.status, 404);
+    assert_eq!(v.get("/console/orders?order=bad%20id").await.status, 400);
+}
+
+async fn a_store_login_sees_its_store_only(backend: Backend) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    // Retries an hour apart: only the console's button brings one sooner.
+    relay.edit_config("retry_initial = \"200ms\"", "retry_initial = \"1h\"");
+    relay.edit_config("retry_max = \"1s\"", "retry_max = \"2h\"");
+    relay.start().await;
+    let other = customer_alias(
+        relay.api,
+        Some(ADMIN_TOKEN),
+        "/v1/orders/300-01/aliases",
+        r#"{"store": "shop2", "customer_email": "someone@example.net"}"#,
+    )
+    .await;
+    sink.script(&[SinkReply::Reply("451 4.3.0 try later".into())]);
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    let mail = "From: <x@example.org>\r\nSubject: hi\r\n\r\nhello\r\n";
+    assert_eq!(
+        c.send_mail("x@example.org", &[&other], mail).await.code,
+        250
+    );
+    let timeline = relay.timeline("300-01");
+    let id = timeline["entries"][0]["id"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(Duration::from_secs(10), || relay.delivery_states("300-01")
+            == ["retrying"])
+        .await
+    );
+
+    let mut acme = Visitor::new(relay.api);
+    acme.log_in(ACME_TOKEN).await;
+    assert_eq!(acme.get("/console/orders?order=300-01").await.status, 404);
+    assert_eq!(
+        acme.get("/console/orders?order=300-01&store=shop2")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        acme.get(&format!("/console/messages/{id}")).await.status,
+        404
+    );
+    let queue = text(&acme.get("/console/queue").await);
+    assert!(
+        !queue.contains("300-01"),
+        "shop2's delivery is not acme's to see"
+    );
+
+    let mut admin = Visitor::new(relay.api);
+    let csrf = admin.log_in(ADMIN_TOKEN).await;
+    assert!(text(&admin.get("/console/settings").await).contains("Which store?"));
+    assert_eq!(admin.get("/console/orders?order=300-01").await.status, 200);
+    let queue = admin.get("/console/queue").await;
+    let html = text(&queue);
+    assert!(
+        html.contains("300-01") && html.contains("451 4.3.0 try later"),
+        "{html}"
+    );
+    let at = html.find("/console/queue/").unwrap();
+    let retry = &html[at..at + html[at..].find('"').unwrap()];
+    assert_eq!(admin.post(retry, &[("csrf", "forged")]).await.status, 403);
+    let done = admin.post(retry, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 303);
+    assert!(text(&admin.get(done.header("location").unwrap()).await)
+        .contains("will be tried again now"));
+    assert!(
+        wait_until(Duration::from_secs(10), || sink.received().len() == 1).await,
+        "retried at once and delivered"
+    );
+}
+
+on_both_backends!(
+    login_is_needed_and_a_wrong_token_or_a_forged_form_is_refused,
+    the_mask_setting_applies_to_aliases_made_afterwards,
+    the_conversation_shows_aliases_and_roles_and_never_a_real_address,
+    a_store_login_sees_its_store_only,
+);
