@@ -16,6 +16,7 @@ mod postgres;
 pub mod purge;
 mod rows;
 mod shared;
+mod sorted;
 
 pub mod sqlite;
 mod types;

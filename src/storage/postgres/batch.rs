@@ -11,37 +11,22 @@ use sqlx::{Connection, PgConnection};
 
 use crate::alias::Participant;
 use crate::storage::rows::{json, to_ms};
-use crate::storage::{AcceptedMessage, AttemptRecord, NewDelivery, Result, Write};
+use crate::storage::sorted::{applied, sort, Outcome, Sorted};
+use crate::storage::{AcceptedMessage, NewDelivery, Result, Write};
 
 /// Write `batch` in one transaction; per write, whether it applied.
 pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<bool>> {
-    let mut messages = Vec::new();
-    let mut attempts = Vec::new();
-    let mut rare = false;
-    for w in batch {
-        match w {
-            Write::Accept(m) => messages.push(m.as_ref()),
-            Write::Attempt {
-                node,
-                delivery_id,
-                record,
-                notice: None,
-            } => attempts.push((node.as_str(), delivery_id.as_str(), record)),
-            Write::Attempt { .. } | Write::Refusal(_) | Write::Bounce { .. } => rare = true,
-        }
-    }
+    let Sorted {
+        messages,
+        outcomes,
+        rare,
+    } = sort(batch);
     if !rare {
-        let recorded = write_rows(conn, &messages, &attempts).await?;
-        return Ok(batch
-            .iter()
-            .map(|w| match w {
-                Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
-                _ => true,
-            })
-            .collect());
+        let recorded = write_rows(conn, &messages, &outcomes).await?;
+        return Ok(applied(batch, &recorded, &HashSet::new()));
     }
     let mut tx = conn.begin().await?;
-    let mut recorded = write_rows(&mut tx, &messages, &attempts).await?;
+    let mut recorded = write_rows(&mut tx, &messages, &outcomes).await?;
     let mut bounced = HashSet::new();
     for w in batch {
         match w {
@@ -54,7 +39,11 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
                 record,
                 notice: Some(n),
             } => {
-                let one = [(node.as_str(), delivery_id.as_str(), record)];
+                let one = [Outcome {
+                    node,
+                    delivery_id,
+                    record,
+                }];
                 if !write_rows(&mut tx, &[], &one).await?.is_empty() {
                     super::PgStorage::insert_notice(&mut tx, n).await?;
                     recorded.insert(delivery_id.clone());
@@ -76,14 +65,7 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
         }
     }
     tx.commit().await?;
-    Ok(batch
-        .iter()
-        .map(|w| match w {
-            Write::Accept(_) | Write::Refusal(_) => true,
-            Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
-            Write::Bounce { delivery_id, .. } => bounced.contains(delivery_id),
-        })
-        .collect())
+    Ok(applied(batch, &recorded, &bounced))
 }
 
 /// Accepted messages (with the contacts met on them, their timeline
@@ -97,7 +79,7 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
 async fn write_rows(
     conn: &mut PgConnection,
     ms: &[&AcceptedMessage],
-    attempts: &[(&str, &str, &AttemptRecord)],
+    attempts: &[Outcome<'_>],
 ) -> Result<HashSet<String>> {
     let contacts: Vec<&Participant> = ms.iter().flat_map(|m| &m.new_participants).collect();
     let deliveries: Vec<(&AcceptedMessage, &NewDelivery)> = ms
@@ -193,37 +175,37 @@ async fn write_rows(
         .bind(
             attempts
                 .iter()
-                .map(|(_, id, _)| id.to_string())
+                .map(|o| o.delivery_id.to_string())
                 .collect::<Vec<_>>(),
         )
         .bind(
             attempts
                 .iter()
-                .map(|(node, _, _)| node.to_string())
+                .map(|o| o.node.to_string())
                 .collect::<Vec<_>>(),
         )
         .bind(
             attempts
                 .iter()
-                .map(|(_, _, a)| a.state.as_str().to_string())
+                .map(|o| o.record.state.as_str().to_string())
                 .collect::<Vec<_>>(),
         )
         .bind(
             attempts
                 .iter()
-                .map(|(_, _, a)| a.reply.clone())
+                .map(|o| o.record.reply.clone())
                 .collect::<Vec<_>>(),
         )
         .bind(
             attempts
                 .iter()
-                .map(|(_, _, a)| to_ms(a.at))
+                .map(|o| to_ms(o.record.at))
                 .collect::<Vec<i64>>(),
         )
         .bind(
             attempts
                 .iter()
-                .map(|(_, _, a)| a.next_attempt_at.map(to_ms))
+                .map(|o| o.record.next_attempt_at.map(to_ms))
                 .collect::<Vec<Option<i64>>>(),
         )
         .bind(new_ids(attempts.len()))

@@ -12,55 +12,23 @@ use sqlx::{Arguments, Connection, Encode, Row, Sqlite, SqliteConnection, Type};
 
 use super::{SqliteStorage, WriterState};
 use crate::storage::rows::{json, to_ms};
-use crate::storage::{
-    AcceptedMessage, AttemptRecord, Result, StorageError, WebhookEventKind, Write,
-};
+use crate::storage::sorted::{applied, sort, Outcome};
+use crate::storage::{AcceptedMessage, Result, StorageError, WebhookEventKind, Write};
 
 /// Most rows in one statement: well under SQLite's 32766 parameters for
 /// the widest table (11 columns), however many recipients a batch has.
 const MAX_ROWS: usize = 256;
 
-/// A delivery attempt's outcome as the batch writes it.
-struct Attempt<'a> {
-    node: &'a str,
-    delivery_id: &'a str,
-    record: &'a AttemptRecord,
-}
-
 /// Write `batch` in one transaction; per write, whether it applied.
 pub(super) async fn apply(writer: &mut WriterState, batch: &[Write]) -> Result<Vec<bool>> {
-    let mut messages = Vec::new();
-    let mut attempts = Vec::new();
-    let mut rare = false;
-    for w in batch {
-        match w {
-            Write::Accept(m) => messages.push(m.as_ref()),
-            Write::Attempt {
-                node,
-                delivery_id,
-                record,
-                notice: None,
-            } => attempts.push(Attempt {
-                node,
-                delivery_id,
-                record,
-            }),
-            Write::Attempt { .. } | Write::Refusal(_) | Write::Bounce { .. } => rare = true,
-        }
-    }
-    let (recorded, bounced) = if rare {
-        with_rare_writes(&mut writer.conn, batch, &messages, &attempts).await?
+    let sorted = sort(batch);
+    let (recorded, bounced) = if sorted.rare {
+        with_rare_writes(&mut writer.conn, batch, &sorted.messages, &sorted.outcomes).await?
     } else {
-        (alone(writer, &messages, &attempts).await?, HashSet::new())
+        let recorded = alone(writer, &sorted.messages, &sorted.outcomes).await?;
+        (recorded, HashSet::new())
     };
-    Ok(batch
-        .iter()
-        .map(|w| match w {
-            Write::Accept(_) | Write::Refusal(_) => true,
-            Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
-            Write::Bounce { delivery_id, .. } => bounced.contains(delivery_id),
-        })
-        .collect())
+    Ok(applied(batch, &recorded, &bounced))
 }
 
 /// The common batch, one round trip: its own transaction in its text. A
@@ -69,7 +37,7 @@ pub(super) async fn apply(writer: &mut WriterState, batch: &[Write]) -> Result<V
 async fn alone(
     writer: &mut WriterState,
     messages: &[&AcceptedMessage],
-    attempts: &[Attempt<'_>],
+    attempts: &[Outcome<'_>],
 ) -> Result<HashSet<String>> {
     let mut text = Text::new("BEGIN IMMEDIATE;\n");
     text.messages(messages)?;
@@ -92,7 +60,7 @@ async fn with_rare_writes(
     conn: &mut SqliteConnection,
     batch: &[Write],
     messages: &[&AcceptedMessage],
-    attempts: &[Attempt<'_>],
+    attempts: &[Outcome<'_>],
 ) -> Result<(HashSet<String>, HashSet<String>)> {
     let mut tx = conn.begin().await?;
     let mut text = Text::new("");
@@ -109,7 +77,7 @@ async fn with_rare_writes(
                 record,
                 notice: Some(n),
             } => {
-                let one = Attempt {
+                let one = Outcome {
                     node,
                     delivery_id,
                     record,
@@ -322,7 +290,7 @@ impl<'q> Text<'q> {
     /// lease: the webhook event when the state changes and the attempt row
     /// (both read the delivery as it was), then the update, which returns
     /// the ids it changed.
-    fn attempts(&mut self, attempts: &[Attempt<'q>]) -> Result<()> {
+    fn attempts(&mut self, attempts: &[Outcome<'q>]) -> Result<()> {
         self.rows(
             &Part::new(
                 "INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at,

@@ -1,0 +1,64 @@
+//! A group commit's writes sorted the way both backends write them: the
+//! common ones (accepted mail, outcomes that notify nobody) in bulk, the
+//! rare ones one by one beside them.
+
+use std::collections::HashSet;
+
+use super::{AcceptedMessage, AttemptRecord, Write};
+
+/// An attempt's outcome, to be written under `node`'s lease.
+pub(crate) struct Outcome<'a> {
+    pub node: &'a str,
+    pub delivery_id: &'a str,
+    pub record: &'a AttemptRecord,
+}
+
+pub(crate) struct Sorted<'a> {
+    pub messages: Vec<&'a AcceptedMessage>,
+    pub outcomes: Vec<Outcome<'a>>,
+    /// Refusals, bounces or failures that notify the sender are in the batch.
+    pub rare: bool,
+}
+
+pub(crate) fn sort(batch: &[Write]) -> Sorted<'_> {
+    let mut sorted = Sorted {
+        messages: Vec::new(),
+        outcomes: Vec::new(),
+        rare: false,
+    };
+    for w in batch {
+        match w {
+            Write::Accept(m) => sorted.messages.push(m.as_ref()),
+            Write::Attempt {
+                node,
+                delivery_id,
+                record,
+                notice: None,
+            } => sorted.outcomes.push(Outcome {
+                node,
+                delivery_id,
+                record,
+            }),
+            Write::Attempt { .. } | Write::Refusal(_) | Write::Bounce { .. } => sorted.rare = true,
+        }
+    }
+    sorted
+}
+
+/// Per write of `batch`, whether it applied: accepted mail and refusals
+/// always; an outcome where its lease held (`recorded`); a bounce where the
+/// delivery had not failed already (`bounced`).
+pub(crate) fn applied(
+    batch: &[Write],
+    recorded: &HashSet<String>,
+    bounced: &HashSet<String>,
+) -> Vec<bool> {
+    batch
+        .iter()
+        .map(|w| match w {
+            Write::Accept(_) | Write::Refusal(_) => true,
+            Write::Attempt { delivery_id, .. } => recorded.contains(delivery_id),
+            Write::Bounce { delivery_id, .. } => bounced.contains(delivery_id),
+        })
+        .collect()
+}
