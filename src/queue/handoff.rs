@@ -117,30 +117,6 @@ impl Reserved<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{NewDelivery, TimelineSummary};
-
-    fn message(deliveries: usize) -> AcceptedMessage {
-        AcceptedMessage {
-            id: "m".into(),
-            queue_id: "m".into(),
-            store: "s".into(),
-            order: "o".into(),
-            received_at: Utc::now(),
-            return_path: String::new(),
-            content: Bytes::from_static(b"Subject: x\r\n\r\n"),
-            new_participants: Vec::new(),
-            entry: TimelineSummary::default(),
-            deliveries: (0..deliveries)
-                .map(|i| NewDelivery {
-                    id: format!("d{i}"),
-                    rcpt_alias: format!("a{i}@ct.test"),
-                    rcpt_email: format!("r{i}@example.com"),
-                    mail_from: String::new(),
-                })
-                .collect(),
-            lease: None,
-        }
-    }
 
     #[tokio::test]
     async fn room_is_reserved_all_or_nothing_and_filled_after_the_commit() {
@@ -152,17 +128,17 @@ mod tests {
         assert_eq!(reserved.lease().owner, "node-1");
         assert_eq!(reserved.lease().until, now + chrono::Duration::seconds(60));
         assert!(handoff.reserve(1, now).is_none(), "the room is taken");
-        let m = message(2);
+        let m = AcceptedMessage::sample("m", 2);
         let fresh = reserved.deliveries(std::slice::from_ref(&m));
         reserved.hand_over(fresh);
         let first = rx.recv().await.unwrap();
         let second = rx.recv().await.unwrap();
         assert_eq!(
             (first.job.id.as_str(), second.job.id.as_str()),
-            ("d0", "d1")
+            ("m-d0", "m-d1")
         );
         assert_eq!(first.job.rcpt_email, "r0@example.com");
-        assert_eq!(&first.content[..], b"Subject: x\r\n\r\n");
+        assert_eq!(&first.content[..], b"Subject: x\r\n\r\nbody\r\n");
         assert!(
             handoff.reserve(2, now).is_some(),
             "room again once taken out"

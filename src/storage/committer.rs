@@ -166,11 +166,10 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use chrono::Utc;
 
     use super::*;
     use crate::storage::sqlite::SqliteStorage;
-    use crate::storage::{AcceptedMessage, Result, Storage, TimelineSummary};
+    use crate::storage::{AcceptedMessage, Result, Storage};
 
     /// Real SQLite, with the first transaction held up as a slow fsync would.
     struct SlowFirstCommit {
@@ -193,22 +192,6 @@ mod tests {
         }
     }
 
-    fn message(i: usize) -> AcceptedMessage {
-        AcceptedMessage {
-            id: format!("m{i}"),
-            queue_id: format!("m{i}"),
-            store: "s".into(),
-            order: "o".into(),
-            received_at: Utc::now(),
-            return_path: String::new(),
-            content: bytes::Bytes::from_static(b"Subject: x\r\n\r\n"),
-            new_participants: Vec::new(),
-            entry: TimelineSummary::default(),
-            deliveries: Vec::new(),
-            lease: None,
-        }
-    }
-
     #[tokio::test]
     async fn concurrent_commits_share_transactions() {
         let dir = tempfile::tempdir().unwrap();
@@ -225,9 +208,13 @@ mod tests {
         let sessions: Vec<_> = (0..20)
             .map(|i| {
                 let c = committer.clone();
-                tokio::spawn(
-                    async move { c.submit(vec![Write::Accept(Box::new(message(i)))]).await },
-                )
+                tokio::spawn(async move {
+                    c.submit(vec![Write::Accept(Box::new(AcceptedMessage::sample(
+                        &format!("m{i}"),
+                        0,
+                    )))])
+                    .await
+                })
             })
             .collect();
         for s in sessions {

@@ -51,6 +51,34 @@ pub struct AcceptedMessage {
     pub lease: Option<Lease>,
 }
 
+#[cfg(test)]
+impl AcceptedMessage {
+    /// For unit tests: message `id` of order `o` in store `s`, received now,
+    /// with `deliveries` deliveries `{id}-d{i}` to `r{i}@example.com`.
+    pub fn sample(id: &str, deliveries: usize) -> Self {
+        Self {
+            id: id.into(),
+            queue_id: id.into(),
+            store: "s".into(),
+            order: "o".into(),
+            received_at: Utc::now(),
+            return_path: String::new(),
+            content: Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n"),
+            new_participants: Vec::new(),
+            entry: TimelineSummary::default(),
+            deliveries: (0..deliveries)
+                .map(|i| NewDelivery {
+                    id: format!("{id}-d{i}"),
+                    rcpt_alias: format!("a{i}@ct.test"),
+                    rcpt_email: format!("r{i}@example.com"),
+                    mail_from: String::new(),
+                })
+                .collect(),
+            lease: None,
+        }
+    }
+}
+
 /// A claim on deliveries: who holds it, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {

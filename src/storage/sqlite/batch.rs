@@ -411,33 +411,8 @@ impl Part {
 mod tests {
     use std::time::Duration;
 
-    use chrono::Utc;
-
     use super::*;
-    use crate::storage::{NewDelivery, Storage, TimelineSummary};
-
-    fn message(id: &str, deliveries: usize) -> AcceptedMessage {
-        AcceptedMessage {
-            id: id.into(),
-            queue_id: id.into(),
-            store: "s".into(),
-            order: "o".into(),
-            received_at: Utc::now(),
-            return_path: String::new(),
-            content: bytes::Bytes::from_static(b"Subject: x\r\n\r\nbody\r\n"),
-            new_participants: Vec::new(),
-            entry: TimelineSummary::default(),
-            deliveries: (0..deliveries)
-                .map(|i| NewDelivery {
-                    id: format!("{id}-d{i}"),
-                    rcpt_alias: format!("a{i}@ct.test"),
-                    rcpt_email: format!("r{i}@example.com"),
-                    mail_from: String::new(),
-                })
-                .collect(),
-            lease: None,
-        }
-    }
+    use crate::storage::Storage;
 
     fn sql_for(messages: &[AcceptedMessage]) -> String {
         let refs: Vec<_> = messages.iter().collect();
@@ -448,9 +423,15 @@ mod tests {
 
     #[test]
     fn batches_of_similar_size_share_one_text() {
-        let five: Vec<_> = (0..5).map(|i| message(&i.to_string(), 1)).collect();
-        let seven: Vec<_> = (0..7).map(|i| message(&i.to_string(), 1)).collect();
-        let nine: Vec<_> = (0..9).map(|i| message(&i.to_string(), 1)).collect();
+        let five: Vec<_> = (0..5)
+            .map(|i| AcceptedMessage::sample(&i.to_string(), 1))
+            .collect();
+        let seven: Vec<_> = (0..7)
+            .map(|i| AcceptedMessage::sample(&i.to_string(), 1))
+            .collect();
+        let nine: Vec<_> = (0..9)
+            .map(|i| AcceptedMessage::sample(&i.to_string(), 1))
+            .collect();
         assert_eq!(sql_for(&five), sql_for(&seven), "both padded to 8 rows");
         assert_ne!(sql_for(&seven), sql_for(&nine), "9 rows take 16");
     }
@@ -468,7 +449,7 @@ mod tests {
         let batch: Vec<_> = [1, 2, 600]
             .iter()
             .enumerate()
-            .map(|(i, n)| Write::Accept(Box::new(message(&format!("m{i}"), *n))))
+            .map(|(i, n)| Write::Accept(Box::new(AcceptedMessage::sample(&format!("m{i}"), *n))))
             .collect();
         let applied = crate::storage::BatchWriter::apply(&db, &batch)
             .await

@@ -76,7 +76,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::storage::sqlite::SqliteStorage;
-    use crate::storage::{AcceptedMessage, BatchWriter, Storage, TimelineSummary, Write};
+    use crate::storage::{AcceptedMessage, BatchWriter, Storage, Write};
 
     #[tokio::test]
     async fn commits_are_checkpointed_by_the_task_not_the_writer() {
@@ -98,17 +98,8 @@ mod tests {
         let size = || std::fs::metadata(&path).unwrap().len();
         let before = size();
         let message = AcceptedMessage {
-            id: "m1".into(),
-            queue_id: "m1".into(),
-            store: "s".into(),
-            order: "o".into(),
-            received_at: chrono::Utc::now(),
-            return_path: String::new(),
             content: vec![b'x'; 256 * 1024].into(),
-            new_participants: Vec::new(),
-            entry: TimelineSummary::default(),
-            deliveries: Vec::new(),
-            lease: None,
+            ..AcceptedMessage::sample("m1", 0)
         };
         db.apply(&[Write::Accept(Box::new(message))]).await.unwrap();
         // The commit is in the log; the task copies it into the file soon.
