@@ -109,12 +109,23 @@ impl DataReader {
         }
     }
 
+    /// A run of bytes inside a line. The error is the one the first byte
+    /// over a limit breaks, as if the bytes came one at a time, so it does
+    /// not depend on where the network split the run.
     fn text(&mut self, run: &[u8]) {
+        let line_room = MAX_LINE.saturating_sub(self.line_len);
         self.line_len += run.len();
-        if self.line_len > MAX_LINE {
-            self.fail(DataError::LineTooLong);
+        if self.error.is_some() {
+            return;
         }
-        self.push(run);
+        let size_room = self.max_size.saturating_sub(self.body.len());
+        if run.len() > line_room && line_room <= size_room {
+            self.fail(DataError::LineTooLong);
+        } else if run.len() > size_room {
+            self.fail(DataError::TooBig);
+        } else {
+            self.body.extend_from_slice(run);
+        }
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -192,6 +203,38 @@ mod tests {
         assert_eq!(r.finish().unwrap(), b"a\r\n.b\r\n\r\n");
     }
 
+    /// Read `input` whole, then in 200 random splittings into pieces of at
+    /// most `piece` bytes: every reading gives the same result and stops
+    /// before "NEXT".
+    fn assert_chunking_does_not_matter(input: &[u8], max_size: usize, piece: usize) {
+        // A small deterministic generator: no dependency, same cases each run.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize + 1
+        };
+        let mut whole = DataReader::new(max_size);
+        let used = whole.feed(input);
+        let expected = (whole.finish(), used);
+        for _ in 0..200 {
+            let mut r = DataReader::new(max_size);
+            let mut used = 0;
+            while !r.is_done() && used < input.len() {
+                let end = (used + next(piece)).min(input.len());
+                used += r.feed(&input[used..end]);
+            }
+            assert_eq!(
+                (r.finish(), used),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        assert_eq!(&input[expected.1..], b"NEXT");
+    }
+
     /// However the network splits the bytes, the outcome is the same.
     #[test]
     fn any_chunking_gives_the_same_result() {
@@ -202,34 +245,38 @@ mod tests {
             b".\r\nNEXT",
             b"x\r\n.\rx\r\n.\r\nNEXT",
         ];
-        // A small deterministic generator: no dependency, same cases each run.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize + 1
-        };
         for input in inputs {
-            let mut whole = DataReader::new(100);
-            let used = whole.feed(input);
-            let expected = (whole.finish(), used);
-            for _ in 0..200 {
-                let mut r = DataReader::new(100);
-                let mut used = 0;
-                while !r.is_done() && used < input.len() {
-                    let end = (used + next(4)).min(input.len());
-                    used += r.feed(&input[used..end]);
-                }
-                assert_eq!(
-                    (r.finish(), used),
-                    expected,
-                    "{:?}",
-                    String::from_utf8_lossy(input)
-                );
-            }
-            assert_eq!(&input[expected.1..], b"NEXT");
+            assert_chunking_does_not_matter(input, 100, 4);
         }
+    }
+
+    /// A long line in a big message: the limit its first byte over breaks
+    /// names the error, whether the line arrives in one read or several
+    /// (the fuzzer found a split that turned "line too long" into "too big").
+    #[test]
+    fn the_first_limit_broken_names_the_error_however_the_line_is_split() {
+        let input = [
+            b"a".repeat(900),
+            b"\r\n".to_vec(),
+            b"b".repeat(1200),
+            b"\r\n.\r\nNEXT".to_vec(),
+        ]
+        .concat();
+        // Over 1500 bytes at the 599th "b", over 998 in the line at the 999th.
+        let mut r = DataReader::new(1500);
+        r.feed(&input);
+        assert_eq!(r.finish().unwrap_err(), DataError::TooBig);
+        assert_chunking_does_not_matter(&input, 1500, 700);
+        // With room for the whole message, the line length is what fails.
+        let mut r = DataReader::new(3000);
+        r.feed(&input);
+        assert_eq!(r.finish().unwrap_err(), DataError::LineTooLong);
+        assert_chunking_does_not_matter(&input, 3000, 700);
+        // Both limits at the same byte: one at a time, the line is checked first.
+        let mut r = DataReader::new(902 + 998);
+        r.feed(&input);
+        assert_eq!(r.finish().unwrap_err(), DataError::LineTooLong);
+        assert_chunking_does_not_matter(&input, 902 + 998, 700);
     }
 
     #[test]
