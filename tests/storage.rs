@@ -41,6 +41,38 @@ async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
     );
 }
 
+/// DESIGN.md: the same (store, order, role, email) gives the same alias and
+/// row, also when the store switched its mask mode in between; other roles
+/// and orders get aliases of the new mode.
+async fn a_participant_keeps_its_alias_when_the_mode_changes(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let aliaser = aliaser();
+    let make = |order: &str, role: Role, email: &str, mode: MaskMode| {
+        aliaser
+            .participant("acme", order, role, email, mode, now)
+            .unwrap()
+    };
+    let hard = make("o1", Role::Customer, "buyer@example.com", MaskMode::Hard);
+    let first = db
+        .ensure_participants(std::slice::from_ref(&hard))
+        .await
+        .unwrap();
+    let soft = make("o1", Role::Customer, "Buyer@example.com", MaskMode::Soft);
+    assert_ne!(soft.key(), hard.key());
+    let shop = make("o1", Role::Store, "sac@shop.example", MaskMode::Soft);
+    let other_order = make("o2", Role::Customer, "buyer@example.com", MaskMode::Soft);
+    let second = db
+        .ensure_participants(&[soft, shop.clone(), other_order.clone()])
+        .await
+        .unwrap();
+    assert_eq!(second[0], first[0], "the hard alias made first stays");
+    assert_eq!(second[1].alias, shop.alias);
+    assert_eq!(second[1].mode, MaskMode::Soft);
+    assert_eq!(second[2].alias, other_order.alias);
+    assert_eq!(db.order_participants("acme", "o1").await.unwrap().len(), 2);
+}
+
 async fn store_mode_defaults_to_hard(backend: Backend) {
     let (db, _dir) = open(backend).await;
     assert_eq!(db.store_mode("new").await.unwrap(), MaskMode::Hard);
@@ -276,6 +308,7 @@ async fn purge_keeps_pending_mail_and_live_aliases(backend: Backend) {
 
 on_both_backends!(
     participants_are_idempotent_and_case_insensitive,
+    a_participant_keeps_its_alias_when_the_mode_changes,
     store_mode_defaults_to_hard,
     accepted_message_is_on_the_timeline_and_queued,
     a_failing_batch_writes_nothing,

@@ -12,6 +12,7 @@
 mod committer;
 mod notices;
 pub mod outbox;
+mod participants;
 mod postgres;
 pub mod purge;
 mod rows;

@@ -3,7 +3,7 @@
 //! backend instantiates it with its pool's database and the few pieces
 //! that differ (migrations, claiming, `MAX` vs `GREATEST`).
 
-/// `impl Storage for $storage` (and its `insert_participant`), where
+/// `impl Storage for $storage`, where
 /// `$storage` has a `pool: sqlx::Pool<$db>`.
 macro_rules! impl_storage {
     (
@@ -28,28 +28,6 @@ macro_rules! impl_storage {
             };
 
             impl $storage {
-                pub(crate) async fn insert_participant<'e, E>(executor: E, p: &Participant) -> Result<()>
-                where
-                    E: sqlx::Executor<'e, Database = $db>,
-                {
-                    sqlx::query(
-                        "INSERT INTO participants (alias_key, alias, store, order_id, role, email, mode, created_at, expires_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (alias_key) DO NOTHING",
-                    )
-                    .bind(p.key())
-                    .bind(&p.alias)
-                    .bind(&p.store)
-                    .bind(&p.order)
-                    .bind(p.role.as_str())
-                    .bind(&p.email)
-                    .bind(p.mode.as_str())
-                    .bind(to_ms(p.created_at))
-                    .bind(to_ms(p.expires_at))
-                    .execute(executor)
-                    .await?;
-                    Ok(())
-                }
-
                 /// A refused-at-the-door timeline entry, announced to the
                 /// store's webhook if it has one.
                 pub(crate) async fn insert_refusal(
@@ -241,19 +219,7 @@ macro_rules! impl_storage {
                 }
 
                 async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>> {
-                    let mut writer = self.writer().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
-                    for p in ps {
-                        Self::insert_participant(&mut *tx, p).await?;
-                    }
-                    let sql = format!("SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE alias_key = $1");
-                    let mut stored = Vec::with_capacity(ps.len());
-                    for p in ps {
-                        let row = sqlx::query(&sql).bind(p.key()).fetch_one(&mut *tx).await?;
-                        stored.push(rows::participant(&row)?);
-                    }
-                    tx.commit().await?;
-                    Ok(stored)
+                    self.ensure_participants_in_one_transaction(ps).await
                 }
 
                 async fn find_alias(&self, alias: &str) -> Result<Option<Participant>> {

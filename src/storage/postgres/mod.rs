@@ -108,5 +108,11 @@ super::shared::impl_storage!(
     claim_lock: "FOR UPDATE SKIP LOCKED",
     greatest: "GREATEST",
 );
+super::participants::impl_participants!(
+    PgStorage,
+    sqlx::Postgres,
+    // Two API calls for one order, made in different mask modes, make one row.
+    order_lock: Some("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"),
+);
 super::outbox::impl_outbox!(PgStorage, sqlx::Postgres, claim_lock: "FOR UPDATE SKIP LOCKED");
 super::notices::impl_notices!(PgStorage, sqlx::Postgres);

@@ -126,6 +126,12 @@ super::shared::impl_storage!(
     claim_lock: "",
     greatest: "MAX",
 );
+super::participants::impl_participants!(
+    SqliteStorage,
+    sqlx::Sqlite,
+    // One writer: nothing else can insert meanwhile.
+    order_lock: None,
+);
 super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
 super::notices::impl_notices!(SqliteStorage, sqlx::Sqlite);
 
