@@ -7,7 +7,10 @@
 //!   any letter case;
 //! - changing one character of its local part makes it not `Valid` (or
 //!   `Valid` under another key: never the same participant);
-//! - an alias made with another key is not `Valid`;
+//! - a hard alias made with another key is not `Valid` (its tag has 48 bits;
+//!   a soft alias's has 20, as DESIGN.md gives it, so about one in a million
+//!   soft aliases checks under another key too: the fuzzer found such pairs,
+//!   and the database lookup after the check is what refuses them);
 //! - any other text checks without panicking, and `Valid` only comes with a
 //!   key that is the address in lower case.
 
@@ -56,11 +59,13 @@ fuzz_target!(|input: Input<'_>| {
     };
     assert_eq!(relay.check_at(&p.alias, now), valid, "alias {}", p.alias);
     assert_eq!(relay.check_at(&p.alias.to_uppercase(), now), valid);
-    assert!(
-        !matches!(aliaser(1).check_at(&p.alias, now), TagCheck::Valid { .. }),
-        "another key accepts {}",
-        p.alias
-    );
+    if p.mode == MaskMode::Hard {
+        assert!(
+            !matches!(aliaser(1).check_at(&p.alias, now), TagCheck::Valid { .. }),
+            "another key accepts {}",
+            p.alias
+        );
+    }
 
     if let Some(changed) = flip(&p.alias, input.flip_at.into(), input.flip_to) {
         if let TagCheck::Valid { key, .. } = relay.check_at(&changed, now) {
