@@ -262,21 +262,20 @@ mod tests {
             b"\r\n.\r\nNEXT".to_vec(),
         ]
         .concat();
+        let error_with = |max_size| {
+            let mut r = DataReader::new(max_size);
+            r.feed(&input);
+            r.finish().unwrap_err()
+        };
         // Over 1500 bytes at the 599th "b", over 998 in the line at the 999th.
-        let mut r = DataReader::new(1500);
-        r.feed(&input);
-        assert_eq!(r.finish().unwrap_err(), DataError::TooBig);
-        assert_chunking_does_not_matter(&input, 1500, 700);
+        assert_eq!(error_with(1500), DataError::TooBig);
         // With room for the whole message, the line length is what fails.
-        let mut r = DataReader::new(3000);
-        r.feed(&input);
-        assert_eq!(r.finish().unwrap_err(), DataError::LineTooLong);
-        assert_chunking_does_not_matter(&input, 3000, 700);
+        assert_eq!(error_with(3000), DataError::LineTooLong);
         // Both limits at the same byte: one at a time, the line is checked first.
-        let mut r = DataReader::new(902 + 998);
-        r.feed(&input);
-        assert_eq!(r.finish().unwrap_err(), DataError::LineTooLong);
-        assert_chunking_does_not_matter(&input, 902 + 998, 700);
+        assert_eq!(error_with(902 + 998), DataError::LineTooLong);
+        for max_size in [1500, 3000, 902 + 998] {
+            assert_chunking_does_not_matter(&input, max_size, 700);
+        }
     }
 
     #[test]
