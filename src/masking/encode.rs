@@ -29,7 +29,8 @@ pub fn render_phrase(name: &str) -> String {
     encoded_words(name)
 }
 
-fn encoded_words(text: &str) -> String {
+/// `text` as UTF-8 base64 encoded words of at most 75 characters each.
+pub(super) fn encoded_words(text: &str) -> String {
     let mut words = Vec::new();
     let mut chunk_start = 0;
     let mut chunk_len = 0;

@@ -8,6 +8,8 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{Addr, Address, HeaderValue};
 
 use super::encode::{fold_addresses, render_mailbox, render_phrase};
+pub use super::text::replace_text;
+use super::text::{contains_known, replace_encoded_words, replace_in_place};
 
 /// The header fields DESIGN.md section 3 masks.
 pub const MASKED_FIELDS: [&str; 5] = ["from", "sender", "reply-to", "to", "cc"];
@@ -191,50 +193,10 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
             }
         })
         .collect();
-    fold_addresses(f.name, &rendered).into_bytes()
-}
-
-fn contains_known(text: &str, aliases: &AliasMap) -> bool {
-    replace_in_place(text.as_bytes(), aliases) != text.as_bytes()
-}
-
-/// Replace every known real address inside free text, ignoring case.
-pub fn replace_text(text: &str, aliases: &AliasMap) -> String {
-    String::from_utf8(replace_in_place(text.as_bytes(), aliases))
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// Bytes that continue an address: a match followed or preceded by one is
-/// part of a longer address (a soft alias contains its real address).
-fn continues_address(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
-}
-
-fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
-    let mut out = raw.to_vec();
-    for (real, alias) in aliases {
-        let needle = real.as_bytes();
-        if needle.is_empty() {
-            continue;
-        }
-        let mut i = 0;
-        while i + needle.len() <= out.len() {
-            let end = i + needle.len();
-            let before_ok = i == 0 || !(continues_address(out[i - 1]) || out[i - 1] == b'.');
-            let after_ok = match out.get(end) {
-                None => true,
-                Some(b'.') => !out.get(end + 1).is_some_and(|&b| continues_address(b)),
-                Some(&b) => !continues_address(b),
-            };
-            if before_ok && after_ok && out[i..end].eq_ignore_ascii_case(needle) {
-                out.splice(i..end, alias.bytes());
-                i += alias.len();
-            } else {
-                i += 1;
-            }
-        }
-    }
-    out
+    // An encoded word can run across what was parsed as several mailboxes
+    // and come back whole in the rendered field: read the field as a reader
+    // would, once more.
+    replace_encoded_words(fold_addresses(f.name, &rendered).into_bytes(), aliases)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod encode;
 pub mod headers;
 pub mod summary;
+mod text;
 
 pub use headers::{mask, AliasMap, Parsed, MASKED_FIELDS, SENDER_FIELDS};
 pub use summary::{summarize, Summary};
