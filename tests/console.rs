@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::http::{customer_alias, request_with, send_json, HttpResponse};
+use common::proxy::Proxy;
 use common::{wait_until, Backend, Relay, Sink, SinkReply, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
 
 /// A browser's cookies and the last page's CSRF token, over plain requests.
@@ -389,6 +390,49 @@ async fn a_store_login_sees_its_store_only(backend: Backend) {
     assert!(
         wait_until(Duration::from_secs(10), || sink.received().len() == 1).await,
         "retried at once and delivered"
+    );
+}
+
+/// PostgreSQL goes away: the console answers 503 with a page saying so
+/// (the session, which needs no database, stays), and pages come back by
+/// themselves when it returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_database_gone_pages_say_so_and_come_back() {
+    let sink = Sink::start().await;
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let url = common::new_postgres_database().replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let delivery = format!("transport = \"smarthost\"\nsmarthost = \"{}\"", sink.addr);
+    let mut relay = Relay::configured(Some(url), &delivery);
+    relay.create_alias("acme", "db-1", "customer", "buyer@example.net");
+    relay.start().await;
+    let mut v = Visitor::new(relay.api);
+    v.log_in(ACME_TOKEN).await;
+    let page = "/console/orders?order=db-1";
+    assert_eq!(v.get(page).await.status, 200);
+
+    proxy.cut();
+    for path in [page, "/console/settings", "/console/queue"] {
+        let r = v.get(path).await;
+        assert_eq!(r.status, 503, "{path}: {}", text(&r));
+        assert!(
+            text(&r).contains("The database is not answering."),
+            "{}",
+            text(&r)
+        );
+    }
+
+    proxy.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        if v.get(page).await.status == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        back,
+        "the orders page is served again once the database is back"
     );
 }
 
