@@ -4,7 +4,9 @@
 //! machine, every 4 MB of log), and every session waiting on the group
 //! commit waits with it. The writer connection has it turned off; this task
 //! runs a passive checkpoint, which never blocks the writer, on a reading
-//! connection soon after commits.
+//! connection soon after group commits, and every few seconds whatever
+//! was written (the API's and the CLI's writes do not go through the group
+//! commit, and a node that takes no mail must not grow its log forever).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,9 @@ use tokio::task::JoinHandle;
 /// what a few hundred commits wrote, as SQLite's default threshold
 /// (1000 pages) would.
 const INTERVAL: Duration = Duration::from_millis(200);
+/// Longest time between two checkpoints. One with nothing to copy costs a
+/// look at the log's header.
+const IDLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs checkpoints while it lives.
 pub(super) struct Checkpointer {
@@ -48,7 +53,7 @@ impl Drop for Checkpointer {
 async fn run(options: SqliteConnectOptions, due: Arc<Notify>) {
     let mut conn: Option<SqliteConnection> = None;
     loop {
-        due.notified().await;
+        let _ = tokio::time::timeout(IDLE_INTERVAL, due.notified()).await;
         let result = match conn.as_mut() {
             Some(c) => checkpoint(c).await,
             None => match SqliteConnection::connect_with(&options).await {
@@ -111,6 +116,57 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
             waited += Duration::from_millis(20);
+        }
+    }
+
+    /// Writes outside the group commit (participants made by the API) are
+    /// checkpointed too, within the idle interval.
+    #[tokio::test]
+    async fn writes_outside_the_group_commit_are_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = SqliteStorage::connect(
+            &format!("sqlite://{}", path.display()),
+            2,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *db.writer().await.unwrap())
+            .await
+            .unwrap();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        let aliaser = crate::alias::Aliaser::new(
+            crate::alias::AliasKey::new(vec![7; 32]).unwrap(),
+            "ct.test",
+            crate::alias::Ttl::Months(2),
+        );
+        let now = chrono::Utc::now();
+        let people: Vec<_> = (0..500)
+            .map(|i| {
+                let email = format!("person{i}@example.com");
+                aliaser
+                    .participant(
+                        "acme",
+                        "o1",
+                        crate::alias::Role::Contact,
+                        &email,
+                        crate::alias::MaskMode::Hard,
+                        now,
+                    )
+                    .unwrap()
+            })
+            .collect();
+        db.ensure_participants(&people).await.unwrap();
+        let limit = super::IDLE_INTERVAL * 3;
+        let mut waited = Duration::ZERO;
+        while size() < before + 64 * 1024 {
+            assert!(waited < limit, "the participants were not checkpointed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
         }
     }
 }
