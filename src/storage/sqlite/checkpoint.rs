@@ -83,18 +83,21 @@ mod tests {
     use crate::storage::sqlite::SqliteStorage;
     use crate::storage::{AcceptedMessage, BatchWriter, Storage, Write};
 
+    /// A migrated database at `t.db` in the directory returned with it.
+    async fn migrated() -> (SqliteStorage, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        (db, dir)
+    }
+
     #[tokio::test]
     async fn commits_are_checkpointed_by_the_task_not_the_writer() {
-        let dir = tempfile::tempdir().unwrap();
+        let (db, dir) = migrated().await;
         let path = dir.path().join("t.db");
-        let db = SqliteStorage::connect(
-            &format!("sqlite://{}", path.display()),
-            2,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
         let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
             .fetch_one(&mut *db.writer().await.unwrap())
             .await
@@ -123,16 +126,8 @@ mod tests {
     /// checkpointed too, within the idle interval.
     #[tokio::test]
     async fn writes_outside_the_group_commit_are_checkpointed() {
-        let dir = tempfile::tempdir().unwrap();
+        let (db, dir) = migrated().await;
         let path = dir.path().join("t.db");
-        let db = SqliteStorage::connect(
-            &format!("sqlite://{}", path.display()),
-            2,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut *db.writer().await.unwrap())
             .await
