@@ -195,11 +195,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_commits_share_transactions() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let db = SqliteStorage::migrated_in(dir.path(), Duration::from_secs(5)).await;
         let writer = Arc::new(SlowFirstCommit {
             db,
             batches: Mutex::new(Vec::new()),

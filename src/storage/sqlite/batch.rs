@@ -412,7 +412,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::storage::Storage;
 
     fn sql_for(messages: &[AcceptedMessage]) -> String {
         let refs: Vec<_> = messages.iter().collect();
@@ -439,11 +438,7 @@ mod tests {
     #[tokio::test]
     async fn padded_and_split_statements_write_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let db = SqliteStorage::migrated_in(dir.path(), Duration::from_secs(5)).await;
         // 3 messages (padded to 4 rows) with 1 + 2 + 600 deliveries (603:
         // statements of 256, 256 and 91 padded to 128).
         let batch: Vec<_> = [1, 2, 600]

@@ -86,11 +86,7 @@ mod tests {
     /// A migrated database at `t.db` in the directory returned with it.
     async fn migrated() -> (SqliteStorage, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let db = SqliteStorage::migrated_in(dir.path(), Duration::from_secs(5)).await;
         (db, dir)
     }
 

@@ -84,6 +84,15 @@ impl SqliteStorage {
         })
     }
 
+    /// For unit tests: a migrated database at `t.db` in `dir`.
+    #[cfg(test)]
+    pub(crate) async fn migrated_in(dir: &Path, busy_timeout: Duration) -> Self {
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let db = Self::connect(&url, 2, busy_timeout).await.unwrap();
+        crate::storage::Storage::migrate(&db).await.unwrap();
+        db
+    }
+
     /// A connection for reads.
     pub(crate) async fn reader(&self) -> Result<Reader<'_>> {
         self.readers.get().await
@@ -167,11 +176,7 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_left_open_by_a_dropped_batch_is_rolled_back() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(1))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let db = SqliteStorage::migrated_in(dir.path(), Duration::from_secs(1)).await;
         {
             let mut w = db.writer_state().await.unwrap();
             w.maybe_in_transaction = true;
