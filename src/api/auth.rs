@@ -32,12 +32,17 @@ impl Caller {
 }
 
 pub fn find(tokens: &[ApiToken], presented: &str) -> Option<Caller> {
+    find_token(tokens, presented).map(|t| Caller {
+        store: t.store.clone(),
+    })
+}
+
+/// The configured token matching `presented`, if any (compared in
+/// constant time). The console's login looks tokens up with it too.
+pub fn find_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
     tokens
         .iter()
         .find(|t| constant_time_eq(t.token.expose(), presented))
-        .map(|t| Caller {
-            store: t.store.clone(),
-        })
 }
 
 impl FromRequestParts<ApiState> for Caller {

@@ -1,7 +1,7 @@
 //! The integrators' HTTP API (axum): aliases, store settings, timelines and
 //! messages, behind bearer tokens; health and readiness for ops.
 
-mod auth;
+pub(crate) mod auth;
 mod error;
 pub mod openapi;
 mod routes;

@@ -110,6 +110,14 @@ fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, to.to_string())]).into_response()
 }
 
+/// A time as the pages show it, and as `<time datetime>` gives it.
+fn shown_time(t: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        crate::storage::rfc3339_string(t),
+    )
+}
+
 #[derive(Template)]
 #[template(path = "console/error.html")]
 struct ErrorPage {

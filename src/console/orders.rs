@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::settings::chosen_store;
-use super::{page, valid_id, ConsoleError, Nav};
+use super::{page, shown_time, valid_id, ConsoleError, Nav};
 use crate::api::ApiState;
 use crate::storage::{AliasRef, TimelineEntry};
 
@@ -72,9 +72,10 @@ impl From<&AliasRef> for Person {
 
 impl From<TimelineEntry> for Entry {
     fn from(e: TimelineEntry) -> Self {
+        let (date, date_iso) = shown_time(e.date);
         Self {
-            date: e.date.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            date_iso: crate::storage::rfc3339_string(e.date),
+            date,
+            date_iso,
             from: e.from.as_ref().map(Person::from),
             to: e.to.iter().map(Person::from).collect(),
             subject: e.subject,
@@ -213,14 +214,8 @@ pub async fn message_page(
     let mut body = String::new();
     let mut subject = String::new();
     if let Some(m) = &parsed {
-        for (name, field) in [
-            ("From", "From"),
-            ("To", "To"),
-            ("Cc", "Cc"),
-            ("Reply-To", "Reply-To"),
-            ("Date", "Date"),
-        ] {
-            if let Some(raw) = m.header_raw(field) {
+        for name in ["From", "To", "Cc", "Reply-To", "Date"] {
+            if let Some(raw) = m.header_raw(name) {
                 headers.push((name, raw.trim().to_string()));
             }
         }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::settings::urlencode;
-use super::{page, see_other, ConsoleError, Nav};
+use super::{page, see_other, shown_time, ConsoleError, Nav};
 use crate::api::ApiState;
 use crate::storage::QueueEntry;
 
@@ -44,12 +44,10 @@ struct Row {
 
 impl From<QueueEntry> for Row {
     fn from(q: QueueEntry) -> Self {
+        let (next, next_iso) = shown_time(q.next_attempt_at);
         Self {
-            next: q
-                .next_attempt_at
-                .format("%Y-%m-%d %H:%M:%S UTC")
-                .to_string(),
-            next_iso: crate::storage::rfc3339_string(q.next_attempt_at),
+            next,
+            next_iso,
             id: q.id,
             to: q.to,
             store: q.store,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{COOKIE, LOCATION};
+use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -60,13 +60,6 @@ pub fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS has randomness");
     hex::encode(bytes)
-}
-
-/// The configured token matching `presented`, if any.
-pub fn find_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
-    tokens
-        .iter()
-        .find(|t| constant_time_eq(t.token.expose(), presented))
 }
 
 /// The cookie value of a new session opened with `token`.
@@ -126,6 +119,13 @@ pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: Duratio
         "{name}={value}; Path=/console; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
         max_age.as_secs()
     )
+}
+
+/// Add a `Set-Cookie` made by `set_cookie` to `response`.
+pub fn add_cookie(response: &mut Response, cookie: &str) {
+    if let Ok(v) = cookie.parse() {
+        response.headers_mut().append(SET_COOKIE, v);
+    }
 }
 
 /// Not logged in: to the login page.

@@ -2,7 +2,6 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
@@ -44,9 +43,7 @@ fn login_form(headers: &HeaderMap, status: StatusCode, problem: Option<&str>) ->
             problem: problem.map(str::to_string),
         },
     );
-    if let Ok(v) = cookie.parse() {
-        response.headers_mut().insert(SET_COOKIE, v);
-    }
+    session::add_cookie(&mut response, &cookie);
     response
 }
 
@@ -69,7 +66,7 @@ pub async fn log_in(
             Some("The login form had expired. Please log in again."),
         );
     }
-    let Some(token) = session::find_token(&state.tokens, form.token.trim()) else {
+    let Some(token) = crate::api::auth::find_token(&state.tokens, form.token.trim()) else {
         tracing::info!("console login refused: unknown token");
         return login_form(
             &headers,
@@ -88,9 +85,7 @@ pub async fn log_in(
         session::set_cookie(&headers, LOGIN_COOKIE, "", std::time::Duration::ZERO),
     ];
     for c in cookies {
-        if let Ok(v) = c.parse() {
-            response.headers_mut().append(SET_COOKIE, v);
-        }
+        session::add_cookie(&mut response, &c);
     }
     response
 }
@@ -110,9 +105,7 @@ pub async fn log_out(
     }
     let mut response = see_other("/console/login");
     let gone = session::set_cookie(&headers, SESSION_COOKIE, "", std::time::Duration::ZERO);
-    if let Ok(v) = gone.parse() {
-        response.headers_mut().insert(SET_COOKIE, v);
-    }
+    session::add_cookie(&mut response, &gone);
     Ok(response)
 }
 
@@ -236,17 +229,16 @@ pub async fn save_settings(
             ConsoleError::new(StatusCode::BAD_REQUEST, "Which store?").within("settings", &session)
         );
     };
-    let mode = match form.mask_mode.as_str() {
-        "hard" => MaskMode::Hard,
-        "soft" => MaskMode::Soft,
-        other => {
-            return Err(ConsoleError::new(
-                StatusCode::BAD_REQUEST,
-                format!("The mask type must be hard or soft, not {other}."),
-            )
-            .within("settings", &session))
-        }
-    };
+    let mode: MaskMode = form.mask_mode.parse().map_err(|_| {
+        ConsoleError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The mask type must be hard or soft, not {}.",
+                form.mask_mode
+            ),
+        )
+        .within("settings", &session)
+    })?;
     state
         .storage
         .set_store_mode(&store, mode)
