@@ -9,7 +9,7 @@ use mail_parser::{Addr, Address, HeaderValue};
 
 use super::encode::{fold_addresses, render_mailbox, render_phrase};
 pub use super::text::replace_text;
-use super::text::{contains_known, replace_encoded_words, replace_in_place};
+use super::text::{contains_known, replace_in_place};
 
 /// The header fields DESIGN.md section 3 masks.
 pub const MASKED_FIELDS: [&str; 5] = ["from", "sender", "reply-to", "to", "cc"];
@@ -148,22 +148,14 @@ pub fn mask(parsed: &Parsed<'_>, aliases: &AliasMap, prepend: &[u8]) -> Vec<u8> 
 
 fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
     let items = parse_items(f.value);
-    let known = |a: &Addr<'_>| {
-        a.address
-            .as_deref()
-            .is_some_and(|addr| aliases.contains_key(&addr.to_lowercase()))
-            || a.name
-                .as_deref()
-                .is_some_and(|n| contains_known(n, aliases))
-    };
-    let touches = items.iter().any(|i| match i {
-        Item::Mailbox(a) => known(a),
-        Item::Group(_, list) => list.iter().any(known),
-    });
-    if !touches {
+    if !shows_known(&items, aliases) {
         // Nothing parsed as a known address. A field too broken to parse may
         // still hold one: replace it in place rather than let it through.
-        return replace_in_place(f.raw, aliases);
+        let replaced = replace_in_place(f.raw, aliases);
+        if replaced == f.raw {
+            return replaced;
+        }
+        return checked(f, &items, aliases, replaced);
     }
     let mailbox = |a: &Addr<'_>| {
         let addr = a.address.as_deref().unwrap_or_default();
@@ -196,7 +188,73 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
     // An encoded word can run across what was parsed as several mailboxes
     // and come back whole in the rendered field: read the field as a reader
     // would, once more.
-    replace_encoded_words(fold_addresses(f.name, &rendered).into_bytes(), aliases)
+    let field = replace_in_place(fold_addresses(f.name, &rendered).as_bytes(), aliases);
+    checked(f, &items, aliases, field)
+}
+
+/// `masked` (the whole field, name to CRLF) if it reads back as one field in
+/// which a reader finds no known address, as an address or inside a name.
+/// Otherwise the pieces of a
+/// broken field came together in a way the replacements above did not
+/// foresee, and the field is written with addresses only: aliases, and the
+/// other addresses that are plain `local@domain`; names and the rest go.
+fn checked(f: &Field<'_>, items: &[Item<'_>], aliases: &AliasMap, masked: Vec<u8>) -> Vec<u8> {
+    // Read back as the next hop splits a header: still one field.
+    let again = Parsed::new(&masked);
+    if let ([field], []) = (again.fields.as_slice(), again.rest) {
+        if field.raw.len() == masked.len() && !shows_known(&parse_items(field.value), aliases) {
+            return masked;
+        }
+    }
+    let kept: Vec<String> = items
+        .iter()
+        .flat_map(|i| match i {
+            Item::Mailbox(a) => std::slice::from_ref(a),
+            Item::Group(_, list) => list.as_slice(),
+        })
+        .filter_map(|a| {
+            let addr = a.address.as_deref()?;
+            match aliases.get(&addr.to_lowercase()) {
+                Some(alias) => Some(alias.clone()),
+                None => is_plain_address(addr, aliases).then(|| addr.to_string()),
+            }
+        })
+        .collect();
+    if kept.is_empty() {
+        return format!("{}: undisclosed-recipients:;\r\n", f.name).into_bytes();
+    }
+    fold_addresses(f.name, &kept).into_bytes()
+}
+
+/// Whether a known real address is among `items` (mail-parser's reading of
+/// a field): as an address, or inside an address, a display name or a
+/// group's name.
+fn shows_known(items: &[Item<'_>], aliases: &AliasMap) -> bool {
+    let in_mailbox = |a: &Addr<'_>| {
+        a.address.as_deref().is_some_and(|addr| {
+            aliases.contains_key(&addr.to_lowercase()) || contains_known(addr, aliases)
+        }) || a
+            .name
+            .as_deref()
+            .is_some_and(|n| contains_known(n, aliases))
+    };
+    items.iter().any(|i| match i {
+        Item::Mailbox(a) => in_mailbox(a),
+        Item::Group(name, list) => {
+            name.as_deref().is_some_and(|n| contains_known(n, aliases))
+                || list.iter().any(in_mailbox)
+        }
+    })
+}
+
+/// `local@domain` with nothing a reader could decode or split: atext and
+/// dots on both sides of one `@`, and no known address inside.
+fn is_plain_address(addr: &str, aliases: &AliasMap) -> bool {
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/^_`{|}~.".contains(&b);
+    matches!(addr.split_once('@'), Some((local, domain))
+        if !local.is_empty() && !domain.is_empty()
+            && local.bytes().chain(domain.bytes()).all(atext))
+        && !contains_known(addr, aliases)
 }
 
 #[cfg(test)]

@@ -4,7 +4,12 @@
 //! so encoded words are decoded here as mail-parser decodes them (leniently:
 //! the charset may be any text but a line break), and one that holds a known
 //! address is written again as UTF-8 encoded words of the masked text.
+//! The end of a word (`?Q?data?=`) is decoded on its own as well, since the
+//! start of the word may stand in another piece of the field, which a reader
+//! puts together with this one.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use mail_parser::parsers::MessageStream;
 use memchr::memmem;
 
@@ -23,7 +28,8 @@ pub fn replace_text(text: &str, aliases: &AliasMap) -> String {
 
 /// `raw` with every known address replaced, plain or encoded.
 pub(super) fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
-    replace_encoded_words(replace_plain(raw, aliases), aliases)
+    let encoded = replace_encoded_words(&replace_plain(raw, aliases), aliases);
+    replace_word_ends(&encoded, aliases)
 }
 
 /// Bytes that continue an address: a match followed or preceded by one is
@@ -32,55 +38,138 @@ fn continues_address(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
 
+/// Every known address standing alone in `raw`, found from its last `@`.
 fn replace_plain(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
-    let mut out = raw.to_vec();
-    for (real, alias) in aliases {
-        let needle = real.as_bytes();
-        if needle.is_empty() {
-            continue;
-        }
-        let mut i = 0;
-        while i + needle.len() <= out.len() {
-            let end = i + needle.len();
-            let before_ok = i == 0 || !(continues_address(out[i - 1]) || out[i - 1] == b'.');
-            let after_ok = match out.get(end) {
-                None => true,
-                Some(b'.') => !out.get(end + 1).is_some_and(|&b| continues_address(b)),
-                Some(&b) => !continues_address(b),
-            };
-            if before_ok && after_ok && out[i..end].eq_ignore_ascii_case(needle) {
-                out.splice(i..end, alias.bytes());
-                i += alias.len();
-            } else {
-                i += 1;
-            }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut copied = 0;
+    for at in memchr::memchr_iter(b'@', raw) {
+        let found = aliases.iter().find_map(|(real, alias)| {
+            let start = at.checked_sub(real.rfind('@')?)?;
+            let end = start + real.len();
+            let stands_alone = start >= copied
+                && end <= raw.len()
+                && (start == 0 || !(continues_address(raw[start - 1]) || raw[start - 1] == b'.'))
+                && match raw.get(end) {
+                    None => true,
+                    Some(b'.') => !raw.get(end + 1).is_some_and(|&b| continues_address(b)),
+                    Some(&b) => !continues_address(b),
+                };
+            (stands_alone && raw[start..end].eq_ignore_ascii_case(real.as_bytes()))
+                .then_some((start, end, alias))
+        });
+        if let Some((start, end, alias)) = found {
+            out.extend_from_slice(&raw[copied..start]);
+            out.extend_from_slice(alias.as_bytes());
+            copied = end;
         }
     }
+    out.extend_from_slice(&raw[copied..]);
     out
 }
+
+/// The longest encoded word decoded here, from `=?` to `?=`. RFC 2047 allows
+/// 75 characters; mail-parser takes any length, and a longer word is left to
+/// the check of the finished field (`headers::checked`).
+const MAX_WORD: usize = 1000;
 
 /// Each span mail-parser would decode as an encoded word
 /// (`=?charset?Q|B?data?=`) whose text holds a known address becomes UTF-8
 /// encoded words of that text masked; the charset's bytes go with it. A
-/// span that decodes is skipped whole, as a reader would skip it.
-pub(super) fn replace_encoded_words(mut out: Vec<u8>, aliases: &AliasMap) -> Vec<u8> {
+/// span that decodes is skipped whole, as a reader would skip it. Words that
+/// fail to decode are read for at most a few times the length of `raw` in
+/// all, so that a field made of word starts costs no more than a long one.
+fn replace_encoded_words(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut copied = 0;
     let mut i = 0;
-    while let Some(at) = memmem::find(&out[i..], b"=?") {
+    let mut work_left = 8 * raw.len() + 64 * 1024;
+    while let Some(at) = memmem::find(&raw[i..], b"=?") {
         let start = i + at;
-        let mut word = MessageStream::new(&out[start + 1..]);
-        let Some(text) = word.decode_rfc2047() else {
+        let mut word = MessageStream::new(&raw[start + 1..raw.len().min(start + 1 + MAX_WORD)]);
+        let decoded = word.decode_rfc2047();
+        work_left = work_left.saturating_sub(word.offset());
+        let Some(text) = decoded else {
+            if work_left == 0 {
+                break;
+            }
             i = start + 1;
             continue;
         };
         let end = start + 1 + word.offset();
         let masked = replace_text(&text, aliases);
-        if masked == text {
-            i = end;
+        if masked != text {
+            out.extend_from_slice(&raw[copied..start]);
+            out.extend_from_slice(encoded_words(&masked).as_bytes());
+            copied = end;
+        }
+        i = end;
+    }
+    out.extend_from_slice(&raw[copied..]);
+    out
+}
+
+/// Each `?Q?data?=` or `?B?data?=` whose data decodes to bytes holding a
+/// known address gets its data written again, in the same encoding, with
+/// the address masked; what precedes it (the charset, or text a reader may
+/// join to it) stays. The data here is what encoders write: no `?` and no
+/// white space, so each byte is looked at a bounded number of times. Words
+/// written more loosely are left to the check of the finished field.
+fn replace_word_ends(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(b'?', &raw[i..]) {
+        let marker = i + at;
+        i = marker + 1;
+        let q = match raw.get(marker + 1..marker + 3) {
+            Some([b'q' | b'Q', b'?']) => true,
+            Some([b'b' | b'B', b'?']) => false,
+            _ => continue,
+        };
+        let start = marker + 3;
+        let Some(len) = raw[start..]
+            .iter()
+            .position(|&b| b == b'?' || b.is_ascii_whitespace())
+        else {
+            break;
+        };
+        let end = start + len;
+        if raw.get(end..end + 2) != Some(b"?=") {
             continue;
         }
-        let again = encoded_words(&masked);
-        out.splice(start..end, again.bytes());
-        i = start + again.len();
+        let mut data = MessageStream::new(&raw[start..end + 2]);
+        let decoded = if q {
+            data.decode_quoted_printable_word()
+        } else {
+            data.decode_base64_word()
+        };
+        let Some(bytes) = decoded else { continue };
+        let masked = replace_in_place(&bytes, aliases);
+        if masked != bytes {
+            out.extend_from_slice(&raw[copied..start]);
+            if q {
+                out.extend_from_slice(&q_encode(&masked));
+            } else {
+                out.extend_from_slice(STANDARD.encode(&masked).as_bytes());
+            }
+            copied = end;
+            i = end;
+        }
+    }
+    out.extend_from_slice(&raw[copied..]);
+    out
+}
+
+/// RFC 2047's Q encoding: letters and digits as they are, a space as `_`,
+/// every other byte as `=XX`.
+fn q_encode(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        match b {
+            b' ' => out.push(b'_'),
+            b if b.is_ascii_alphanumeric() => out.push(b),
+            b => out.extend_from_slice(format!("={b:02X}").as_bytes()),
+        }
     }
     out
 }
