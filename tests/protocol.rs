@@ -157,6 +157,47 @@ async fn more_than_50_received_fields_is_a_loop(backend: Backend) {
     assert!(sink.received()[0].text().contains("Subject: ok"));
 }
 
+/// A header field over 32 KiB, or a header over 256 KiB, is refused with
+/// 552 5.3.4 and nothing reaches the sink; the session goes on.
+async fn an_oversized_header_is_refused(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    // One To field of 34 KiB, folded at every address.
+    let many = (0..1400)
+        .map(|i| format!("person{i:04}@example.org"))
+        .collect::<Vec<_>>()
+        .join(",\r\n ");
+    assert!(many.len() > 32 * 1024);
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &[&alias],
+            &format!("To: {many}\r\nSubject: wide\r\n\r\nx\r\n"),
+        )
+        .await;
+    assert_eq!(r.status(), "552 5.3.4");
+    // 300 fields of 912 bytes: each is fine, the header is not.
+    let field = format!("X-Filler: {}\r\n", "f".repeat(900));
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &[&alias],
+            &format!("{}Subject: tall\r\n\r\nx\r\n", field.repeat(300)),
+        )
+        .await;
+    assert_eq!(r.status(), "552 5.3.4");
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &[&alias],
+            &format!("{}Subject: ok\r\n\r\nx\r\n", field.repeat(200)),
+        )
+        .await;
+    assert_eq!(r.status(), "250 2.0.0");
+    assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    assert!(sink.received()[0].text().contains("Subject: ok"));
+}
+
 async fn idle_client_gets_421_and_is_closed(backend: Backend) {
     let sink = Sink::start().await;
     let mut relay =
@@ -179,5 +220,6 @@ on_both_backends!(
     bare_lf_cannot_smuggle_a_second_message,
     long_lines_and_big_messages_are_refused_and_the_session_goes_on,
     more_than_50_received_fields_is_a_loop,
+    an_oversized_header_is_refused,
     idle_client_gets_421_and_is_closed,
 );

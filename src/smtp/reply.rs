@@ -117,6 +117,13 @@ impl Reply {
     pub fn too_big() -> Self {
         Self::new(552, "5.3.4", "Message size exceeds fixed limit")
     }
+    pub fn header_too_big() -> Self {
+        Self::new(
+            552,
+            "5.3.4",
+            "Message header exceeds fixed limit (32 KiB a field, 256 KiB in all)",
+        )
+    }
     pub fn bad_line_ending() -> Self {
         Self::new(
             554,

@@ -72,6 +72,8 @@ pub struct Envelope<R> {
 pub enum Refusal {
     StorageUnavailable,
     MailLoop,
+    /// A header field or the header over its fixed limit.
+    HeaderTooBig,
     /// The sender's domain publishes DMARC p=reject and the message fails it.
     DmarcReject,
 }
@@ -338,6 +340,7 @@ impl<R> Session<R> {
             }
             Err(Refusal::StorageUnavailable) => Event::Reply(Reply::storage_unavailable()),
             Err(Refusal::MailLoop) => self.answer(Reply::mail_loop()),
+            Err(Refusal::HeaderTooBig) => self.answer(Reply::header_too_big()),
             Err(Refusal::DmarcReject) => self.answer(Reply::dmarc_reject()),
         }
     }

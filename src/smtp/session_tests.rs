@@ -167,6 +167,8 @@ fn storage_failure_is_451_and_loop_is_554() {
     );
     through_data(&mut s, b"x\r\n.\r\n").unwrap();
     assert_eq!(code(&s.accepted(Err(Refusal::MailLoop))), "554 5.4.6");
+    through_data(&mut s, b"x\r\n.\r\n").unwrap();
+    assert_eq!(code(&s.accepted(Err(Refusal::HeaderTooBig))), "552 5.3.4");
 }
 
 #[test]
