@@ -4,9 +4,17 @@
 # fuzz/corpus/<target> (not committed); a crash stops the run with the input
 # saved under fuzz/artifacts/<target>/ and a non-zero exit.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   scripts/fuzz.sh [SECONDS] [TARGET...]       explore: a new random seed each run
+#   scripts/fuzz.sh --runs N [TARGET...]        reproducible: N inputs, seed 1,
+#                                               an empty corpus (what CI runs)
 set -euo pipefail
-seconds="${1:-60}"
+limit=(-max_total_time="${1:-60}")
+corpus=corpus
+if [ "${1:-}" = --runs ]; then
+    limit=(-runs="${2:?--runs needs a number}" -seed=1)
+    corpus=corpus-reproducible
+    shift
+fi
 shift || true
 cd "$(dirname "$0")/../fuzz"
 
@@ -23,12 +31,14 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 cargo fuzz build
 for target in "${targets[@]}"; do
-    mkdir -p "corpus/$target" artifacts
+    # The reproducible run starts from the seeds alone, every time.
+    [ "$corpus" = corpus ] || rm -rf "${corpus:?}/$target"
+    mkdir -p "$corpus/$target" artifacts
     log="artifacts/$target.log"
-    echo "== $target: ${seconds}s"
+    echo "== $target: ${limit[*]}"
     status=0
-    cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    cargo fuzz run "$target" "$corpus/$target" "seeds/$target" -- \
+        "${limit[@]}" -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^(Done|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$log" || true
     if [ "$status" -ne 0 ]; then
         tail -n 80 "$log" >&2
