@@ -5,14 +5,14 @@
 # saved under fuzz/artifacts/<target>/ and a non-zero exit.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]       explore: a new random seed each run
-#   scripts/fuzz.sh --runs N [TARGET...]        reproducible: N inputs, seed 1,
-#                                               an empty corpus (what CI runs)
+#   scripts/fuzz.sh --runs N [TARGET...]        fixed: N inputs, seed 1, a fresh
+#                                               corpus (what CI runs)
 set -euo pipefail
 limit=(-max_total_time="${1:-60}")
 corpus=corpus
 if [ "${1:-}" = --runs ]; then
     limit=(-runs="${2:?--runs needs a number}" -seed=1)
-    corpus=corpus-reproducible
+    corpus=corpus-fixed
     shift
 fi
 shift || true
@@ -31,7 +31,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 cargo fuzz build
 for target in "${targets[@]}"; do
-    # The reproducible run starts from the seeds alone, every time.
+    # The fixed run starts from the seeds alone, every time.
     [ "$corpus" = corpus ] || rm -rf "${corpus:?}/$target"
     mkdir -p "$corpus/$target" artifacts
     log="artifacts/$target.log"
