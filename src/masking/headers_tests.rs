@@ -13,6 +13,15 @@ fn map() -> AliasMap {
     m
 }
 
+/// `map()` and more participants, each given the alias `000…0<c>@ct.test`.
+fn map_with(more: &[(&str, char)]) -> AliasMap {
+    let mut m = map();
+    for (real, c) in more {
+        m.insert(real.to_string(), format!("{}{c}@ct.test", "0".repeat(31)));
+    }
+    m
+}
+
 const MSG: &[u8] = b"Return-Path: <bounce@acme-store.com>\r\n\
 From: ACME Store <SAC@acme-store.com>\r\n\
 To: f44789d54cb7909fb48a75629fbe7cfa@ct.test\r\n\
@@ -123,11 +132,7 @@ fn soft_aliases_that_contain_the_real_address_are_left_alone() {
 #[test]
 fn a_known_address_inside_a_broken_mailbox_is_masked() {
     let msg = b"To: Ann <ann@example.net>, =?utf-8?q?J=C3=BCrgen?= x-To: <broken@exam-Sender: sac@acme-store.com\r\n\r\n";
-    let mut aliases = map();
-    aliases.insert(
-        "ann@example.net".into(),
-        "0000000000000000000000000000000a@ct.test".into(),
-    );
+    let aliases = map_with(&[("ann@example.net", 'a')]);
     let out = text(&mask(&Parsed::new(msg), &aliases, b""));
     assert!(!out.contains("sac@acme-store.com"), "{out}");
     assert!(
@@ -144,15 +149,7 @@ fn a_known_address_inside_a_broken_mailbox_is_masked() {
 #[test]
 fn a_known_address_in_an_encoded_word_across_mailboxes_is_masked() {
     let msg = b"To: Friends: Ann <ann@example.net>;, =?ath: <erp-To: \"Atendimento\" <sac@abme.ctom>,\r\n \"Loja\" <loja@acme-sto\xff\0urn-Path: <erp-To: \"Atendimeutf-8?q?J=C3=BCrgen_jurgen=40example=2Enet?= <jurgen@example.net>\r\n\r\n";
-    let mut aliases = map();
-    aliases.insert(
-        "ann@example.net".into(),
-        "0000000000000000000000000000000a@ct.test".into(),
-    );
-    aliases.insert(
-        "jurgen@example.net".into(),
-        "0000000000000000000000000000000b@ct.test".into(),
-    );
+    let aliases = map_with(&[("ann@example.net", 'a'), ("jurgen@example.net", 'b')]);
     assert_reader_finds_no_known_address(&mask(&Parsed::new(msg), &aliases, b""), &aliases);
 }
 
@@ -181,11 +178,7 @@ fn assert_reader_finds_no_known_address(out: &[u8], aliases: &AliasMap) {
 #[test]
 fn the_end_of_an_encoded_word_holding_a_known_address_is_masked() {
     let msg = b"From:\"\"<=?\">,\n \"?q?jurgen=40example=2Enet?=\"<jurgen@example.net>";
-    let mut aliases = map();
-    aliases.insert(
-        "jurgen@example.net".into(),
-        "0000000000000000000000000000000b@ct.test".into(),
-    );
+    let aliases = map_with(&[("jurgen@example.net", 'b')]);
     let out = mask(&Parsed::new(msg), &aliases, b"");
     assert_reader_finds_no_known_address(&out, &aliases);
     assert!(
@@ -200,11 +193,7 @@ fn the_end_of_an_encoded_word_holding_a_known_address_is_masked() {
 #[test]
 fn a_field_a_reader_would_still_find_an_address_in_keeps_addresses_only() {
     let msg = b"Cc: \"jurgen@example.net\" <jurgen@example.net>, x <x@y.test>, <a=?b@c>\r\n";
-    let mut aliases = map();
-    aliases.insert(
-        "jurgen@example.net".into(),
-        "0000000000000000000000000000000b@ct.test".into(),
-    );
+    let aliases = map_with(&[("jurgen@example.net", 'b')]);
     let parsed = Parsed::new(msg);
     let f = &parsed.fields[0];
     let items = parse_items(f.value);
