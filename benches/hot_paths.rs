@@ -123,22 +123,18 @@ fn masking(c: &mut Criterion) {
     });
     g.finish();
 
-    // The worst field the relay takes (accept::MAX_HEADER_FIELD): encoded-
-    // word starts that never end, which mail-parser reads in time growing
-    // with the square of the field's length, then a known address.
+    // About the worst field the relay takes (accept::MAX_HEADER_FIELD and
+    // MAX_WORD_READING): 32 KiB ending in 115 encoded-word starts that never
+    // end, which make mail-parser read 61 KiB, then a known address.
     let mut g = c.benchmark_group("masking");
-    g.sample_size(10);
-    for (name, unit) in [
-        ("hostile_to_32k_spaced", "=?ab?q?x "),
-        ("hostile_to_32k", "=?ab?q?x"),
-    ] {
-        let field = unit.repeat((32 * 1024 - 64) / unit.len());
-        let hostile = format!("To: {field}<johndoe@example.com>\r\nSubject: x\r\n\r\nbody\r\n");
-        g.throughput(Throughput::Bytes(hostile.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| mask(&Parsed::new(black_box(hostile.as_bytes())), &aliases, b""))
-        });
-    }
+    g.sample_size(20);
+    let starts = "=?ab?q?x ".repeat(115);
+    let filler = "x ".repeat((32 * 1024 - 64 - starts.len()) / 2);
+    let hostile = format!("To: {filler}{starts}<johndoe@example.com>\r\n\r\nbody\r\n");
+    g.throughput(Throughput::Bytes(hostile.len() as u64));
+    g.bench_function("hostile_field_at_the_limits", |b| {
+        b.iter(|| mask(&Parsed::new(black_box(hostile.as_bytes())), &aliases, b""))
+    });
     g.finish();
 }
 

@@ -121,7 +121,7 @@ impl Reply {
         Self::new(
             552,
             "5.3.4",
-            "Message header exceeds fixed limit (32 KiB a field, 256 KiB in all)",
+            "Message header exceeds fixed limit (32 KiB a field, 256 KiB in all, encoded words that end)",
         )
     }
     pub fn bad_line_ending() -> Self {
