@@ -194,10 +194,10 @@ fn mask_field(f: &Field<'_>, aliases: &AliasMap) -> Vec<u8> {
 
 /// `masked` (the whole field, name to CRLF) if it reads back as one field in
 /// which a reader finds no known address, as an address or inside a name.
-/// Otherwise the pieces of a
-/// broken field came together in a way the replacements above did not
-/// foresee, and the field is written with addresses only: aliases, and the
-/// other addresses that are plain `local@domain`; names and the rest go.
+/// Otherwise the pieces of a broken field came together in a way the
+/// replacements above did not foresee, and the field is written with
+/// addresses only: aliases, and the other addresses that are plain
+/// `local@domain`; names and the rest go.
 fn checked(f: &Field<'_>, items: &[Item<'_>], aliases: &AliasMap, masked: Vec<u8>) -> Vec<u8> {
     // Read back as the next hop splits a header: still one field.
     let again = Parsed::new(&masked);
