@@ -81,7 +81,7 @@ impl<'a> Parsed<'a> {
     pub fn addresses(&self, names: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
         for f in self.fields.iter().filter(|f| is_one_of(f.name, names)) {
-            for addr in parse_addresses(f.value) {
+            for addr in mailboxes(&parse_items(f.value)) {
                 if let Some(a) = addr.address.as_deref() {
                     out.push(a.to_lowercase());
                 }
@@ -115,14 +115,12 @@ fn parse_items(value: &[u8]) -> Vec<Item<'_>> {
     }
 }
 
-fn parse_addresses(value: &[u8]) -> Vec<Addr<'_>> {
-    parse_items(value)
-        .into_iter()
-        .flat_map(|i| match i {
-            Item::Mailbox(a) => vec![a],
-            Item::Group(_, list) => list,
-        })
-        .collect()
+/// Every mailbox of `items`, those in groups included, in order.
+fn mailboxes<'a, 'x>(items: &'a [Item<'x>]) -> impl Iterator<Item = &'a Addr<'x>> {
+    items.iter().flat_map(|i| match i {
+        Item::Mailbox(a) => std::slice::from_ref(a),
+        Item::Group(_, list) => list.as_slice(),
+    })
 }
 
 /// Real addresses (lowercase) to aliases.
@@ -206,12 +204,7 @@ fn checked(f: &Field<'_>, items: &[Item<'_>], aliases: &AliasMap, masked: Vec<u8
             return masked;
         }
     }
-    let kept: Vec<String> = items
-        .iter()
-        .flat_map(|i| match i {
-            Item::Mailbox(a) => std::slice::from_ref(a),
-            Item::Group(_, list) => list.as_slice(),
-        })
+    let kept: Vec<String> = mailboxes(items)
         .filter_map(|a| {
             let addr = a.address.as_deref()?;
             match aliases.get(&addr.to_lowercase()) {
@@ -238,13 +231,9 @@ fn shows_known(items: &[Item<'_>], aliases: &AliasMap) -> bool {
             .as_deref()
             .is_some_and(|n| contains_known(n, aliases))
     };
-    items.iter().any(|i| match i {
-        Item::Mailbox(a) => in_mailbox(a),
-        Item::Group(name, list) => {
-            name.as_deref().is_some_and(|n| contains_known(n, aliases))
-                || list.iter().any(in_mailbox)
-        }
-    })
+    let in_group_name =
+        |i: &Item<'_>| matches!(i, Item::Group(Some(name), _) if contains_known(name, aliases));
+    mailboxes(items).any(in_mailbox) || items.iter().any(in_group_name)
 }
 
 /// `local@domain` with nothing a reader could decode or split: atext and

@@ -158,7 +158,7 @@ fn a_known_address_in_an_encoded_word_across_mailboxes_is_masked() {
 /// encoded word.
 fn assert_reader_finds_no_known_address(out: &[u8], aliases: &AliasMap) {
     for field in &Parsed::new(out).fields {
-        for a in parse_addresses(field.value) {
+        for a in mailboxes(&parse_items(field.value)) {
             let name = a.name.as_deref().unwrap_or_default();
             let address = a.address.as_deref().unwrap_or_default();
             assert_eq!(replace_text(name, aliases), name, "in {}", text(out));
