@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::http::{customer_alias, request_with, send_json, HttpResponse};
-use common::proxy::Proxy;
 use common::{wait_until, Backend, Relay, Sink, SinkReply, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
 
 /// A browser's cookies and the last page's CSRF token, over plain requests.
@@ -399,10 +398,7 @@ async fn a_store_login_sees_its_store_only(backend: Backend) {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_database_gone_pages_say_so_and_come_back() {
     let sink = Sink::start().await;
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let url = common::new_postgres_database().replace("127.0.0.1:5432", &proxy.addr.to_string());
-    let delivery = format!("transport = \"smarthost\"\nsmarthost = \"{}\"", sink.addr);
-    let mut relay = Relay::configured(Some(url), &delivery);
+    let (proxy, mut relay) = Relay::behind_database_proxy(sink.addr).await;
     relay.create_alias("acme", "db-1", "customer", "buyer@example.net");
     relay.start().await;
     let mut v = Visitor::new(relay.api);

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::proxy::Proxy;
 use common::{wait_until, Relay, Sink, SmtpClient};
 
 /// Message number, final reply, and whether the database was up then.
@@ -44,10 +43,7 @@ fn subjects(sink: &Sink) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn database_outage_gives_451_and_the_relay_recovers_by_itself() {
     let sink = Sink::start().await;
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let url = common::new_postgres_database().replace("127.0.0.1:5432", &proxy.addr.to_string());
-    let delivery = format!("transport = \"smarthost\"\nsmarthost = \"{}\"", sink.addr);
-    let mut relay = Relay::configured(Some(url), &delivery);
+    let (proxy, mut relay) = Relay::behind_database_proxy(sink.addr).await;
     let alias = relay.create_alias("acme", "out-1", "customer", "buyer@example.net");
     relay.start().await;
 

@@ -114,6 +114,11 @@ pub struct Relay {
     env: Vec<(String, String)>,
 }
 
+/// The `[delivery]` lines for a smarthost.
+fn smarthost_delivery(smarthost: SocketAddr) -> String {
+    format!("transport = \"smarthost\"\nsmarthost = \"{smarthost}\"")
+}
+
 impl Relay {
     /// A relay delivering to `smarthost`, with fast retries.
     pub fn with_smarthost(backend: Backend, smarthost: SocketAddr) -> Self {
@@ -121,9 +126,18 @@ impl Relay {
             Backend::Sqlite => None,
             Backend::Postgres => Some(new_postgres_database()),
         };
-        Self::configured(
-            url,
-            &format!("transport = \"smarthost\"\nsmarthost = \"{smarthost}\""),
+        Self::configured(url, &smarthost_delivery(smarthost))
+    }
+
+    /// A relay delivering to `smarthost`, on a new PostgreSQL database it
+    /// reaches through a proxy the test can cut. Returned configured, not
+    /// started, with the proxy.
+    pub async fn behind_database_proxy(smarthost: SocketAddr) -> (proxy::Proxy, Self) {
+        let proxy = proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+        let url = new_postgres_database().replace("127.0.0.1:5432", &proxy.addr.to_string());
+        (
+            proxy,
+            Self::configured(Some(url), &smarthost_delivery(smarthost)),
         )
     }
 
