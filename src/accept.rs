@@ -11,7 +11,7 @@ use ulid::Ulid;
 
 use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
 use crate::bounce::Notifier;
-use crate::masking::{self, AliasMap, Parsed, SENDER_FIELDS};
+use crate::masking::{self, AliasMap, Masker, Parsed, REPLY_FIELDS};
 use crate::queue::Handoff;
 use crate::sender_auth::{Checked, SenderAuth};
 use crate::smtp::{Envelope, Refusal, Reply, Verdict};
@@ -33,12 +33,20 @@ pub const MAX_HEADER: usize = 256 * 1024;
 /// own length: at most the field's.
 pub const MAX_WORD_READING: usize = 2 * MAX_HEADER_FIELD;
 
+/// New contacts one message may add to an order: the senders and reply
+/// addresses of real order mail are a handful. Addresses past it are no
+/// participants; their mail is masked for the participants it names.
+pub const MAX_NEW_CONTACTS: usize = 16;
+
 fn header_too_big(parsed: &Parsed<'_>) -> bool {
-    parsed.fields.iter().map(|f| f.raw.len()).sum::<usize>() > MAX_HEADER
+    parsed.header_len() > MAX_HEADER
+        || parsed.longest_entry() > MAX_HEADER_FIELD
         || parsed
             .fields
             .iter()
-            .any(|f| f.raw.len() > MAX_HEADER_FIELD || word_reading(f.raw) > MAX_WORD_READING)
+            .map(|f| f.raw)
+            .chain(parsed.dropped.iter().copied())
+            .any(|raw| word_reading(raw) > MAX_WORD_READING)
 }
 
 /// The bytes from each `=?` in `raw` to the end of the next `?=` after it,
@@ -316,16 +324,21 @@ impl Acceptor {
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
         let mut people = Participants::new(participants.as_ref().clone());
 
-        // Whoever wrote the message becomes a contact if not yet a participant,
-        // so replies come back through the relay.
-        let mut senders = parsed.addresses(&SENDER_FIELDS);
+        // Whoever wrote the message, and whoever its replies, receipts and
+        // bounces go to, becomes a contact if not yet a participant, so
+        // that all of those come back through the relay.
+        let mut senders = masking::addresses(&parsed.fields, REPLY_FIELDS);
         if senders.is_empty() && !mail_from.is_empty() {
-            senders.push(mail_from.to_lowercase());
+            senders.push(masking::canonical(mail_from));
         }
         let mut new_participants = Vec::new();
         for email in &senders {
             if people.find(email).is_some() || !self.can_be_participant(email) {
                 continue;
+            }
+            if new_participants.len() == MAX_NEW_CONTACTS {
+                tracing::info!(order = %order, "more reply addresses than contacts a message may add");
+                break;
             }
             match self.aliaser.participant(
                 &store,
@@ -350,11 +363,29 @@ impl Acceptor {
         if let Some(a) = auth {
             trace.push_str(&a.field);
         }
-        let content = masking::mask(parsed, &aliases, trace.as_bytes());
+        let masked_id = |id: &str| self.masked_message_id(id);
+        let masker = Masker {
+            aliases: &aliases,
+            masked_id: &masked_id,
+            authserv_id: &self.hostname,
+        };
+        let masked = masking::mask(parsed, &masker, trace.as_bytes());
+        crate::telemetry::header_masking(&masked.report);
+        let content = masked.content;
         let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
 
-        let from = senders
-            .first()
+        // The timeline names the author: From's first address, else Sender's,
+        // else the envelope sender.
+        let author = ["from", "sender"]
+            .iter()
+            .find_map(|name| {
+                masking::addresses(&parsed.fields, &[name])
+                    .into_iter()
+                    .next()
+            })
+            .or_else(|| (!mail_from.is_empty()).then(|| masking::canonical(mail_from)));
+        let from = author
+            .as_deref()
             .and_then(|s| people.find(s))
             .map(AliasRef::from);
         let mut seen = HashSet::new();
@@ -403,6 +434,13 @@ impl Acceptor {
                 .collect(),
             lease: None,
         })
+    }
+
+    /// A message id for `id`, which holds a participant's address: a keyed
+    /// hash of the id under the alias domain, the same on every node.
+    fn masked_message_id(&self, id: &str) -> String {
+        let hash = self.aliaser.sign("ct-message-id-v1", &[id]);
+        format!("m.{}@{}", &hash[..32], self.aliaser.domain())
     }
 
     fn can_be_participant(&self, email: &str) -> bool {
@@ -479,7 +517,7 @@ impl Participants {
         let now = Utc::now();
         self.all
             .iter()
-            .filter(|p| p.email.eq_ignore_ascii_case(email))
+            .filter(|p| masking::canonical(&p.email) == masking::canonical(email))
             .max_by_key(|p| (p.is_active(now), p.created_at, p.mode == MaskMode::Hard))
     }
 
@@ -488,9 +526,8 @@ impl Participants {
     fn alias_map(&self) -> AliasMap {
         let mut map = AliasMap::new();
         for p in &self.all {
-            let email = p.email.to_lowercase();
-            if let Some(best) = self.find(&email) {
-                map.insert(email, best.alias.clone());
+            if let Some(best) = self.find(&p.email) {
+                map.insert(&p.email, &best.alias);
             }
         }
         map

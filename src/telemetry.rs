@@ -20,6 +20,16 @@ pub const COMMIT_WRITES: &str = "ct_relay_commit_batch_writes";
 pub const COMMIT_SECONDS: &str = "ct_relay_commit_seconds";
 /// Webhook requests by `outcome`: sent, retry, failed.
 pub const WEBHOOK_SENDS: &str = "ct_relay_webhook_sends_total";
+/// Header fields removed while masking, by `reason`: `envelope` (Return-Path,
+/// Delivered-To, … of earlier deliveries), `verdict` (another host's
+/// Authentication-Results naming a participant, or claiming the relay's
+/// own authserv-id), `arc`, `signature`, `unparsable` (a line that is no
+/// field), `unmaskable`.
+pub const HEADER_FIELDS_REMOVED: &str = "ct_relay_header_fields_removed_total";
+/// Fields where only the last line of defence found a participant's
+/// address, by `field` (the field's name when the relay knows it, else
+/// `other`): each is a case for a new masking rule.
+pub const HEADER_LEAKS_FIXED: &str = "ct_relay_header_leaks_fixed_total";
 pub const WEBHOOK_BACKLOG: &str = "ct_relay_webhook_backlog";
 pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
 
@@ -64,6 +74,15 @@ pub fn refused(status: &'static str) {
 
 pub fn accepted() {
     counter!(MESSAGES_ACCEPTED).increment(1);
+}
+
+pub fn header_masking(report: &crate::masking::Report) {
+    for &reason in &report.removed {
+        counter!(HEADER_FIELDS_REMOVED, "reason" => reason).increment(1);
+    }
+    for &field in &report.leaks_fixed {
+        counter!(HEADER_LEAKS_FIXED, "field" => field).increment(1);
+    }
 }
 
 pub fn delivery_attempt(outcome: &'static str) {

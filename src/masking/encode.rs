@@ -78,6 +78,37 @@ pub fn fold_addresses(name: &str, items: &[String]) -> String {
     out
 }
 
+/// An unstructured field (`Name: text` with CRLF) whose text any reader
+/// decodes back to `text`: as it is when it is printable ASCII with no
+/// encoded-word start in it, else as UTF-8 encoded words; folded at white
+/// space before a line would pass 78.
+pub fn unstructured(name: &str, text: &str) -> String {
+    let plain = text.chars().all(|c| c == ' ' || c.is_ascii_graphic()) && !text.contains("=?");
+    let words: Vec<String> = if plain {
+        text.split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    } else {
+        encoded_words(text).split(' ').map(str::to_string).collect()
+    };
+    let mut out = format!("{name}:");
+    let mut line_len = out.len();
+    for word in words {
+        if line_len + 1 + word.len() > FOLD_AT && line_len > name.len() + 1 {
+            out.push_str("\r\n\t");
+            line_len = 1;
+        } else {
+            out.push(' ');
+            line_len += 1;
+        }
+        line_len += word.len();
+        out.push_str(&word);
+    }
+    out.push_str("\r\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +130,21 @@ mod tests {
             assert!(w.starts_with("=?UTF-8?B?") && w.ends_with("?="));
         }
         assert_eq!(words.split(' ').count(), 2);
+    }
+
+    #[test]
+    fn unstructured_text_reads_back() {
+        assert_eq!(
+            unstructured("Subject", "Order  shipped"),
+            "Subject: Order shipped\r\n"
+        );
+        let field = unstructured("Subject", "Pedido enviado — João");
+        assert!(
+            field.starts_with("Subject: =?UTF-8?B?") && field.is_ascii(),
+            "{field}"
+        );
+        let long = unstructured("X-Note", &"word ".repeat(40));
+        assert!(long.lines().all(|l| l.len() <= 78), "{long}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use super::headers::{replace_text, AliasMap};
+use super::alias_map::AliasMap;
+use super::text::replace_text;
 
 /// Words of the body kept on the timeline.
 const FIRST_WORDS: usize = 30;
@@ -101,7 +102,7 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
 --b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
 Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
         let mut aliases = AliasMap::new();
-        aliases.insert("x@real.test".into(), "alias@ct.test".into());
+        aliases.insert("x@real.test", "alias@ct.test");
         let s = summarize(msg, &aliases, "ct.test");
         assert_eq!(s.subject, "Invoice for alias@ct.test");
         assert_eq!(

@@ -13,11 +13,14 @@ use base64::Engine;
 use mail_parser::parsers::MessageStream;
 use memchr::memmem;
 
+use super::alias_map::AliasMap;
 use super::encode::encoded_words;
-use super::headers::AliasMap;
+use super::finder;
 
+/// Whether `text` holds a known address, plain or in an encoded word.
 pub(super) fn contains_known(text: &str, aliases: &AliasMap) -> bool {
-    replace_in_place(text.as_bytes(), aliases) != text.as_bytes()
+    finder::holds_known(text.as_bytes(), aliases)
+        || replace_in_place(text.as_bytes(), aliases) != text.as_bytes()
 }
 
 /// Replace every known real address inside free text, ignoring case.
@@ -26,45 +29,21 @@ pub fn replace_text(text: &str, aliases: &AliasMap) -> String {
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// `raw` with every known address replaced, plain or encoded.
+/// A file name (a MIME parameter's value, decoded) with every known
+/// address replaced, a file name's extension after its domain included.
+pub(super) fn replace_in_file_name(name: &str, aliases: &AliasMap) -> String {
+    let named = finder::replace_in(name.as_bytes(), aliases, finder::Context::FileName);
+    replace_text(&String::from_utf8_lossy(&named), aliases)
+}
+
+/// `raw` with every known address replaced, in any spelling the finder
+/// knows, plain or inside encoded words.
 pub(super) fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
-    let encoded = replace_encoded_words(&replace_plain(raw, aliases), aliases);
-    replace_word_ends(&encoded, aliases)
-}
-
-/// Bytes that continue an address: a match followed or preceded by one is
-/// part of a longer address (a soft alias contains its real address).
-fn continues_address(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
-}
-
-/// Every known address standing alone in `raw`, found from its last `@`.
-fn replace_plain(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut copied = 0;
-    for at in memchr::memchr_iter(b'@', raw) {
-        let found = aliases.iter().find_map(|(real, alias)| {
-            let start = at.checked_sub(real.rfind('@')?)?;
-            let end = start + real.len();
-            let stands_alone = start >= copied
-                && end <= raw.len()
-                && (start == 0 || !(continues_address(raw[start - 1]) || raw[start - 1] == b'.'))
-                && match raw.get(end) {
-                    None => true,
-                    Some(b'.') => !raw.get(end + 1).is_some_and(|&b| continues_address(b)),
-                    Some(&b) => !continues_address(b),
-                };
-            (stands_alone && raw[start..end].eq_ignore_ascii_case(real.as_bytes()))
-                .then_some((start, end, alias))
-        });
-        if let Some((start, end, alias)) = found {
-            out.extend_from_slice(&raw[copied..start]);
-            out.extend_from_slice(alias.as_bytes());
-            copied = end;
-        }
+    if aliases.is_empty() {
+        return raw.to_vec();
     }
-    out.extend_from_slice(&raw[copied..]);
-    out
+    let encoded = replace_encoded_words(&finder::replace(raw, aliases), aliases);
+    replace_word_ends(&encoded, aliases)
 }
 
 /// The longest encoded word decoded here, from `=?` to `?=`. RFC 2047 allows

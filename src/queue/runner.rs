@@ -336,8 +336,8 @@ async fn recv(fresh: &mut Option<HandoffReceiver>) -> Option<FreshDelivery> {
 /// stored, logged and shown on the timeline.
 pub fn redact(reply: &str, real: &str, alias: &str) -> String {
     let mut map = crate::masking::AliasMap::new();
-    map.insert(real.to_lowercase(), alias.to_string());
-    crate::masking::headers::replace_text(reply, &map)
+    map.insert(real, alias);
+    crate::masking::replace_text(reply, &map)
 }
 
 #[cfg(test)]

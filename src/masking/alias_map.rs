@@ -1,0 +1,167 @@
+//! The participants of one order as masking sees them: each real address,
+//! in the form every spelling of it is compared against, and its alias.
+
+use std::collections::HashMap;
+
+/// Real addresses of an order's participants to their aliases. Keys are
+/// canonical (see [`canonical`]), so `"JohnDoe"@Example.COM` and
+/// `johndoe@example.com` are one participant.
+#[derive(Debug, Clone, Default)]
+pub struct AliasMap {
+    by_real: HashMap<String, String>,
+    /// The same entries split at the `@`, for the spelling finder.
+    parts: Vec<Known>,
+}
+
+/// One known address, split, lowercase.
+#[derive(Debug, Clone)]
+pub(super) struct Known {
+    pub local: String,
+    pub domain: String,
+    pub alias: String,
+}
+
+impl AliasMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Map `real` to `alias`; a second alias for the same address replaces
+    /// the first. An address that has no `@` is ignored: no reader would
+    /// take it for one.
+    pub fn insert(&mut self, real: &str, alias: &str) {
+        let key = canonical(real);
+        let Some((local, domain)) = key.rsplit_once('@') else {
+            return;
+        };
+        if local.is_empty() || domain.is_empty() {
+            return;
+        }
+        let known = Known {
+            local: local.to_string(),
+            domain: domain.to_string(),
+            alias: alias.to_string(),
+        };
+        match self
+            .parts
+            .iter_mut()
+            .find(|k| k.local == known.local && k.domain == known.domain)
+        {
+            Some(k) => k.alias = alias.to_string(),
+            None => self.parts.push(known),
+        }
+        self.by_real.insert(key, alias.to_string());
+    }
+
+    /// The alias of `address`, written any way [`canonical`] undoes.
+    pub fn get(&self, address: &str) -> Option<&str> {
+        self.by_real.get(&canonical(address)).map(String::as_str)
+    }
+
+    pub fn contains(&self, address: &str) -> bool {
+        self.get(address).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// (canonical real address, alias) of every participant.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_real.iter().map(|(r, a)| (r.as_str(), a.as_str()))
+    }
+
+    pub(super) fn known(&self) -> &[Known] {
+        &self.parts
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for AliasMap {
+    fn from(entries: [(String, String); N]) -> Self {
+        let mut map = Self::new();
+        for (real, alias) in entries {
+            map.insert(&real, &alias);
+        }
+        map
+    }
+}
+
+/// The form addresses are compared in: lowercase, white space and comments
+/// around the `@` and dots dropped, and a quoted local part unquoted
+/// (`"qa1" @ Example.NET` is `qa1@example.net`). Local parts are compared
+/// without case although RFC 5321 lets them have it: a mailbox that differs
+/// from a participant's only in case is, for masking, that participant.
+pub fn canonical(address: &str) -> String {
+    let trimmed = address.trim();
+    let Some(at) = trimmed.rfind('@') else {
+        return trimmed.to_lowercase();
+    };
+    let (local, domain) = (&trimmed[..at], &trimmed[at + 1..]);
+    let local = unquote(local.trim());
+    let domain: String = domain
+        .split('.')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(".");
+    let local: String = local
+        .split('.')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(".");
+    format!("{}@{}", local.to_lowercase(), domain.to_lowercase())
+}
+
+/// The text of a quoted local part (`"a\"b"` is `a"b`); anything else as it is.
+fn unquote(local: &str) -> String {
+    let Some(inner) = local
+        .strip_prefix('"')
+        .and_then(|l| l.strip_suffix('"'))
+        .filter(|_| local.len() >= 2)
+    else {
+        return local.to_string();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_address_are_one_key() {
+        for spelling in [
+            "qa1@example.net",
+            "QA1@Example.NET",
+            "\"qa1\"@example.net",
+            " qa1 @ example.net ",
+            "\"q\\a1\"@example.net",
+            "qa1@example . net",
+        ] {
+            assert_eq!(canonical(spelling), "qa1@example.net", "{spelling}");
+        }
+        assert_eq!(canonical("\"a b\"@x.test"), "a b@x.test");
+    }
+
+    #[test]
+    fn lookups_take_any_spelling_and_later_aliases_replace_earlier_ones() {
+        let mut m = AliasMap::new();
+        m.insert("JohnDoe@Example.COM", "a@ct.test");
+        m.insert("johndoe@example.com", "b@ct.test");
+        m.insert("no-at-sign", "c@ct.test");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.get("\"johndoe\"@EXAMPLE.com"), Some("b@ct.test"));
+        assert!(!m.contains("john@example.com"));
+    }
+}
