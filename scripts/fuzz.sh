@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every cargo-fuzz target (fuzz/fuzz_targets) for SECONDS each, default 60,
-# starting from the committed seeds in fuzz/seeds/<target>. New inputs go to
+# starting from the committed seeds in fuzz/seeds/<target> (header_mask also
+# from tests/corpus/headers). New inputs go to
 # fuzz/corpus/<target> (not committed); a crash stops the run with the input
 # saved under fuzz/artifacts/<target>/ and a non-zero exit.
 #
@@ -37,7 +38,10 @@ for target in "${targets[@]}"; do
     log="artifacts/$target.log"
     echo "== $target: ${limit[*]}"
     status=0
-    cargo fuzz run "$target" "$corpus/$target" "seeds/$target" -- \
+    # The header masker also starts from the real-world header corpus.
+    extra=()
+    [ "$target" = header_mask ] && extra=(../tests/corpus/headers)
+    cargo fuzz run "$target" "$corpus/$target" "seeds/$target" "${extra[@]}" -- \
         "${limit[@]}" -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^(Done|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$log" || true
     if [ "$status" -ne 0 ]; then
