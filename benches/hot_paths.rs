@@ -8,7 +8,7 @@ use std::hint::black_box;
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ct_relay::alias::{AliasKey, Aliaser, MaskMode, Role, TagCheck, Ttl};
-use ct_relay::masking::{mask, summarize, AliasMap, Parsed};
+use ct_relay::masking::{mask, summarize, AliasMap, Masker, Parsed};
 use ct_relay::smtp::{DataReader, Event, Limits, Session, Verdict};
 
 fn aliaser() -> Aliaser {
@@ -95,29 +95,80 @@ Content-Type: text/plain; charset=utf-8\r\n\
     m
 }
 
+/// The header a shop's mail picks up through an ESP and two relays, in
+/// front of the same 10 KiB body: Return-Path, Received chain, verdicts,
+/// an ARC set, DKIM, receipts and list fields.
+fn real_world_message() -> Vec<u8> {
+    let mut m = b"Return-Path: <bounces+sac=acme-store.com@esp.example>\r\n\
+Received: from mx.esp.example (mx.esp.example [192.0.2.10])\r\n\tby mx.example.net with ESMTPS id 4Xa\r\n\tfor <johndoe@example.com>; Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+Received: from app.acme-store.com by mx.esp.example with ESMTP id 9f; Mon, 23 Nov 2026 09:59:59 +0000\r\n\
+Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=bounces+sac=acme-store.com@esp.example;\r\n\tdkim=pass header.i=@acme-store.com header.s=s1; dmarc=pass header.from=acme-store.com\r\n\
+ARC-Seal: i=1; a=rsa-sha256; t=1795000000; cv=none; d=example.net; s=arc; b=c2lnbmF0dXJl\r\n\
+ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=example.net; s=arc; h=from:to:subject; bh=aGFzaA==; b=c2ln\r\n\
+ARC-Authentication-Results: i=1; mx.example.net; dkim=pass header.i=@acme-store.com\r\n\
+DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=acme-store.com; i=@acme-store.com; s=s1;\r\n\th=from:to:subject:date:message-id; bh=aGFzaA==; b=c2lnbmF0dXJl\r\n\
+Delivered-To: johndoe@example.com\r\n\
+Message-ID: <order-1234567890123.sac@acme-store.com>\r\n\
+Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+From: ACME Store <sac@acme-store.com>\r\n\
+Reply-To: ACME Atendimento <sac@acme-store.com>\r\n\
+To: \"Doe, John\" <johndoe@example.com>\r\n\
+Disposition-Notification-To: sac@acme-store.com\r\n\
+Subject: =?UTF-8?Q?Seu_pedido_foi_enviado?=\r\n\
+X-Mailer: ACME ERP 4.2\r\n\
+X-SG-EID: u001.abcdefghijklmnopqrstuvwxyz0123456789\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n"
+        .to_vec();
+    while m.len() < 10 * 1024 {
+        m.extend_from_slice(b"Your order 1234567890123-01 has shipped and will arrive soon.\r\n");
+    }
+    m
+}
+
+fn masked_id(id: &str) -> String {
+    format!("m.{:032x}@ct.vtex.com.br", id.len())
+}
+
 fn masking(c: &mut Criterion) {
     let msg = message();
     let mut aliases = AliasMap::new();
     aliases.insert(
-        "sac@acme-store.com".into(),
-        "c2db2cdaaba1ba2f6171492a5c6accf5@ct.vtex.com.br".into(),
+        "sac@acme-store.com",
+        "c2db2cdaaba1ba2f6171492a5c6accf5@ct.vtex.com.br",
     );
     aliases.insert(
-        "johndoe@example.com".into(),
-        "f44789d54cb7909fb48a75629fbe7cfa@ct.vtex.com.br".into(),
+        "johndoe@example.com",
+        "f44789d54cb7909fb48a75629fbe7cfa@ct.vtex.com.br",
     );
+    let masker = Masker {
+        aliases: &aliases,
+        masked_id: &masked_id,
+        authserv_id: "mx.ct.vtex.com.br",
+    };
     let mut g = c.benchmark_group("masking");
     g.throughput(Throughput::Bytes(msg.len() as u64));
     g.bench_function("split_and_mask_10k", |b| {
         b.iter(|| {
             mask(
                 &Parsed::new(black_box(&msg)),
-                &aliases,
+                &masker,
                 b"Received: by relay\r\n",
             )
         })
     });
-    let masked = mask(&Parsed::new(&msg), &aliases, b"");
+    let real = real_world_message();
+    g.bench_function("split_and_mask_10k_real_world_header", |b| {
+        b.iter(|| {
+            mask(
+                &Parsed::new(black_box(&real)),
+                &masker,
+                b"Received: by relay\r\n",
+            )
+        })
+    });
+    let masked = mask(&Parsed::new(&msg), &masker, b"").content;
     g.bench_function("summarize_10k", |b| {
         b.iter(|| summarize(black_box(&masked), &aliases, "ct.vtex.com.br"))
     });
@@ -133,7 +184,7 @@ fn masking(c: &mut Criterion) {
     let hostile = format!("To: {filler}{starts}<johndoe@example.com>\r\n\r\nbody\r\n");
     g.throughput(Throughput::Bytes(hostile.len() as u64));
     g.bench_function("hostile_field_at_the_limits", |b| {
-        b.iter(|| mask(&Parsed::new(black_box(hostile.as_bytes())), &aliases, b""))
+        b.iter(|| mask(&Parsed::new(black_box(hostile.as_bytes())), &masker, b""))
     });
     g.finish();
 }
