@@ -474,7 +474,9 @@ async fn hostile_headers_are_masked_or_removed(backend: Backend) {
     message.push_str("Cc: ;;;\"\"\" maria.silva @ gmail.com ((\r\n");
     message.push_str("not a field at all sac@acme-store.com\r\n");
     for i in 0..1000 {
-        message.push_str(&format!("X-Trace-{i}: hop {i} for <maria.silva@gmail.com>\r\n"));
+        message.push_str(&format!(
+            "X-Trace-{i}: hop {i} for <maria.silva@gmail.com>\r\n"
+        ));
     }
     message.push_str("Subject: ok\r\n\r\nbody sac@acme-store.com\r\n");
 
@@ -493,11 +495,23 @@ async fn hostile_headers_are_masked_or_removed(backend: Backend) {
         }
     }
     // The From is a mailbox with the store's alias, whatever the quote did.
-    assert_eq!(read.from().and_then(|a| a.first()).and_then(|a| a.address()), Some(store.as_str()));
+    assert_eq!(
+        read.from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some(store.as_str())
+    );
     assert!(copy.data.ends_with(b"\r\n\r\nbody sac@acme-store.com\r\n"));
-    let metrics = String::from_utf8(common::http::get(relay.api, "/metrics", None).await.body).unwrap();
-    assert!(metrics.contains("ct_relay_header_fields_removed_total{reason=\"unparsable\"} 2"), "{metrics}");
-    assert!(metrics.contains("ct_relay_header_leaks_fixed_total{field=\"other\"} 1000"), "{metrics}");
+    let metrics =
+        String::from_utf8(common::http::get(relay.api, "/metrics", None).await.body).unwrap();
+    assert!(
+        metrics.contains("ct_relay_header_fields_removed_total{reason=\"unparsable\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ct_relay_header_leaks_fixed_total{field=\"other\"} 1000"),
+        "{metrics}"
+    );
 }
 
 on_both_backends!(
