@@ -62,6 +62,12 @@ pub(super) fn find_in(raw: &[u8], aliases: &AliasMap, context: Context) -> Vec<H
         }
         let percent = after - at == 3;
         if let Some((start, end, known)) = match_at(raw, at, after, aliases.known(), context) {
+            // A hit read backwards over the one before it (an address
+            // encoded into the local part after another): one span.
+            if let Some(last) = hits.last_mut().filter(|h| start < h.end) {
+                last.end = last.end.max(end);
+                continue;
+            }
             let replacement = if percent {
                 known.alias.replacen('@', "%40", 1)
             } else {
@@ -546,6 +552,14 @@ mod tests {
         // Letters before it still make it another mailbox.
         let other = b"xsac@acme-store.com.pdf";
         assert_eq!(replace_in(other, &map(), Context::FileName), other);
+    }
+
+    /// Found by the header_mask fuzz target: the second address's local
+    /// part, read backwards, ran into the first hit.
+    #[test]
+    fn hits_that_overlap_become_one() {
+        let raw = "SRS0=ab=acme-store.com=sac@fwd.\u{95}+sac=acme-store.com@esp.example";
+        assert_eq!(replaced(raw), ALIAS);
     }
 
     #[test]
