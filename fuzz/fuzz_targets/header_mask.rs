@@ -121,11 +121,11 @@ fuzz_target!(|message: &[u8]| {
     let arc_named = parsed
         .fields
         .iter()
-        .any(|f| treatment(f.name) == Treatment::ArcSet && shows_participant(f.value, &aliases));
+        .any(|f| treatment(f.name) == Treatment::ArcSet && shows_participant(f, &aliases));
     let kept: Vec<&[u8]> = parsed
         .fields
         .iter()
-        .filter(|f| !shows_participant(f.value, &aliases) && !may_go(f, arc_named, &aliases))
+        .filter(|f| !shows_participant(f, &aliases) && !may_go(f, arc_named, &aliases))
         .filter(|f| !matches!(treatment(f.name), Treatment::Addresses { .. }))
         .map(|f| f.raw)
         .collect();
@@ -140,7 +140,7 @@ fuzz_target!(|message: &[u8]| {
 
     for field in &again.fields {
         assert!(
-            !shows_participant(field.value, &aliases),
+            !shows_participant(field, &aliases),
             "a participant's address left in {}: {:?}",
             field.name,
             String::from_utf8_lossy(field.raw)

@@ -13,11 +13,14 @@ use super::text::{contains_known, replace_in_place, replace_text};
 
 /// The masked field, or `None` when it stays as received.
 pub(super) fn mask(f: &Field<'_>, aliases: &AliasMap) -> Option<Vec<u8>> {
+    if !aliases.may_be_in(f.value) {
+        return None;
+    }
     // Known addresses in spellings the structure would hide (`"sac"@…`,
     // `sac @ …`) become aliases first; then the field is read.
     let value = finder::replace(f.value, aliases);
     let items = address_list::parse(&value);
-    if value == f.value && !items_show_known(&items, aliases) && !reads_known(f.value, aliases) {
+    if value == f.value && !items_show_known(&items, aliases) && !reads_known(f, aliases) {
         return None;
     }
     let rendered: Vec<String> = items

@@ -10,6 +10,8 @@
 //! Only structure is read here; which addresses are known is the masker's
 //! business.
 
+use std::borrow::Cow;
+
 use mail_parser::parsers::MessageStream;
 
 /// `local@domain`, the local part with its quotes and escapes undone.
@@ -79,32 +81,39 @@ pub fn mailboxes(items: &[Item]) -> impl Iterator<Item = &Mailbox> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Tok {
+enum Tok<'a> {
     /// An atom (escapes undone) or, `quoted`, a quoted string's text.
     Word {
-        text: String,
+        text: Cow<'a, str>,
         quoted: bool,
     },
-    Comment(String),
+    Comment(Cow<'a, str>),
     /// `[…]`
-    Literal(String),
+    Literal(Cow<'a, str>),
     Special(u8),
 }
 
 #[derive(Debug, Clone)]
-struct Token {
-    tok: Tok,
+struct Token<'a> {
+    tok: Tok<'a>,
     /// White space or a comment stands before it.
     spaced: bool,
 }
 
 const SPECIALS: &[u8] = b"<>,:;@.]";
 
-fn tokenize(value: &[u8]) -> Vec<Token> {
+/// Bytes of a token as text, borrowed when they are UTF-8 as they stand.
+fn text(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match bytes {
+        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        Cow::Owned(b) => Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
+    }
+}
+
+fn tokenize(value: &[u8]) -> Vec<Token<'_>> {
     let mut out = Vec::new();
     let mut spaced = false;
     let mut i = 0;
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     while i < value.len() {
         let b = value[i];
         match b {
@@ -116,7 +125,7 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                 match comment_end(value, i) {
                     Some(end) => {
                         out.push(Token {
-                            tok: Tok::Comment(text(&unescape(&value[i + 1..end - 1]))),
+                            tok: Tok::Comment(text(unescape(&value[i + 1..end - 1]))),
                             spaced,
                         });
                         i = end;
@@ -133,7 +142,7 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                 Some(end) => {
                     out.push(Token {
                         tok: Tok::Word {
-                            text: text(&unescape(&value[i + 1..end - 1])),
+                            text: text(unescape(&value[i + 1..end - 1])),
                             quoted: true,
                         },
                         spaced,
@@ -146,7 +155,7 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
             b'[' if value[i..].contains(&b']') => {
                 let end = i + memchr::memchr(b']', &value[i..]).unwrap_or(0) + 1;
                 out.push(Token {
-                    tok: Tok::Literal(text(&value[i..end])),
+                    tok: Tok::Literal(text(Cow::Borrowed(&value[i..end]))),
                     spaced,
                 });
                 spaced = false;
@@ -161,11 +170,12 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                 i += 1;
             }
             _ => {
-                let mut atom = Vec::new();
+                let start = i;
+                let mut escapes = false;
                 while i < value.len() {
                     let c = value[i];
                     if c == b'\\' && i + 1 < value.len() && !value[i + 1].is_ascii_control() {
-                        atom.push(value[i + 1]);
+                        escapes = true;
                         i += 2;
                     } else if c.is_ascii_whitespace()
                         || c.is_ascii_control()
@@ -175,13 +185,18 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                     {
                         break;
                     } else {
-                        atom.push(c);
                         i += 1;
                     }
                 }
+                let atom = &value[start..i];
+                let atom = if escapes {
+                    unescape(atom)
+                } else {
+                    Cow::Borrowed(atom)
+                };
                 out.push(Token {
                     tok: Tok::Word {
-                        text: text(&atom),
+                        text: text(atom),
                         quoted: false,
                     },
                     spaced,
@@ -229,7 +244,10 @@ fn quote_end(value: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-fn unescape(bytes: &[u8]) -> Vec<u8> {
+fn unescape(bytes: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr(b'\\', bytes).is_none() {
+        return Cow::Borrowed(bytes);
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -239,7 +257,7 @@ fn unescape(bytes: &[u8]) -> Vec<u8> {
         out.push(bytes[i]);
         i += 1;
     }
-    out
+    Cow::Owned(out)
 }
 
 /// An address list's value (after the colon), read into items.
@@ -268,13 +286,13 @@ pub fn parse(value: &[u8]) -> Vec<Item> {
     items
 }
 
-struct Parser {
-    toks: Vec<Token>,
+struct Parser<'a> {
+    toks: Vec<Token<'a>>,
     i: usize,
 }
 
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Tok<'_>> {
         self.toks.get(self.i).map(|t| &t.tok)
     }
 
@@ -347,7 +365,7 @@ impl Parser {
                     return Mailbox { name, address };
                 }
                 Tok::Special(b'@') => {
-                    let before: Vec<Token> = self.toks[start..self.i].to_vec();
+                    let before: Vec<Token<'_>> = self.toks[start..self.i].to_vec();
                     let (name_toks, local) = split_local(&before);
                     self.i += 1;
                     let domain = self.domain();
@@ -360,7 +378,7 @@ impl Parser {
                     return Mailbox { name, address };
                 }
                 Tok::Comment(c) => {
-                    comments.push(c.clone());
+                    comments.push(c.to_string());
                     self.i += 1;
                 }
                 Tok::Special(b':' | b'>' | b']') => self.i += 1,
@@ -388,7 +406,7 @@ impl Parser {
                 .position(|t| t.tok == Tok::Special(b','))
                 .map_or(self.toks.len(), |p| self.i + p),
         };
-        let mut inner: Vec<Token> = self.toks[self.i..end]
+        let mut inner: Vec<Token<'_>> = self.toks[self.i..end]
             .iter()
             .filter(|t| !matches!(t.tok, Tok::Comment(_)))
             .cloned()
@@ -434,7 +452,7 @@ impl Parser {
     fn comments(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         while let Some(Tok::Comment(c)) = self.peek() {
-            out.push(c.clone());
+            out.push(c.to_string());
             self.i += 1;
         }
         out
@@ -448,7 +466,7 @@ fn joined(comments: &[String]) -> Option<String> {
 }
 
 /// The domain in `toks`: its words and dots, lowercase kept as written.
-fn domain_of(toks: &[Token]) -> String {
+fn domain_of(toks: &[Token<'_>]) -> String {
     let mut out = String::new();
     for t in toks {
         match &t.tok {
@@ -469,7 +487,7 @@ fn domain_of(toks: &[Token]) -> String {
 /// and the local part: its last words joined by dots. The word next to the
 /// `@` may stand apart from it (`sac @ x`); the words and dots of the local
 /// part itself may not, so `Mr. sac@x` is the name `Mr.` and `sac@x`.
-fn split_local(toks: &[Token]) -> (&[Token], String) {
+fn split_local<'t, 'a>(toks: &'t [Token<'a>]) -> (&'t [Token<'a>], String) {
     let mut end = toks.len();
     while end > 0 && matches!(toks[end - 1].tok, Tok::Comment(_)) {
         end -= 1;
@@ -502,7 +520,7 @@ fn split_local(toks: &[Token]) -> (&[Token], String) {
 
 /// A display name from its tokens: words joined by single spaces, encoded
 /// words decoded (and joined without the space between two of them).
-fn phrase(toks: &[Token]) -> String {
+fn phrase(toks: &[Token<'_>]) -> String {
     let mut out = String::new();
     let mut last_encoded = false;
     for t in toks {
@@ -511,12 +529,11 @@ fn phrase(toks: &[Token]) -> String {
                 text,
                 quoted: false,
             } => match decode_word(text) {
-                Some(decoded) => (decoded, true),
+                Some(decoded) => (Cow::Owned(decoded), true),
                 None => (text.clone(), false),
             },
             Tok::Word { text, quoted: true } => (text.clone(), false),
-            Tok::Special(b'.') => (".".to_string(), false),
-            Tok::Special(b) => ((*b as char).to_string(), false),
+            Tok::Special(b) => (Cow::Owned((*b as char).to_string()), false),
             Tok::Literal(text) => (text.clone(), false),
             Tok::Comment(_) => continue,
         };

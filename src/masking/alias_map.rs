@@ -55,6 +55,15 @@ impl AliasMap {
 
     /// The alias of `address`, written any way [`canonical`] undoes.
     pub fn get(&self, address: &str) -> Option<&str> {
+        if let Some((local, domain)) = plain_parts(address) {
+            return self
+                .parts
+                .iter()
+                .find(|k| {
+                    k.local.eq_ignore_ascii_case(local) && k.domain.eq_ignore_ascii_case(domain)
+                })
+                .map(|k| k.alias.as_str());
+        }
         self.by_real.get(&canonical(address)).map(String::as_str)
     }
 
@@ -78,6 +87,29 @@ impl AliasMap {
     pub(super) fn known(&self) -> &[Known] {
         &self.parts
     }
+
+    /// Whether `value` may spell a known address at all. Every spelling a
+    /// reader decodes holds the first label of the address's domain as it
+    /// is, unless escapes (`%XX`, `\`) or encoded words (`=?…`, `?Q?…?=`)
+    /// stand in it; so a value with none of those and none of the labels
+    /// (the common case of a field naming no participant) needs no reading.
+    pub(super) fn may_be_in(&self, value: &[u8]) -> bool {
+        if self.parts.is_empty() || memchr::memchr3(b'@', b'%', b'?', value).is_none() {
+            return false;
+        }
+        if memchr::memchr2(b'%', b'\\', value).is_some() {
+            return true;
+        }
+        let words = memchr::memchr(b'?', value).is_some()
+            && (memchr::memmem::find(value, b"=?").is_some()
+                || contains_ignoring_case(value, b"?q?")
+                || contains_ignoring_case(value, b"?b?"));
+        words
+            || self.parts.iter().any(|k| {
+                let label = k.domain.split('.').next().unwrap_or(&k.domain);
+                contains_ignoring_case(value, label.as_bytes())
+            })
+    }
 }
 
 impl<const N: usize> From<[(String, String); N]> for AliasMap {
@@ -90,12 +122,26 @@ impl<const N: usize> From<[(String, String); N]> for AliasMap {
     }
 }
 
+/// Whether `needle` (lowercase ASCII) stands in `hay`, ignoring ASCII case.
+fn contains_ignoring_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
+        hay.get(i + 1..i + 1 + rest.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(rest))
+    })
+}
+
 /// The form addresses are compared in: lowercase, white space and comments
 /// around the `@` and dots dropped, and a quoted local part unquoted
 /// (`"qa1" @ Example.NET` is `qa1@example.net`). Local parts are compared
 /// without case although RFC 5321 lets them have it: a mailbox that differs
 /// from a participant's only in case is, for masking, that participant.
 pub fn canonical(address: &str) -> String {
+    if plain_parts(address).is_some() {
+        return address.to_lowercase();
+    }
     let trimmed = address.trim();
     let Some(at) = trimmed.rfind('@') else {
         return trimmed.to_lowercase();
@@ -113,6 +159,19 @@ pub fn canonical(address: &str) -> String {
         .collect::<Vec<_>>()
         .join(".");
     format!("{}@{}", local.to_lowercase(), domain.to_lowercase())
+}
+
+/// `local` and `domain` of an address that [`canonical`] would only
+/// lowercase: no quotes, no white space, no dot next to the `@`.
+fn plain_parts(address: &str) -> Option<(&str, &str)> {
+    let (local, domain) = address.rsplit_once('@')?;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && !s.ends_with('.')
+            && !s.bytes().any(|b| b == b'"' || b.is_ascii_whitespace())
+    };
+    (plain(local) && plain(domain) && !domain.contains("..")).then_some((local, domain))
 }
 
 /// The text of a quoted local part (`"a\"b"` is `a"b`); anything else as it is.
@@ -152,6 +211,24 @@ mod tests {
             assert_eq!(canonical(spelling), "qa1@example.net", "{spelling}");
         }
         assert_eq!(canonical("\"a b\"@x.test"), "a b@x.test");
+    }
+
+    #[test]
+    fn only_values_that_could_spell_a_known_address_need_reading() {
+        let mut m = AliasMap::new();
+        m.insert("sac@acme-store.com", "a@ct.test");
+        for value in [
+            "sac@ACME-store.com",
+            "x%40y",
+            "=?utf-8?b?eA==?=",
+            "a\\@b",
+            "?Q?x?=",
+        ] {
+            assert!(m.may_be_in(value.as_bytes()), "{value}");
+        }
+        for value in ["x@y.test", "no at sign", "<m.1@ct.test>"] {
+            assert!(!m.may_be_in(value.as_bytes()), "{value}");
+        }
     }
 
     #[test]

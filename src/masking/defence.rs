@@ -11,29 +11,28 @@
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue};
 
-use super::address_list;
 use super::alias_map::AliasMap;
 use super::encode::unstructured;
+use super::rules::{read_as_addresses, treatment, Treatment};
 use super::section::{Field, Parsed};
 use super::text::{contains_known, replace_in_file_name, replace_in_place, replace_text};
 
-/// Whether `value` could spell an address at all: an `@`, a `%` escape, or
-/// an encoded word (whose text may hold one) are needed for that.
-fn may_hold_address(value: &[u8]) -> bool {
-    memchr::memchr3(b'@', b'%', b'?', value).is_some()
-}
-
-/// Whether a reader would find a known address in the field value `value`.
-pub(super) fn reads_known(value: &[u8], aliases: &AliasMap) -> bool {
-    if aliases.is_empty() || !may_hold_address(value) {
+/// Whether a reader would find a known address in the field `f`. Each
+/// field is read the ways its readers read it: every field raw and, when it
+/// has encoded words, decoded; the fields readers take for addresses
+/// (`rules::read_as_addresses`) also as mail-parser reads address lists,
+/// and the MIME parameter fields also as parameters.
+pub(super) fn reads_known(f: &Field<'_>, aliases: &AliasMap) -> bool {
+    let value = f.value;
+    if !aliases.may_be_in(value) {
         return false;
     }
     let text = String::from_utf8_lossy(value);
     contains_known(&text, aliases)
-        || unfolded_text(value).is_some_and(|t| contains_known(&t, aliases))
-        || mail_parser_reads_known(value, aliases)
-        || address_list_reads_known(value, aliases)
-        || parameters_read_known(value, aliases)
+        || (memchr::memmem::find(value, b"=?").is_some()
+            && unfolded_text(value).is_some_and(|t| contains_known(&t, aliases)))
+        || (read_as_addresses(f.name) && mail_parser_reads_known(value, aliases))
+        || (treatment(f.name) == Treatment::Parameters && parameters_read_known(value, aliases))
 }
 
 /// The value as an unstructured field reads: unfolded, encoded words decoded.
@@ -65,22 +64,6 @@ fn mail_parser_reads_known(value: &[u8], aliases: &AliasMap) -> bool {
     }
 }
 
-fn address_list_reads_known(value: &[u8], aliases: &AliasMap) -> bool {
-    let items = address_list::parse(value);
-    let group_names = items.iter().any(
-        |i| matches!(i, address_list::Item::Group { name, .. } if contains_known(name, aliases)),
-    );
-    group_names
-        || address_list::mailboxes(&items).any(|m| {
-            m.address
-                .as_ref()
-                .is_some_and(|a| aliases.contains(&a.plain()))
-                || m.name
-                    .as_deref()
-                    .is_some_and(|n| contains_known(n, aliases))
-        })
-}
-
 fn parameters_read_known(value: &[u8], aliases: &AliasMap) -> bool {
     if memchr::memchr(b'=', value).is_none() {
         return false;
@@ -102,7 +85,7 @@ pub(super) fn reads_clean(field: &[u8], aliases: &AliasMap) -> bool {
         again.dropped.is_empty(),
         again.rest,
     ) {
-        ([f], true, []) => f.raw.len() == field.len() && !reads_known(f.value, aliases),
+        ([f], true, []) => f.raw.len() == field.len() && !reads_known(f, aliases),
         _ => false,
     }
 }
@@ -122,7 +105,7 @@ pub(super) enum Defended {
 /// raw bytes replaced in place; failing that, the field written again as
 /// its decoded text, masked; failing that, removed.
 pub(super) fn defend(f: &Field<'_>, aliases: &AliasMap) -> Defended {
-    if !reads_known(f.value, aliases) {
+    if !reads_known(f, aliases) {
         return Defended::Clean;
     }
     let replaced = replace_in_place(f.raw, aliases);
@@ -156,22 +139,26 @@ mod tests {
 
     #[test]
     fn each_reading_finds_its_spelling() {
-        for value in [
-            " sac@acme-store.com\r\n",
-            " =?utf-8?b?c2FjQGFjbWUtc3RvcmUuY29t?=\r\n",
-            " =?utf-8?q?sac=40acme-store.com?=\r\n",
-            " attachment; filename*0*=utf-8''sac%40acme; filename*1*=-store.com.pdf\r\n",
-            " \"qa\" <\"sac\"@acme-store.com>\r\n",
-            " sac\r\n @acme-store.com\r\n",
+        let reads = |raw: &str| {
+            let p = Parsed::new(raw.as_bytes());
+            reads_known(&p.fields[0], &map())
+        };
+        for raw in [
+            "X: sac@acme-store.com\r\n",
+            "X: =?utf-8?b?c2FjQGFjbWUtc3RvcmUuY29t?=\r\n",
+            "X: =?utf-8?q?sac=40acme-store.com?=\r\n",
+            "Content-Disposition: attachment; filename*0*=utf-8''sac%40acme; filename*1*=-store.com.pdf\r\n",
+            "To: \"qa\" <\"sac\"@acme-store.com>\r\n",
+            "X: sac\r\n @acme-store.com\r\n",
         ] {
-            assert!(reads_known(value.as_bytes(), &map()), "{value:?}");
+            assert!(reads(raw), "{raw:?}");
         }
-        for value in [
-            " x@y.test\r\n",
-            " plain text\r\n",
-            " xsac@acme-store.com\r\n",
+        for raw in [
+            "X: x@y.test\r\n",
+            "X: plain text\r\n",
+            "X: xsac@acme-store.com\r\n",
         ] {
-            assert!(!reads_known(value.as_bytes(), &map()), "{value:?}");
+            assert!(!reads(raw), "{raw:?}");
         }
     }
 

@@ -128,32 +128,55 @@ fn match_at<'k>(
     known: &'k [Known],
     context: Context,
 ) -> Option<(usize, usize, &'k Known)> {
-    let lefts = [read_local(raw, at, false), read_local(raw, at, true)];
-    let rights = [
-        read_domain(raw, after, false),
-        read_domain(raw, after, true),
-    ];
-    for k in known {
-        for right in &rights {
-            let Some(end) = right.end_of(k.domain.as_bytes(), context) else {
-                continue;
-            };
-            for left in &lefts {
-                if let Some(start) = left.start_of(k.local.as_bytes(), context) {
-                    return Some((start, end, k));
-                }
+    // The strict readings first; the loose ones only where white space or a
+    // comment stands next to the `@` or a dot, as they alone differ there.
+    let strict = read_domain(raw, after, false);
+    let loose = spaced_after(raw, after, strict.end).then(|| read_domain(raw, after, true));
+    let rights: Vec<(&Known, usize)> = known
+        .iter()
+        .filter_map(|k| {
+            let domain = k.domain.as_bytes();
+            strict
+                .end_of(domain, context)
+                .or_else(|| loose.as_ref()?.end_of(domain, context))
+                .map(|end| (k, end))
+        })
+        .collect();
+    let left = read_local(raw, at, false);
+    if !rights.is_empty() {
+        let loose_left = spaced_before(raw, at, left.start).then(|| read_local(raw, at, true));
+        for &(k, end) in &rights {
+            let local = k.local.as_bytes();
+            let start = left
+                .start_of(local, context)
+                .or_else(|| loose_left.as_ref()?.start_of(local, context));
+            if let Some(start) = start {
+                return Some((start, end, k));
             }
         }
     }
     // An address inside another's local part (VERP, SRS): replace it whole.
-    let (left, right) = (&lefts[0], &rights[0]);
-    if left.text.is_empty() || right.text.is_empty() {
+    if !left.text.contains(&b'=') || strict.text.is_empty() {
         return None;
     }
     known
         .iter()
         .find(|k| left.encodes(k))
-        .map(|k| (left.start, right.end, k))
+        .map(|k| (left.start, strict.end, k))
+}
+
+/// Whether white space or a comment stands right after the `@` (at
+/// `after`) or around the dot after the strict domain (ending at `end`).
+fn spaced_after(raw: &[u8], after: usize, end: usize) -> bool {
+    let spaced = |i: usize| matches!(raw.get(i), Some(b' ' | b'\t' | b'\r' | b'\n' | b'('));
+    spaced(after) || spaced(end) || (raw.get(end) == Some(&b'.') && spaced(end + 1))
+}
+
+/// Whether white space or a comment stands right before the `@` (at `at`)
+/// or around the dot before the strict local part (starting at `start`).
+fn spaced_before(raw: &[u8], at: usize, start: usize) -> bool {
+    let spaced = |i: usize| i > 0 && matches!(raw[i - 1], b' ' | b'\t' | b'\r' | b'\n' | b')');
+    spaced(at) || spaced(start) || (start > 0 && raw[start - 1] == b'.' && spaced(start - 1))
 }
 
 /// A local part as one reading sees it: its text (lowercase, quotes and

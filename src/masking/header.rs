@@ -54,18 +54,16 @@ pub fn mask(parsed: &Parsed<'_>, masker: &Masker<'_>, prepend: &[u8]) -> Masked 
     let arc_names_participant = parsed
         .fields
         .iter()
-        .any(|f| treatment(f.name) == Treatment::ArcSet && reads_known(f.value, aliases));
+        .any(|f| treatment(f.name) == Treatment::ArcSet && reads_known(f, aliases));
     for f in &parsed.fields {
         let (written, removed, leak) = match treatment(f.name) {
             Treatment::Addresses { .. } => (address_fields::mask(f, aliases), None, false),
             Treatment::Envelope => (None, Some("envelope"), false),
-            Treatment::Verdict
-                if claims(f, masker.authserv_id) || reads_known(f.value, aliases) =>
-            {
+            Treatment::Verdict if claims(f, masker.authserv_id) || reads_known(f, aliases) => {
                 (None, Some("verdict"), false)
             }
             Treatment::ArcSet if arc_names_participant => (None, Some("arc"), false),
-            Treatment::Signed if reads_known(f.value, aliases) => (None, Some("signature"), false),
+            Treatment::Signed if reads_known(f, aliases) => (None, Some("signature"), false),
             Treatment::MessageIds => {
                 let ids = message_ids::mask(f, aliases, masker.masked_id);
                 match ids {

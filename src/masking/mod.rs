@@ -31,8 +31,8 @@ pub use summary::{summarize, Summary};
 pub use text::replace_text;
 
 /// Whether any reader would find a participant's address in a header
-/// field's value (after the colon): the check every masked field passes.
-/// For tests and fuzzing, which assert it of every field they get back.
-pub fn shows_participant(value: &[u8], aliases: &AliasMap) -> bool {
-    defence::reads_known(value, aliases)
+/// field: the check every masked field passes. For tests and fuzzing,
+/// which assert it of every field they get back.
+pub fn shows_participant(field: &Field<'_>, aliases: &AliasMap) -> bool {
+    defence::reads_known(field, aliases)
 }

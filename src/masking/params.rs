@@ -27,7 +27,7 @@ pub(super) fn mask(f: &Field<'_>, aliases: &AliasMap) -> Defended {
             .any(|a| replace_in_file_name(&a.value, aliases) != a.value)
     };
     let named = ct.as_ref().is_some_and(in_values);
-    if !named && !reads_known(f.value, aliases) {
+    if !named && !reads_known(f, aliases) {
         return Defended::Clean;
     }
     let replaced = replace_in_place(f.raw, aliases);

@@ -173,6 +173,15 @@ pub fn treatment(name: &str) -> Treatment {
     }
 }
 
+/// Whether readers take the field for an address list: the address fields,
+/// and the List-* fields mail-parser reads as such.
+pub fn read_as_addresses(name: &str) -> bool {
+    matches!(treatment(name), Treatment::Addresses { .. })
+        || name
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("list-"))
+}
+
 /// Whether unknown addresses in this field become contacts.
 pub fn directs_replies(name: &str) -> bool {
     one_of(name, REPLY_FIELDS)

@@ -19,8 +19,10 @@ use super::finder;
 
 /// Whether `text` holds a known address, plain or in an encoded word.
 pub(super) fn contains_known(text: &str, aliases: &AliasMap) -> bool {
-    finder::holds_known(text.as_bytes(), aliases)
-        || replace_in_place(text.as_bytes(), aliases) != text.as_bytes()
+    let bytes = text.as_bytes();
+    aliases.may_be_in(bytes)
+        && (finder::holds_known(bytes, aliases)
+            || (memchr::memchr(b'?', bytes).is_some() && replace_in_place(bytes, aliases) != bytes))
 }
 
 /// Replace every known real address inside free text, ignoring case.
@@ -39,10 +41,14 @@ pub(super) fn replace_in_file_name(name: &str, aliases: &AliasMap) -> String {
 /// `raw` with every known address replaced, in any spelling the finder
 /// knows, plain or inside encoded words.
 pub(super) fn replace_in_place(raw: &[u8], aliases: &AliasMap) -> Vec<u8> {
-    if aliases.is_empty() {
+    if !aliases.may_be_in(raw) {
         return raw.to_vec();
     }
-    let encoded = replace_encoded_words(&finder::replace(raw, aliases), aliases);
+    let plain = finder::replace(raw, aliases);
+    if memchr::memchr(b'?', &plain).is_none() {
+        return plain;
+    }
+    let encoded = replace_encoded_words(&plain, aliases);
     replace_word_ends(&encoded, aliases)
 }
 
