@@ -278,7 +278,10 @@ impl Aliaser {
 pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
     let bad = || AliasError::BadEmail(email.to_string());
     let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
-    let forbidden = |c: char| c.is_whitespace() || c.is_control() || "<>,;".contains(c);
+    // U+FFFD stands for bytes that were not UTF-8: no mailbox has it.
+    let forbidden = |c: char| {
+        c.is_whitespace() || c.is_control() || "<>,;".contains(c) || c == char::REPLACEMENT_CHARACTER
+    };
     if local.is_empty()
         || domain.is_empty()
         || local.len() > 64
@@ -359,6 +362,10 @@ mod tests {
             AliasError::BadEmail(_)
         ));
         assert!(matches!(err("acme", "a b@c.com"), AliasError::BadEmail(_)));
+        assert!(matches!(
+            err("acme", "sac@ac\u{fffd}-store.com"),
+            AliasError::BadEmail(_)
+        ));
         assert!(matches!(err("ac me", "a@c.com"), AliasError::BadId(..)));
         assert_eq!(
             err("acme", "f44789d54cb7909fb48a75629fbe7cfa@ct.test"),
