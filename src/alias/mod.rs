@@ -280,7 +280,10 @@ pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
     let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
     // U+FFFD stands for bytes that were not UTF-8: no mailbox has it.
     let forbidden = |c: char| {
-        c.is_whitespace() || c.is_control() || "<>,;".contains(c) || c == char::REPLACEMENT_CHARACTER
+        c.is_whitespace()
+            || c.is_control()
+            || "<>,;".contains(c)
+            || c == char::REPLACEMENT_CHARACTER
     };
     if local.is_empty()
         || domain.is_empty()

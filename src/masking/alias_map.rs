@@ -122,14 +122,27 @@ impl<const N: usize> From<[(String, String); N]> for AliasMap {
     }
 }
 
-/// Whether `needle` (lowercase ASCII) stands in `hay`, ignoring ASCII case.
+/// Whether `needle` (lowercase ASCII) stands in `hay`, ignoring ASCII case
+/// and any `"` between its bytes: readers join the pieces of a quoted
+/// phrase (`gmai""l.com` reads `gmail.com`).
 fn contains_ignoring_case(hay: &[u8], needle: &[u8]) -> bool {
     let Some((&first, rest)) = needle.split_first() else {
         return true;
     };
     memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
-        hay.get(i + 1..i + 1 + rest.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(rest))
+        let mut wanted = rest.iter();
+        let mut next = wanted.next();
+        for &b in &hay[i + 1..] {
+            let Some(&w) = next else { break };
+            if b == b'"' {
+                continue;
+            }
+            if !b.eq_ignore_ascii_case(&w) {
+                return false;
+            }
+            next = wanted.next();
+        }
+        next.is_none()
     })
 }
 
@@ -223,6 +236,7 @@ mod tests {
             "=?utf-8?b?eA==?=",
             "a\\@b",
             "?Q?x?=",
+            "sac@ac\"\"me-store.com",
         ] {
             assert!(m.may_be_in(value.as_bytes()), "{value}");
         }
