@@ -14,6 +14,7 @@ use crate::bounce::Notifier;
 use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
+use crate::policy::{Scanner, Stage};
 use crate::queue::{self, QueueRunner, RetryPolicy};
 use crate::sender_auth::SenderAuth;
 use crate::server::{ClientLimits, ConnectionContext, Listener, TlsError, TlsFiles};
@@ -59,6 +60,20 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         .check
         .then(|| SenderAuth::new(&settings.auth, &settings.smtp.hostname))
         .transpose()?;
+    if !settings.auth.check {
+        tracing::warn!(
+            "auth.check = false: no sender is authenticated, so anyone may write as any participant; development only"
+        );
+    }
+    let scanner = Scanner::new(&settings.scan).map_err(ConfigError::Invalid)?;
+    match &settings.scan.rspamd_url {
+        Some(url) => {
+            tracing::info!(rspamd = %url, on_error = ?settings.scan.on_error, "scanning incoming mail")
+        }
+        None => tracing::warn!(
+            "scan.rspamd_url is not set: incoming mail is not scanned for spam or malware"
+        ),
+    }
     if let Some(d) = &settings.dkim {
         tracing::info!(domain = %settings.alias.domain, selector = %d.selector, "DKIM signing on");
     }
@@ -99,6 +114,14 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             aliaser.clone(),
             &settings.smtp.hostname,
             sender_auth,
+            Stage::new(
+                storage.clone(),
+                aliaser.clone(),
+                scanner,
+                settings.scan.on_error,
+                settings.smtp.trusted_networks.clone(),
+                settings.policy.clone(),
+            ),
         )
         .with_handoff(handoff),
         hostname: settings.smtp.hostname.clone(),

@@ -9,6 +9,7 @@ pub mod console;
 pub mod daemon;
 pub mod delivery;
 pub mod masking;
+pub mod policy;
 pub mod queue;
 pub mod sender_auth;
 pub mod server;

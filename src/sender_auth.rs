@@ -7,6 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{AuthSettings, ConfigError};
+use crate::policy::{Evidence, Outcome};
 use crate::storage::AuthSummary;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
@@ -21,6 +22,9 @@ use mail_auth::{
 
 pub struct Checked {
     pub summary: AuthSummary,
+    /// What the participant rule needs: SPF's result and domain, each DKIM
+    /// signature's result and `d=`.
+    pub evidence: Evidence,
     /// The `Authentication-Results` field, CRLF-terminated.
     pub field: String,
     /// The sender's domain, when DMARC fails under `p=reject` and the
@@ -74,14 +78,14 @@ impl SenderAuth {
             self.verify(message, ip, &helo, mail_from),
         )
         .await;
-        let (summary, dkim_domains, from_domain, reject) = checked.unwrap_or_else(|_| {
+        let (summary, dkim_domains, from_domain, reject, evidence) = checked.unwrap_or_else(|_| {
             let t = "temperror".to_string();
             let summary = AuthSummary {
                 spf: t.clone(),
                 dkim: t.clone(),
                 dmarc: t,
             };
-            (summary, Vec::new(), None, None)
+            (summary, Vec::new(), None, None, Evidence::timed_out())
         });
         let identity = match mail_from.rsplit_once('@') {
             Some((_, domain)) => format!("smtp.mailfrom={}", clean(domain)),
@@ -101,6 +105,7 @@ impl SenderAuth {
         field.push_str("\r\n");
         Checked {
             summary,
+            evidence,
             field,
             reject: reject.filter(|_| self.settings.dmarc_reject),
         }
@@ -112,7 +117,13 @@ impl SenderAuth {
         ip: IpAddr,
         helo: &str,
         mail_from: &str,
-    ) -> (AuthSummary, Vec<String>, Option<String>, Option<String>) {
+    ) -> (
+        AuthSummary,
+        Vec<String>,
+        Option<String>,
+        Option<String>,
+        Evidence,
+    ) {
         let spf_params = if mail_from.is_empty() {
             SpfParameters::verify_ehlo(ip, helo, &self.hostname)
         } else {
@@ -128,13 +139,26 @@ impl SenderAuth {
             SpfResult::PermError => "permerror",
             SpfResult::None => "none",
         };
+        let mail_from_domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+        let spf_evidence = (
+            match spf.result() {
+                SpfResult::Pass => Outcome::Pass,
+                SpfResult::TempError => Outcome::TempError,
+                _ => Outcome::NoPass,
+            },
+            mail_from_domain.to_ascii_lowercase(),
+        );
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             let summary = AuthSummary {
                 spf: spf_word.into(),
                 dkim: "permerror".into(),
                 dmarc: "permerror".into(),
             };
-            return (summary, Vec::new(), None, None);
+            let evidence = Evidence {
+                spf: spf_evidence,
+                dkim: Vec::new(),
+            };
+            return (summary, Vec::new(), None, None, evidence);
         };
         let dkim = self.authenticator.verify_dkim(&parsed).await;
         let dkim_word = if dkim.is_empty() {
@@ -153,7 +177,25 @@ impl SenderAuth {
             .iter()
             .filter_map(|o| o.signature().map(|s| s.d.clone()))
             .collect();
-        let mail_from_domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+        let evidence = Evidence {
+            spf: spf_evidence,
+            dkim: dkim
+                .iter()
+                .map(|o| {
+                    let outcome = match o.result() {
+                        DkimResult::Pass => Outcome::Pass,
+                        DkimResult::TempError(_) => Outcome::TempError,
+                        _ => Outcome::NoPass,
+                    };
+                    (
+                        outcome,
+                        o.signature()
+                            .map(|s| s.d.to_ascii_lowercase())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        };
         let dmarc = self
             .authenticator
             .verify_dmarc(
@@ -182,7 +224,7 @@ impl SenderAuth {
             dkim: dkim_word.into(),
             dmarc: dmarc_word.into(),
         };
-        (summary, dkim_domains, from_domain, reject)
+        (summary, dkim_domains, from_domain, reject, evidence)
     }
 }
 

@@ -30,6 +30,17 @@ pub const HEADER_FIELDS_REMOVED: &str = "ct_relay_header_fields_removed_total";
 /// address, by `field` (the field's name when the relay knows it, else
 /// `other`): each is a case for a new masking rule.
 pub const HEADER_LEAKS_FIXED: &str = "ct_relay_header_leaks_fixed_total";
+/// Mail the policy stage turned away, by `reason` (the timeline's reason
+/// for refusals; `auth_undecided`, `scan_failed`, `greylisted`,
+/// `rate_limited` for the temporary ones), one per message.
+pub const POLICY_REFUSALS: &str = "ct_relay_policy_refusals_total";
+/// Accepted copies marked by the policy stage, by `flag` (`spam`,
+/// `unscanned`, `unverified`).
+pub const POLICY_MARKS: &str = "ct_relay_policy_marks_total";
+/// Scans by `outcome` (clean, spam, reject, virus, later, failed), and how
+/// long they took.
+pub const SCANS: &str = "ct_relay_scans_total";
+pub const SCAN_SECONDS: &str = "ct_relay_scan_seconds";
 pub const WEBHOOK_BACKLOG: &str = "ct_relay_webhook_backlog";
 pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
 
@@ -49,6 +60,14 @@ pub fn install() -> PrometheusHandle {
                         Matcher::Full(COMMIT_SECONDS.into()),
                         &[
                             0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(SCAN_SECONDS.into()),
+                        &[
+                            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
                         ],
                     )
                 })
@@ -83,6 +102,21 @@ pub fn header_masking(report: &crate::masking::Report) {
     for &field in &report.leaks_fixed {
         counter!(HEADER_LEAKS_FIXED, "field" => field).increment(1);
     }
+}
+
+pub fn policy_refused(reason: crate::policy::Reason) {
+    counter!(POLICY_REFUSALS, "reason" => reason.as_str()).increment(1);
+}
+
+pub fn policy_marked(flags: &[String]) {
+    for flag in flags {
+        counter!(POLICY_MARKS, "flag" => flag.clone()).increment(1);
+    }
+}
+
+pub fn scanned(outcome: &'static str, took: Duration) {
+    counter!(SCANS, "outcome" => outcome).increment(1);
+    histogram!(SCAN_SECONDS).record(took.as_secs_f64());
 }
 
 pub fn delivery_attempt(outcome: &'static str) {

@@ -141,6 +141,8 @@ pub struct Participant {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub disabled: bool,
+    /// Blocked as a sender for its order: its mail is refused.
+    pub blocked: bool,
 }
 
 impl Participant {
@@ -270,6 +272,7 @@ impl Aliaser {
             created_at: now,
             expires_at: self.ttl.after(now),
             disabled: false,
+            blocked: false,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! messages, behind bearer tokens; health and readiness for ops.
 
 pub(crate) mod auth;
+mod blocks;
 mod error;
 pub mod openapi;
 mod routes;

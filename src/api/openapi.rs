@@ -7,8 +7,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::types::*;
-use super::{routes, settings};
+use super::{blocks, routes, settings};
 use crate::alias::{MaskMode, Role};
+use crate::policy::settings::{AttachmentPolicy, AttachmentsUpdate};
+use crate::policy::{BulkMail, SpamAction};
 use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry, WebhookEventKind};
 use crate::webhook::WebhookEvent;
 
@@ -18,13 +20,15 @@ use crate::webhook::WebhookEvent;
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::openapi,
         routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
-        routes::show_alias, routes::disable_alias, settings::get_settings, settings::put_settings, routes::message,
+        routes::show_alias, routes::disable_alias, settings::get_settings, settings::put_settings,
+        blocks::list_blocks, blocks::block_sender, blocks::unblock_sender, routes::message,
     ),
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
         BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEvent,
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntry, AliasRef, DeliveryStatus, DeliveryState,
-        MaskMode, Role, WebhookEvent, WebhookEventKind,
+        MaskMode, Role, WebhookEvent, WebhookEventKind, SpamAction, BulkMail, AttachmentPolicy,
+        AttachmentsUpdate, BlockRequest, Blocks,
     )),
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),

@@ -6,16 +6,16 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::settings;
 use super::types::*;
 use super::ApiState;
+use super::{blocks, settings};
 use crate::alias::{validate_id, Participant, Role};
 use crate::storage::{rfc3339_string, OrderExpiry};
 
@@ -39,6 +39,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/v1/stores/{store}/settings",
             get(settings::get_settings).put(settings::put_settings),
+        )
+        .route(
+            "/v1/orders/{order}/blocks",
+            get(blocks::list_blocks).post(blocks::block_sender),
+        )
+        .route(
+            "/v1/orders/{order}/blocks/{sender}",
+            delete(blocks::unblock_sender),
         )
         .route("/v1/messages/{id}", get(message))
         .merge(crate::console::router())
@@ -359,27 +367,7 @@ pub async fn timeline(
             "limit must be 1 to {PAGE_MAX}"
         )));
     }
-    let store = match (q.store, &caller.store) {
-        (Some(s), _) => {
-            caller.allow(&s)?;
-            s
-        }
-        (None, Some(mine)) => mine.clone(),
-        (None, None) => {
-            let mut stores = state.storage.stores_with_order(&order).await?;
-            match stores.len() {
-                0 => return Err(ApiError::not_found(format!("no order `{order}`"))),
-                1 => stores.remove(0),
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "ambiguous",
-                        format!("order `{order}` exists in several stores; pass ?store="),
-                    ))
-                }
-            }
-        }
-    };
+    let store = order_store(&state, &caller, q.store, &order).await?;
     let all = state.storage.timeline(&store, &order).await?;
     let start = match &q.after {
         Some(after) => match all.iter().position(|e| &e.id == after) {
@@ -406,6 +394,38 @@ pub async fn timeline(
         entries,
         next,
     }))
+}
+
+/// The store an order belongs to: the one named (and allowed), the
+/// caller's own, or the only store with that order id.
+pub(super) async fn order_store(
+    state: &ApiState,
+    caller: &Caller,
+    named: Option<String>,
+    order: &str,
+) -> Result<String, ApiError> {
+    Ok(match (named, &caller.store) {
+        (Some(s), _) => {
+            validate_id(&s, "store id")?;
+            caller.allow(&s)?;
+            s
+        }
+        (None, Some(mine)) => mine.clone(),
+        (None, None) => {
+            let mut stores = state.storage.stores_with_order(order).await?;
+            match stores.len() {
+                0 => return Err(ApiError::not_found(format!("no order `{order}`"))),
+                1 => stores.remove(0),
+                _ => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "ambiguous",
+                        format!("order `{order}` exists in several stores; pass ?store="),
+                    ))
+                }
+            }
+        }
+    })
 }
 
 /// The masked message as stored.

@@ -1,4 +1,4 @@
-//! Store settings: the mask mode and the webhook.
+//! Store settings: the mask mode, the webhook and the store's policy.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -11,6 +11,7 @@ use super::error::ApiError;
 use super::types::*;
 use super::ApiState;
 use crate::alias::validate_id;
+use crate::policy::StorePolicy;
 use crate::storage::{StoreUpdate, WebhookChange};
 use crate::webhook::address::check_url;
 
@@ -27,7 +28,9 @@ pub async fn get_settings(
     Ok(Json(state.storage.store_config(&store).await?.into()))
 }
 
-/// Change the mask mode (for aliases created from now on) and the webhook.
+/// Change the mask mode (for aliases created from now on), the webhook and
+/// what the store's aliases take (authentication, approved senders, spam,
+/// bulk mail, attachments); fields left out stay as they are.
 /// Each webhook request is a POST of a `WebhookEvent`, signed with
 /// `CT-Relay-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 #[utoipa::path(put, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
@@ -44,19 +47,27 @@ pub async fn put_settings(
     validate_id(&store, "store id")?;
     caller.allow(&store)?;
     let webhook = webhook_change(&req, state.allow_private_webhooks)?;
-    if req.mask_mode.is_none() && matches!(webhook, WebhookChange::Keep) {
+    let policy = req.policy();
+    if let Some(update) = &policy {
+        // Every error is in the update's own values: try it on the defaults.
+        update.apply(&StorePolicy::default()).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+        })?;
+    }
+    if req.mask_mode.is_none() && matches!(webhook, WebhookChange::Keep) && policy.is_none() {
         return Ok(Json(state.storage.store_config(&store).await?.into()));
     }
     let update = StoreUpdate {
         mask_mode: req.mask_mode,
         webhook,
+        policy,
     };
     let config = state
         .storage
         .update_store(&store, &update, Utc::now())
         .await?;
     tracing::info!(store = %store, mask_mode = config.mask_mode.as_str(),
-        webhook = config.webhook.is_some(), "store settings changed via API");
+        webhook = config.webhook.is_some(), policy = ?config.policy, "store settings changed via API");
     Ok(Json(config.into()))
 }
 

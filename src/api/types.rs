@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::alias::{MaskMode, Participant, Role};
-use crate::storage::{rfc3339_string, TimelineEntry};
+use crate::policy::settings::{AttachmentPolicy, AttachmentsUpdate};
+use crate::policy::{BulkMail, PolicyUpdate, SpamAction};
+use crate::storage::{rfc3339_string, AliasRef, TimelineEntry};
 
 /// Every error: a stable code and a sentence for people.
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,16 +137,37 @@ pub struct StoreSettings {
     pub webhook_url: Option<String>,
     /// The secret signing each webhook request (`CT-Relay-Signature`).
     pub webhook_secret: Option<String>,
+    /// Mail claiming the store's address must pass SPF or DKIM aligned
+    /// with its From domain (or come from an approved sender or a trusted
+    /// network), else `550 5.7.1`.
+    pub require_authenticated_store: bool,
+    /// Addresses and domains (an ERP, a carrier) that may write as any
+    /// participant when SPF or DKIM vouches for them; also the higher rate
+    /// budget.
+    pub approved_senders: Vec<String>,
+    /// Mail rspamd would mark as spam: delivered with `X-Spam: Yes` and a
+    /// `spam` flag (`mark`), or refused `550 5.7.1` (`refuse`).
+    pub spam: SpamAction,
+    /// Bulk or list mail to a buyer's alias: `refuse` (`550 5.7.1`) or
+    /// `deliver`.
+    pub bulk_mail: BulkMail,
+    pub attachments: AttachmentPolicy,
 }
 
 impl From<crate::storage::StoreConfig> for StoreSettings {
     fn from(c: crate::storage::StoreConfig) -> Self {
         let (webhook_url, webhook_secret) = c.webhook.map(|w| (w.url, w.secret)).unzip();
+        let p = c.policy;
         Self {
             store: c.store,
             mask_mode: c.mask_mode,
             webhook_url,
             webhook_secret,
+            require_authenticated_store: p.require_authenticated_store,
+            approved_senders: p.approved_senders,
+            spam: p.spam,
+            bulk_mail: p.bulk_mail,
+            attachments: p.attachments,
         }
     }
 }
@@ -165,6 +188,50 @@ pub struct SettingsUpdate {
     /// current secret is kept, or a new one is made.
     #[serde(default)]
     pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub require_authenticated_store: Option<bool>,
+    /// Replaces the list: at most 200 addresses (`local@domain`) or
+    /// domains (which take their subdomains too).
+    #[serde(default)]
+    pub approved_senders: Option<Vec<String>>,
+    #[serde(default)]
+    pub spam: Option<SpamAction>,
+    #[serde(default)]
+    pub bulk_mail: Option<BulkMail>,
+    /// Fields left out stay as they are.
+    #[serde(default)]
+    pub attachments: Option<AttachmentsUpdate>,
+}
+
+impl SettingsUpdate {
+    /// The policy fields it changes, if any.
+    pub fn policy(&self) -> Option<PolicyUpdate> {
+        let update = PolicyUpdate {
+            require_authenticated_store: self.require_authenticated_store,
+            approved_senders: self.approved_senders.clone(),
+            spam: self.spam,
+            bulk_mail: self.bulk_mail,
+            attachments: self.attachments.clone(),
+        };
+        (!update.is_empty()).then_some(update)
+    }
+}
+
+/// `POST /v1/orders/{order}/blocks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    pub store: String,
+    /// The sender's alias, or its address.
+    pub sender: String,
+}
+
+/// An order's blocked senders (or those a request changed), as aliases.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Blocks {
+    pub store: String,
+    pub order: String,
+    pub senders: Vec<AliasRef>,
 }
 
 /// A field that is present, even as null, is `Some`.

@@ -4,6 +4,7 @@
 
 mod http;
 mod mail_auth;
+mod policy;
 mod secret;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 pub use http::*;
 pub use mail_auth::*;
+pub use policy::*;
 pub use secret::{read_secret_file, Secret};
 
 use crate::alias::{AliasKey, Aliaser, Ttl};
@@ -52,6 +54,10 @@ pub struct Settings {
     pub dkim: Option<DkimSettings>,
     #[serde(default)]
     pub auth: AuthSettings,
+    #[serde(default)]
+    pub scan: ScanSettings,
+    #[serde(default)]
+    pub policy: PolicySettings,
     #[serde(default)]
     pub log: LogSettings,
 }
@@ -99,6 +105,10 @@ pub struct SmtpSettings {
     pub tls_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
+    /// Clients (CIDR, or single addresses) whose mail counts as
+    /// authenticated for any participant, as Postfix's `mynetworks`.
+    #[serde(default)]
+    pub trusted_networks: TrustedNetworks,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,7 +365,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("alias.retired_hmac_keys")
-                    .with_list_parse_key("auth.nameservers"),
+                    .with_list_parse_key("auth.nameservers")
+                    .with_list_parse_key("smtp.trusted_networks"),
             )
             .build()
             .map_err(load_err)?;
@@ -436,6 +447,7 @@ impl Settings {
         if w.lease <= w.timeout * 2 {
             return invalid("webhook.lease must exceed twice webhook.timeout".into());
         }
+        self.scan.validate()?;
         Ok(())
     }
 

@@ -68,7 +68,7 @@ pub struct Envelope<R> {
 }
 
 /// Why an accepted-looking transaction was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     StorageUnavailable,
     MailLoop,
@@ -76,6 +76,8 @@ pub enum Refusal {
     HeaderTooBig,
     /// The sender's domain publishes DMARC p=reject and the message fails it.
     DmarcReject,
+    /// The policy stage's reply (4xx: later; 5xx: refused).
+    Policy(Reply),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +344,7 @@ impl<R> Session<R> {
             Err(Refusal::MailLoop) => self.answer(Reply::mail_loop()),
             Err(Refusal::HeaderTooBig) => self.answer(Reply::header_too_big()),
             Err(Refusal::DmarcReject) => self.answer(Reply::dmarc_reject()),
+            Err(Refusal::Policy(reply)) => self.answer(reply),
         }
     }
 }

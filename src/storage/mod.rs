@@ -10,6 +10,7 @@
 //!   timeline queries.
 
 mod committer;
+pub mod door;
 mod notices;
 pub mod outbox;
 mod participants;
@@ -31,6 +32,7 @@ use crate::alias::{MaskMode, Participant};
 use crate::config::StorageSettings;
 
 pub use committer::{CommitError, Committer};
+pub use door::{DoorStore, RecentMail};
 pub use outbox::*;
 pub use postgres::PgStorage;
 pub use types::*;
@@ -71,7 +73,7 @@ pub trait BatchWriter: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Storage: BatchWriter + WebhookOutbox {
+pub trait Storage: BatchWriter + WebhookOutbox + DoorStore {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 

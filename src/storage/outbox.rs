@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Result;
 use crate::alias::MaskMode;
+use crate::policy::{PolicyUpdate, StorePolicy};
 
 /// Where a store's events go, and the secret they are signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct StoreConfig {
     pub store: String,
     pub mask_mode: MaskMode,
     pub webhook: Option<WebhookTarget>,
+    /// What its order aliases take (the trust rules).
+    pub policy: StorePolicy,
 }
 
 /// What a settings update changes; `None`/`Keep` leave a setting as it is.
@@ -30,6 +33,10 @@ pub struct StoreConfig {
 pub struct StoreUpdate {
     pub mask_mode: Option<MaskMode>,
     pub webhook: WebhookChange,
+    /// Applied to the stored policy inside the update's transaction, so
+    /// two updates of different policy fields never undo each other.
+    /// Validated by its caller (`PolicyUpdate::apply` on the defaults).
+    pub policy: Option<PolicyUpdate>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,6 +209,7 @@ macro_rules! impl_outbox {
                         store: store.to_string(),
                         mask_mode: $crate::alias::MaskMode::Hard,
                         webhook: None,
+                        policy: Default::default(),
                     });
                 };
                 let webhook = match (r.opt_text("webhook_url")?, r.opt_text("webhook_secret")?) {
@@ -211,17 +219,23 @@ macro_rules! impl_outbox {
                         return Err(StorageError::Corrupt(format!("store {store}: webhook without secret")))
                     }
                 };
+                let policy = match r.opt_text("policy")? {
+                    Some(json) => serde_json::from_str(&json)
+                        .map_err(|e| StorageError::Corrupt(format!("store {store}: policy: {e}")))?,
+                    None => Default::default(),
+                };
                 Ok(StoreConfig {
                     store: store.to_string(),
                     mask_mode: rows::mask_mode(r, "mask_mode")?,
                     webhook,
+                    policy,
                 })
             }
 
             #[async_trait::async_trait]
             impl WebhookOutbox for $storage {
                 async fn store_config(&self, store: &str) -> Result<StoreConfig> {
-                    let row = sqlx::query("SELECT mask_mode, webhook_url, webhook_secret FROM stores WHERE store = $1")
+                    let row = sqlx::query("SELECT mask_mode, webhook_url, webhook_secret, policy FROM stores WHERE store = $1")
                         .bind(store)
                         .fetch_optional(&mut *self.reader().await?)
                         .await?;
@@ -255,7 +269,7 @@ macro_rules! impl_outbox {
                              webhook_secret = CASE WHEN NOT $7 THEN stores.webhook_secret
                                                    WHEN $4 IS NULL THEN NULL
                                                    ELSE COALESCE($5, stores.webhook_secret, $6) END
-                         RETURNING mask_mode, webhook_url, webhook_secret",
+                         RETURNING mask_mode, webhook_url, webhook_secret, policy",
                     )
                     .bind(store)
                     .bind(update.mask_mode.map(|m| m.as_str()))
@@ -277,8 +291,22 @@ macro_rules! impl_outbox {
                         .execute(&mut *tx)
                         .await?;
                     }
+                    let mut config = store_config(store, Some(&row))?;
+                    if let Some(change) = &update.policy {
+                        // The upsert above holds the row until commit.
+                        config.policy = change.apply(&config.policy).map_err(|e| {
+                            StorageError::Corrupt(format!("store {store}: policy update: {e}"))
+                        })?;
+                        sqlx::query("UPDATE stores SET policy = $1 WHERE store = $2")
+                            .bind(serde_json::to_string(&config.policy).map_err(|e| {
+                                StorageError::Corrupt(format!("store {store}: policy: {e}"))
+                            })?)
+                            .bind(store)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     tx.commit().await?;
-                    store_config(store, Some(&row))
+                    Ok(config)
                 }
 
                 async fn claim_webhook_events(

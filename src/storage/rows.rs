@@ -84,7 +84,7 @@ pub fn mask_mode(r: &impl Columns, col: &str) -> Result<crate::alias::MaskMode> 
 }
 
 pub const PARTICIPANT_COLUMNS: &str =
-    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at";
+    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at, blocked_at";
 
 pub fn participant(r: &impl Columns) -> Result<Participant> {
     Ok(Participant {
@@ -97,6 +97,7 @@ pub fn participant(r: &impl Columns) -> Result<Participant> {
         created_at: time(r, "created_at")?,
         expires_at: time(r, "expires_at")?,
         disabled: r.opt_int("disabled_at")?.is_some(),
+        blocked: r.opt_int("blocked_at")?.is_some(),
     })
 }
 
@@ -160,6 +161,12 @@ pub fn timeline_entry(r: &impl Columns, deliveries: Vec<DeliveryStatus>) -> Resu
         attachment_names,
         deliveries,
         refused: r.opt_text("refused")?,
+        reason: r.opt_text("reason")?,
+        flags: r
+            .opt_text("flags")?
+            .map(|t| from_json(&t))
+            .transpose()?
+            .unwrap_or_default(),
         authentication: r
             .opt_text("authentication")?
             .map(|t| from_json(&t))

@@ -36,8 +36,8 @@ macro_rules! impl_storage {
                 ) -> Result<()> {
                     sqlx::query(
                         "INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias,
-                             to_aliases, subject, first_words, attachment_names, refused)
-                         VALUES ($1, $2, $3, $4, NULL, $5, $6, '', '', '[]', $7)",
+                             to_aliases, subject, first_words, attachment_names, refused, reason)
+                         VALUES ($1, $2, $3, $4, NULL, $5, $6, $9, '', '[]', $7, $8)",
                     )
                     .bind(&r.id)
                     .bind(&r.store)
@@ -46,6 +46,8 @@ macro_rules! impl_storage {
                     .bind(r.from.as_ref().map(json))
                     .bind(json(&r.to))
                     .bind(&r.reply)
+                    .bind(&r.reason)
+                    .bind(&r.subject)
                     .execute(&mut *conn)
                     .await?;
                     Self::insert_webhook_event(
@@ -109,7 +111,7 @@ macro_rules! impl_storage {
                     }
                     let entries = sqlx::query(
                         "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names,
-                                refused, authentication
+                                refused, reason, flags, authentication
                          FROM timeline_entries
                          WHERE store = $1 AND order_id = $2 AND (CAST($3 AS TEXT) IS NULL OR id = $3)
                          ORDER BY at, id",

@@ -72,6 +72,7 @@ impl AcceptedMessage {
                     rcpt_alias: format!("a{i}@ct.test"),
                     rcpt_email: format!("r{i}@example.com"),
                     mail_from: String::new(),
+                    sender_alias: None,
                 })
                 .collect(),
             lease: None,
@@ -149,6 +150,8 @@ pub struct TimelineSummary {
     pub attachment_names: Vec<String>,
     /// Sender authentication, when checked.
     pub authentication: Option<AuthSummary>,
+    /// What the door marked the copy with: `spam`, `unscanned`, `unverified`.
+    pub flags: Vec<String>,
 }
 
 /// SPF, DKIM and DMARC of a received message, as RFC 8601 result words
@@ -168,6 +171,8 @@ pub struct NewDelivery {
     pub rcpt_email: String,
     /// The envelope sender used for delivery (a bounce address under alias_domain).
     pub mail_from: String,
+    /// The alias the copy comes from (its author's), for the rate limits.
+    pub sender_alias: Option<String>,
 }
 
 /// A leased delivery, everything a worker needs to attempt it.
@@ -248,6 +253,17 @@ pub struct TimelineEntry {
     /// The reply given when the message was refused at the door.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Why it was refused, machine-readable (`unauthenticated_store`,
+    /// `spam`, `virus`, `bulk`, `attachment`, `blocked`, `dmarc`,
+    /// `ended_alias`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the door marked an accepted message with: `spam` (rspamd said
+    /// so and the store marks), `unscanned` (the scanner gave no verdict),
+    /// `unverified` (it claimed a participant's address without
+    /// authenticating for it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
     /// Who sent it, as checked on arrival (SPF, DKIM, DMARC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication: Option<AuthSummary>,
@@ -264,6 +280,11 @@ pub struct RefusedEntry {
     pub to: Vec<AliasRef>,
     /// The reply the client got, e.g. "550 5.1.1 …".
     pub reply: String,
+    /// Why (`policy::Reason`).
+    pub reason: String,
+    /// The refused message's subject, masked; empty when refused before
+    /// DATA.
+    pub subject: String,
 }
 
 /// What an order event does to the order's aliases.

@@ -209,6 +209,18 @@ async fn write_rows(
                 .collect::<Vec<Option<i64>>>(),
         )
         .bind(new_ids(attempts.len()))
+        // added since: the door's flags per entry, the sender per delivery
+        .bind(
+            ms.iter()
+                .map(|m| (!m.entry.flags.is_empty()).then(|| json(&m.entry.flags)))
+                .collect::<Vec<Option<String>>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.sender_alias.clone())
+                .collect::<Vec<Option<String>>>(),
+        )
         .fetch_all(&mut *conn)
         .await?;
     Ok(written.into_iter().collect())
@@ -232,14 +244,14 @@ stored AS (
 t AS (
     SELECT * FROM UNNEST($10::text[], $12::text[], $13::text[], $14::int8[], $18::text[],
                          $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-                         $24::text[])
+                         $24::text[], $40::text[])
         AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words,
-             attachment_names, event_id, authentication)),
+             attachment_names, event_id, authentication, flags)),
 entries AS (
     INSERT INTO timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
-        subject, first_words, attachment_names, authentication)
+        subject, first_words, attachment_names, authentication, flags)
     SELECT id, store, order_id, at, id, from_alias, to_aliases, subject, first_words,
-           attachment_names, authentication
+           attachment_names, authentication, flags
     FROM t),
 accepted_events AS (
     INSERT INTO webhook_events (id, store, order_id, entry_id, kind, created_at, state,
@@ -249,12 +261,13 @@ accepted_events AS (
     WHERE s.webhook_url IS NOT NULL),
 queued AS (
     INSERT INTO deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
-        next_attempt_at, created_at, updated_at, lease_owner, lease_until)
+        next_attempt_at, created_at, updated_at, lease_owner, lease_until, sender_alias)
     SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at,
-        lease_owner, lease_until
+        lease_owner, lease_until, sender_alias
     FROM UNNEST($25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::int8[],
-                $31::text[], $32::int8[])
-         AS d(id, message_id, rcpt_alias, rcpt_email, mail_from, at, lease_owner, lease_until)),
+                $31::text[], $32::int8[], $41::text[])
+         AS d(id, message_id, rcpt_alias, rcpt_email, mail_from, at, lease_owner, lease_until,
+              sender_alias)),
 outcome AS (
     SELECT * FROM UNNEST($33::text[], $34::text[], $35::text[], $36::text[], $37::int8[],
                          $38::int8[], $39::text[])

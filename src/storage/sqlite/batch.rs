@@ -214,8 +214,8 @@ impl<'q> Text<'q> {
         self.rows(
             &Part::insert(
                 "timeline_entries (id, store, order_id, at, message_id, from_alias, to_aliases,
-                 subject, first_words, attachment_names, authentication)",
-                11,
+                 subject, first_words, attachment_names, authentication, flags)",
+                12,
                 "",
             ),
             ms.iter(),
@@ -231,7 +231,8 @@ impl<'q> Text<'q> {
                 t.bind(e.subject.as_str())?;
                 t.bind(e.first_words.as_str())?;
                 t.bind(json(&e.attachment_names))?;
-                t.bind(e.authentication.as_ref().map(json))
+                t.bind(e.authentication.as_ref().map(json))?;
+                t.bind((!e.flags.is_empty()).then(|| json(&e.flags)))
             },
         )?;
         self.rows(
@@ -261,10 +262,10 @@ impl<'q> Text<'q> {
             .collect();
         self.rows(
             &Part {
-                row: "(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)".into(),
+                row: "(?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)".into(),
                 ..Part::insert(
                     "deliveries (id, message_id, rcpt_alias, rcpt_email, mail_from, state,
-                     next_attempt_at, created_at, updated_at, lease_owner, lease_until)",
+                     next_attempt_at, created_at, updated_at, lease_owner, lease_until, sender_alias)",
                     0,
                     "",
                 )
@@ -281,7 +282,8 @@ impl<'q> Text<'q> {
                 t.bind(at)?;
                 t.bind(at)?;
                 t.bind(m.lease.as_ref().map(|l| l.owner.as_str()))?;
-                t.bind(m.lease.as_ref().map(|l| to_ms(l.until)))
+                t.bind(m.lease.as_ref().map(|l| to_ms(l.until)))?;
+                t.bind(d.sender_alias.as_deref())
             },
         )
     }

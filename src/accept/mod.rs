@@ -1,24 +1,27 @@
-//! From SMTP transaction to durable queue: checks recipients at RCPT, and after
-//! DATA masks the message once per order and commits it (DESIGN.md section 3).
-//! Knows nothing of sockets; the connection calls it.
+//! From SMTP transaction to durable queue: checks recipients at RCPT, and
+//! after DATA runs the policy stage, masks the message once per order
+//! (`order`) and commits it. Knows nothing of sockets; the connection
+//! calls it.
 
-use std::collections::HashSet;
+mod order;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ulid::Ulid;
 
-use crate::alias::{Aliaser, MaskMode, Participant, Role, TagCheck};
+use crate::alias::{Aliaser, Participant, TagCheck};
 use crate::bounce::Notifier;
-use crate::masking::{self, AliasMap, Masker, Parsed, REPLY_FIELDS};
+use crate::masking::{self, Parsed};
+use crate::policy::stage::{Incoming, OrderInput};
+use crate::policy::{Claim, Reason, Stage, StageResult};
 use crate::queue::Handoff;
-use crate::sender_auth::{Checked, SenderAuth};
+use crate::sender_auth::SenderAuth;
 use crate::smtp::{Envelope, Refusal, Reply, Verdict};
-use crate::storage::{
-    AcceptedMessage, AliasRef, Committer, NewDelivery, RefusedEntry, Storage, TimelineSummary,
-    Write,
-};
+use crate::storage::{AliasRef, Committer, RefusedEntry, Storage, Write};
+
+use order::{group_by_order, CopyOf, OrderRecipients, Participants};
 
 /// RFC 5321 6.3: a message with more trace fields than this is looping.
 pub const MAX_RECEIVED: usize = 50;
@@ -78,6 +81,13 @@ pub enum Recipient {
     Bounce { delivery_id: String },
 }
 
+/// A refusal as the timeline records it.
+struct Refused {
+    reply: String,
+    reason: Reason,
+    subject: String,
+}
+
 /// Who is on the other end of the session, for the Received field.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -94,6 +104,8 @@ pub struct Acceptor {
     notifier: Notifier,
     /// SPF, DKIM and DMARC of incoming mail, when `auth.check` is on.
     sender_auth: Option<SenderAuth>,
+    /// The trust rules between "message read" and "commit".
+    policy: Stage,
     /// This node's queue runner, for fresh mail.
     handoff: Option<Handoff>,
 }
@@ -105,9 +117,11 @@ impl Acceptor {
         aliaser: Aliaser,
         hostname: &str,
         sender_auth: Option<SenderAuth>,
+        policy: Stage,
     ) -> Self {
         Self {
             sender_auth,
+            policy,
             notifier: Notifier::new(storage.clone(), hostname, aliaser.domain()),
             storage,
             committer,
@@ -148,8 +162,13 @@ impl Acceptor {
             }),
             Ok(Some((ended, _))) => {
                 tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
-                let reply = Reply::unknown_alias().to_string();
-                self.record_refusal(std::slice::from_ref(&ended), mail_from, reply)
+                let from = self.participant_of_order(&ended, mail_from).await;
+                let refusal = Refused {
+                    reply: Reply::unknown_alias().to_string(),
+                    reason: Reason::EndedAlias,
+                    subject: String::new(),
+                };
+                self.record_refusal(std::slice::from_ref(&ended), from, &refusal)
                     .await;
                 Verdict::Unknown
             }
@@ -161,18 +180,20 @@ impl Acceptor {
         }
     }
 
-    /// Put mail refused with `reply` on the timeline of the order of `to`
-    /// (recipients of one order).
-    async fn record_refusal(&self, to: &[Participant], mail_from: &str, reply: String) {
-        let order = &to[0];
-        let from = match self
+    /// The participant of `to`'s order whose address is `mail_from`.
+    async fn participant_of_order(&self, to: &Participant, mail_from: &str) -> Option<AliasRef> {
+        let known = self
             .storage
-            .order_participants(&order.store, &order.order)
+            .order_participants(&to.store, &to.order)
             .await
-        {
-            Ok(known) => Participants::new(known).find(mail_from).map(AliasRef::from),
-            Err(_) => None,
-        };
+            .ok()?;
+        Participants::new(known).find(mail_from).map(AliasRef::from)
+    }
+
+    /// Put mail refused on the timeline of the order of `to` (recipients of
+    /// one order).
+    async fn record_refusal(&self, to: &[Participant], from: Option<AliasRef>, refused: &Refused) {
+        let order = &to[0];
         let entry = RefusedEntry {
             id: Ulid::new().to_string(),
             store: order.store.clone(),
@@ -180,10 +201,41 @@ impl Acceptor {
             at: Utc::now(),
             from,
             to: to.iter().map(AliasRef::from).collect(),
-            reply: reply.trim_end().to_string(),
+            reply: refused.reply.trim_end().to_string(),
+            reason: refused.reason.as_str().to_string(),
+            subject: refused.subject.clone(),
         };
         if let Err(e) = self.committer.record_refusal(entry).await {
             tracing::warn!(error = %e, "could not put the refusal on the timeline");
+        }
+    }
+
+    /// A refusal after DATA, on every order's timeline: the sender was
+    /// told for all of them. `claims`, when given, are each order's, as the
+    /// policy stage resolved them (the timeline's `from`).
+    async fn refuse_after_data(
+        &self,
+        groups: &[OrderRecipients],
+        claims: Option<&[Vec<Claim>]>,
+        (body, mail_from): (&[u8], &str),
+        reply: &Reply,
+        reason: Reason,
+    ) {
+        crate::telemetry::policy_refused(reason);
+        for (i, group) in groups.iter().enumerate() {
+            let people = Participants::new(group.participants.as_ref().clone());
+            let from = match claims.and_then(|c| c.get(i)).and_then(|c| c.first()) {
+                Some(claim) => claim.claimed.as_ref().map(AliasRef::from),
+                None => people.find(mail_from).map(AliasRef::from),
+            };
+            let subject =
+                masking::summarize(body, &people.alias_map(), self.aliaser.domain()).subject;
+            let refused = Refused {
+                reply: reply.to_string(),
+                reason,
+                subject,
+            };
+            self.record_refusal(&group.recipients, from, &refused).await;
         }
     }
 
@@ -235,17 +287,67 @@ impl Acceptor {
             ),
             _ => None,
         };
+        let groups = group_by_order(aliases);
         if let Some(domain) = auth.as_ref().and_then(|a| a.reject.as_deref()) {
             tracing::info!(queue_id = %queue_id, dmarc_domain = %domain, "refused by the sender domain's DMARC policy");
-            for group in group_by_order(aliases) {
-                let reply = Reply::dmarc_reject().to_string();
-                self.record_refusal(&group.recipients, &env.mail_from, reply)
-                    .await;
-            }
+            let reply = Reply::dmarc_reject();
+            self.refuse_after_data(
+                &groups,
+                None,
+                (&env.body, &env.mail_from),
+                &reply,
+                Reason::Dmarc,
+            )
+            .await;
             return Err(Refusal::DmarcReject);
         }
+        let admitted = if groups.is_empty() {
+            Vec::new()
+        } else {
+            let orders: Vec<OrderInput<'_>> = groups
+                .iter()
+                .map(|g| OrderInput {
+                    recipients: &g.recipients,
+                    participants: &g.participants,
+                })
+                .collect();
+            let incoming = Incoming {
+                raw: &env.body,
+                header: &parsed,
+                ip: peer.ip,
+                helo: &env.helo,
+                mail_from: &env.mail_from,
+                queue_id: &queue_id,
+                evidence: auth.as_ref().map(|a| &a.evidence),
+            };
+            match self.policy.run(&incoming, &orders).await {
+                StageResult::Accept(admitted) => admitted,
+                StageResult::Refuse {
+                    reply,
+                    reason,
+                    claims,
+                } => {
+                    tracing::info!(queue_id = %queue_id, reason = reason.as_str(), reply = %reply.to_string().trim_end(), "refused by policy");
+                    self.refuse_after_data(
+                        &groups,
+                        Some(&claims),
+                        (&env.body, &env.mail_from),
+                        &reply,
+                        reason,
+                    )
+                    .await;
+                    return Err(Refusal::Policy(reply));
+                }
+                StageResult::Later { reply, reason } => {
+                    tracing::info!(queue_id = %queue_id, reason = reason.as_str(), reply = %reply.to_string().trim_end(), "deferred by policy");
+                    crate::telemetry::policy_refused(reason);
+                    return Err(Refusal::Policy(reply));
+                }
+                StageResult::Unavailable => return Err(Refusal::StorageUnavailable),
+            }
+        };
         let mut messages = Vec::new();
-        for (i, group) in group_by_order(aliases).into_iter().enumerate() {
+        for (i, (group, admitted)) in groups.into_iter().zip(admitted).enumerate() {
             // The first order's copy carries the queue id, so a single-order
             // message has one id everywhere.
             let id = if i == 0 {
@@ -253,20 +355,16 @@ impl Acceptor {
             } else {
                 Ulid::new().to_string()
             };
-            let message = self
-                .for_order(
-                    &id,
-                    &queue_id,
-                    &env.helo,
-                    &env.mail_from,
-                    &parsed,
-                    group,
-                    peer,
-                    auth.as_ref(),
-                    now,
-                )
-                .await?;
-            messages.push(message);
+            let copy = CopyOf {
+                id: &id,
+                queue_id: &queue_id,
+                helo: &env.helo,
+                mail_from: &env.mail_from,
+                peer,
+                auth: auth.as_ref(),
+                now,
+            };
+            messages.push(self.for_order(&copy, &parsed, group, admitted)?);
         }
         let count = messages.len();
         let deliveries = messages.iter().map(|m| m.deliveries.len()).sum();
@@ -302,235 +400,6 @@ impl Acceptor {
                 Err(Refusal::StorageUnavailable)
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn for_order(
-        &self,
-        id: &str,
-        queue_id: &str,
-        helo: &str,
-        mail_from: &str,
-        parsed: &Parsed<'_>,
-        group: OrderRecipients,
-        peer: &Peer,
-        auth: Option<&Checked>,
-        now: DateTime<Utc>,
-    ) -> Result<AcceptedMessage, Refusal> {
-        let OrderRecipients {
-            recipients,
-            participants,
-        } = group;
-        let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
-        let mut people = Participants::new(participants.as_ref().clone());
-
-        // Whoever wrote the message, and whoever its replies, receipts and
-        // bounces go to, becomes a contact if not yet a participant, so
-        // that all of those come back through the relay.
-        let mut senders = masking::addresses(&parsed.fields, REPLY_FIELDS);
-        if senders.is_empty() && !mail_from.is_empty() {
-            senders.push(masking::canonical(mail_from));
-        }
-        let mut new_participants = Vec::new();
-        for email in &senders {
-            if people.find(email).is_some() || !self.can_be_participant(email) {
-                continue;
-            }
-            if new_participants.len() == MAX_NEW_CONTACTS {
-                tracing::info!(order = %order, "more reply addresses than contacts a message may add");
-                break;
-            }
-            match self.aliaser.participant(
-                &store,
-                &order,
-                Role::Contact,
-                email,
-                MaskMode::Hard,
-                now,
-            ) {
-                Ok(p) => {
-                    tracing::info!(alias = %p.alias, order = %order, "new contact");
-                    people.add(p.clone());
-                    new_participants.push(p);
-                }
-                Err(e) => tracing::debug!(error = %e, "sender cannot become a contact"),
-            }
-        }
-
-        let aliases = people.alias_map();
-        let for_rcpt = (recipients.len() == 1).then(|| recipients[0].alias.as_str());
-        let mut trace = self.received_field(helo, peer, queue_id, for_rcpt, now);
-        if let Some(a) = auth {
-            trace.push_str(&a.field);
-        }
-        let masked_id = |id: &str| self.masked_message_id(id);
-        let masker = Masker {
-            aliases: &aliases,
-            masked_id: &masked_id,
-            authserv_id: &self.hostname,
-        };
-        let masked = masking::mask(parsed, &masker, trace.as_bytes());
-        crate::telemetry::header_masking(&masked.report);
-        let content = masked.content;
-        let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
-
-        // The timeline names the author: From's first address, else Sender's,
-        // else the envelope sender.
-        let author = ["from", "sender"]
-            .iter()
-            .find_map(|name| {
-                masking::addresses(&parsed.fields, &[name])
-                    .into_iter()
-                    .next()
-            })
-            .or_else(|| (!mail_from.is_empty()).then(|| masking::canonical(mail_from)));
-        let from = author
-            .as_deref()
-            .and_then(|s| people.find(s))
-            .map(AliasRef::from);
-        let mut seen = HashSet::new();
-        let recipients: Vec<Participant> = recipients
-            .into_iter()
-            .filter(|r| seen.insert(r.key()))
-            .collect();
-        // Each delivery's envelope sender is its own signed bounce address;
-        // mail from the null sender goes on from the null sender, so a
-        // bounce is never answered by another.
-        let bounce_for = |delivery_id: &str| {
-            if mail_from.is_empty() {
-                String::new()
-            } else {
-                self.aliaser.bounce_address(delivery_id, now)
-            }
-        };
-        Ok(AcceptedMessage {
-            id: id.to_string(),
-            queue_id: queue_id.to_string(),
-            store,
-            order,
-            received_at: now,
-            return_path: mail_from.to_string(),
-            content: content.into(),
-            new_participants,
-            entry: TimelineSummary {
-                from,
-                to: recipients.iter().map(AliasRef::from).collect(),
-                subject: summary.subject,
-                first_words: summary.first_words,
-                attachment_names: summary.attachment_names,
-                authentication: auth.map(|a| a.summary.clone()),
-            },
-            deliveries: recipients
-                .iter()
-                .map(|r| {
-                    let id = Ulid::new().to_string();
-                    NewDelivery {
-                        mail_from: bounce_for(&id),
-                        id,
-                        rcpt_alias: r.alias.clone(),
-                        rcpt_email: r.email.clone(),
-                    }
-                })
-                .collect(),
-            lease: None,
-        })
-    }
-
-    /// A message id for `id`, which holds a participant's address: a keyed
-    /// hash of the id under the alias domain, the same on every node.
-    fn masked_message_id(&self, id: &str) -> String {
-        let hash = self.aliaser.sign("ct-message-id-v1", &[id]);
-        format!("m.{}@{}", &hash[..32], self.aliaser.domain())
-    }
-
-    fn can_be_participant(&self, email: &str) -> bool {
-        match email.rsplit_once('@') {
-            Some((_, domain)) => !self.aliaser.is_alias_domain(domain),
-            None => false,
-        }
-    }
-
-    /// RFC 5321 trace field. Names the alias, never a real address.
-    fn received_field(
-        &self,
-        helo: &str,
-        peer: &Peer,
-        queue_id: &str,
-        rcpt: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> String {
-        let helo: String = helo
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(255)
-            .collect();
-        let for_part = rcpt.map(|a| format!("\r\n\tfor <{a}>")).unwrap_or_default();
-        // RFC 3848: ESMTPS when the message came over TLS.
-        let protocol = if peer.tls { "ESMTPS" } else { "ESMTP" };
-        format!(
-            "Received: from {helo} ([{}])\r\n\tby {} (ct-relay) with {protocol} id {queue_id}{for_part};\r\n\t{}\r\n",
-            peer.ip,
-            self.hostname,
-            now.to_rfc2822()
-        )
-    }
-}
-
-/// The recipients of one order, with the order's participants as read at
-/// RCPT.
-struct OrderRecipients {
-    recipients: Vec<Participant>,
-    participants: Arc<Vec<Participant>>,
-}
-
-/// Recipients grouped by (store, order), in the order first seen.
-fn group_by_order(recipients: Vec<(Participant, Arc<Vec<Participant>>)>) -> Vec<OrderRecipients> {
-    let mut groups: Vec<OrderRecipients> = Vec::new();
-    for (r, participants) in recipients {
-        match groups.iter_mut().find(|g| g.recipients[0].same_order(&r)) {
-            Some(g) => g.recipients.push(r),
-            None => groups.push(OrderRecipients {
-                recipients: vec![r],
-                participants,
-            }),
-        }
-    }
-    groups
-}
-
-/// An order's participants, looked up by real address.
-struct Participants {
-    all: Vec<Participant>,
-}
-
-impl Participants {
-    fn new(all: Vec<Participant>) -> Self {
-        Self { all }
-    }
-
-    fn add(&mut self, p: Participant) {
-        self.all.push(p);
-    }
-
-    /// The alias that stands for `email`: an active one if any, the newest first.
-    fn find(&self, email: &str) -> Option<&Participant> {
-        let now = Utc::now();
-        self.all
-            .iter()
-            .filter(|p| masking::canonical(&p.email) == masking::canonical(email))
-            .max_by_key(|p| (p.is_active(now), p.created_at, p.mode == MaskMode::Hard))
-    }
-
-    /// Every known real address of the order, expired ones too: an alias that
-    /// no longer works is still better than a leaked address.
-    fn alias_map(&self) -> AliasMap {
-        let mut map = AliasMap::new();
-        for p in &self.all {
-            if let Some(best) = self.find(&p.email) {
-                map.insert(&p.email, &best.alias);
-            }
-        }
-        map
     }
 }
 

@@ -1,0 +1,118 @@
+//! Senders blocked for an order: `POST /v1/orders/{order}/blocks`,
+//! `DELETE /v1/orders/{order}/blocks/{sender}`, and the list. The sender is
+//! named by its alias or by its address; answers name aliases only.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::routes::order_store;
+use super::types::*;
+use super::ApiState;
+use crate::alias::{validate_id, Participant};
+use crate::policy::blocks::{self, BlockError};
+use crate::storage::AliasRef;
+
+impl From<BlockError> for ApiError {
+    fn from(e: BlockError) -> Self {
+        match e {
+            BlockError::NoSuchOrder | BlockError::NotInOrder => ApiError::not_found(e.to_string()),
+            BlockError::BadSender => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            BlockError::Storage(e) => e.into(),
+        }
+    }
+}
+
+fn answer(store: String, order: String, senders: Vec<Participant>) -> Json<Blocks> {
+    Json(Blocks {
+        store,
+        order,
+        senders: senders.iter().map(AliasRef::from).collect(),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BlocksQuery {
+    /// Needed when several stores have this order id (token not limited to one store).
+    #[serde(default)]
+    store: Option<String>,
+}
+
+/// The order's blocked senders.
+#[utoipa::path(get, path = "/v1/orders/{order}/blocks", params(("order" = String, Path), BlocksQuery),
+    responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn list_blocks(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    query: Result<Query<BlocksQuery>, QueryRejection>,
+) -> Result<Json<Blocks>, ApiError> {
+    let Query(q) = query?;
+    let store = order_store(&state, &caller, q.store, &order).await?;
+    let senders = blocks::blocked(state.storage.as_ref(), &store, &order).await?;
+    Ok(answer(store, order, senders))
+}
+
+/// Block a sender for the order: its mail to the order's aliases is
+/// refused with `550 5.7.1` and shows on the timeline as `blocked`. By
+/// address, every participant with it is blocked, and an address that is
+/// no participant yet becomes a blocked contact. Idempotent.
+#[utoipa::path(post, path = "/v1/orders/{order}/blocks", params(("order" = String, Path)),
+    request_body = BlockRequest,
+    responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn block_sender(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    body: Result<Json<BlockRequest>, JsonRejection>,
+) -> Result<Json<Blocks>, ApiError> {
+    let Json(req) = body?;
+    validate_id(&req.store, "store id")?;
+    caller.allow(&req.store)?;
+    let senders = blocks::block(
+        state.storage.as_ref(),
+        &state.aliaser,
+        (&req.store, &order),
+        &req.sender,
+        Utc::now(),
+    )
+    .await?;
+    Ok(answer(req.store, order, senders))
+}
+
+/// Lift a block: the sender's mail is taken again.
+#[utoipa::path(delete, path = "/v1/orders/{order}/blocks/{sender}",
+    params(("order" = String, Path), ("sender" = String, Path, description = "The sender's alias or address."), BlocksQuery),
+    responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn unblock_sender(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((order, sender)): Path<(String, String)>,
+    query: Result<Query<BlocksQuery>, QueryRejection>,
+) -> Result<Json<Blocks>, ApiError> {
+    let Query(q) = query?;
+    let store = order_store(&state, &caller, q.store, &order).await?;
+    let senders = blocks::unblock(
+        state.storage.as_ref(),
+        &state.aliaser,
+        (&store, &order),
+        &sender,
+        Utc::now(),
+    )
+    .await?;
+    Ok(answer(store, order, senders))
+}

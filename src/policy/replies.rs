@@ -1,0 +1,144 @@
+//! The replies of the trust rules (README, "Trust at the door"). None
+//! names an address; the attachment reply names the file.
+
+use super::AttachmentProblem;
+use crate::smtp::Reply;
+
+pub fn unauthenticated_store() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "Message claims to come from the store but is not authenticated (no SPF or DKIM pass aligned with its From domain)",
+    )
+}
+
+pub fn auth_undecided() -> Reply {
+    Reply::new(
+        451,
+        "4.7.0",
+        "Sender authentication could not be checked (DNS), try again later",
+    )
+}
+
+pub fn spam() -> Reply {
+    Reply::new(550, "5.7.1", "Message refused as spam")
+}
+
+pub fn virus(name: &str) -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        format!("Message contains malware ({})", printable(name)),
+    )
+}
+
+pub fn greylisted() -> Reply {
+    Reply::new(451, "4.7.1", "Greylisted, try again later")
+}
+
+pub fn scan_failed() -> Reply {
+    Reply::new(
+        451,
+        "4.7.0",
+        "Message could not be scanned, try again later",
+    )
+}
+
+pub fn bulk() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "Order aliases take no bulk, list or marketing mail",
+    )
+}
+
+pub fn rate_limited() -> Reply {
+    Reply::new(
+        450,
+        "4.7.1",
+        "Too much mail to this address for now, try again later",
+    )
+}
+
+pub fn blocked() -> Reply {
+    Reply::new(550, "5.7.1", "Sender blocked for this order")
+}
+
+pub fn attachment(problem: &AttachmentProblem) -> Reply {
+    let shown = |name: &str, kind: &str| {
+        if name.is_empty() {
+            format!("An attachment of type {}", printable(kind))
+        } else {
+            format!("Attachment \"{}\"", printable(name))
+        }
+    };
+    match problem {
+        AttachmentProblem::Refused { name, kind } => Reply::new(
+            550,
+            "5.7.1",
+            format!(
+                "{} is of a type this store does not accept ({})",
+                shown(name, kind),
+                printable(kind)
+            ),
+        ),
+        AttachmentProblem::Unreadable { name } => Reply::new(
+            550,
+            "5.7.1",
+            format!(
+                "{} cannot be checked (a broken, encrypted or too deeply nested archive)",
+                shown(name, "archive")
+            ),
+        ),
+        AttachmentProblem::TooMany { count, max } => Reply::new(
+            552,
+            "5.3.4",
+            format!("Too many attachments ({count}; this store takes at most {max})"),
+        ),
+        AttachmentProblem::TooBig { bytes, max } => Reply::new(
+            552,
+            "5.3.4",
+            format!("Attachments too large ({bytes} bytes; this store takes at most {max})"),
+        ),
+    }
+}
+
+/// Text fit for a reply line: printable ASCII (anything else as `?`),
+/// without quotes, bounded.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"')
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(80)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attachment_reply_names_the_file_in_printable_ascii() {
+        let r = attachment(&AttachmentProblem::Refused {
+            name: "fatura\u{e7}\"\r\n.pdf.exe".into(),
+            kind: "exe".into(),
+        });
+        assert_eq!(
+            r.to_string(),
+            "550 5.7.1 Attachment \"fatura???.pdf.exe\" is of a type this store does not accept (exe)\r\n"
+        );
+        let r = attachment(&AttachmentProblem::Refused {
+            name: String::new(),
+            kind: "application/x-msdownload".into(),
+        });
+        assert!(r
+            .to_string()
+            .starts_with("550 5.7.1 An attachment of type application/x-msdownload is"));
+    }
+}

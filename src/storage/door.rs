@@ -1,0 +1,133 @@
+//! What the policy stage reads and the block endpoints write: each store's
+//! policy (stored as one JSON value; a store never configured has the
+//! defaults), recent mail per recipient alias for the rate limits, and
+//! senders blocked for an order (a participant with `blocked_at` set).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::Result;
+use crate::policy::StorePolicy;
+
+/// Mail an alias took since some time: from everyone, and from one sender
+/// (by the alias its mail went out under).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecentMail {
+    pub total: u32,
+    pub from_sender: u32,
+}
+
+#[async_trait]
+pub trait DoorStore: Send + Sync {
+    /// The store's policy; the defaults for a store never configured.
+    async fn store_policy(&self, store: &str) -> Result<StorePolicy>;
+    /// Deliveries to `rcpt_alias` created since `since`, counted up to
+    /// `cap` (past it the count is `cap`): in all, and those whose copy
+    /// came from `sender_alias`.
+    async fn recent_mail(
+        &self,
+        rcpt_alias: &str,
+        sender_alias: Option<&str>,
+        since: DateTime<Utc>,
+        cap: u32,
+    ) -> Result<RecentMail>;
+    /// Block (or unblock) the participants with these aliases as senders;
+    /// returns how many changed.
+    async fn set_blocked(
+        &self,
+        aliases: &[String],
+        blocked: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+}
+
+/// `impl DoorStore for $storage`, in SQL both backends accept.
+macro_rules! impl_door {
+    ($storage:ident, $db:ty $(,)?) => {
+        const _: () = {
+            use chrono::{DateTime, Utc};
+
+            use $crate::policy::StorePolicy;
+            use $crate::storage::door::{DoorStore, RecentMail};
+            use $crate::storage::rows::{to_ms, Columns};
+            use $crate::storage::{Result, StorageError};
+
+            #[async_trait::async_trait]
+            impl DoorStore for $storage {
+                async fn store_policy(&self, store: &str) -> Result<StorePolicy> {
+                    let row = sqlx::query("SELECT policy FROM stores WHERE store = $1")
+                        .bind(store)
+                        .fetch_optional(&mut *self.reader().await?)
+                        .await?;
+                    match row.as_ref().map(|r| r.opt_text("policy")).transpose()?.flatten() {
+                        Some(json) => serde_json::from_str(&json).map_err(|e| {
+                            StorageError::Corrupt(format!("store {store}: policy: {e}"))
+                        }),
+                        None => Ok(StorePolicy::default()),
+                    }
+                }
+
+                async fn recent_mail(
+                    &self,
+                    rcpt_alias: &str,
+                    sender_alias: Option<&str>,
+                    since: DateTime<Utc>,
+                    cap: u32,
+                ) -> Result<RecentMail> {
+                    // Read at most `cap` rows through the (rcpt_alias,
+                    // created_at) index: the cost stays bounded by the
+                    // limit however much mail the alias has had.
+                    let rows = sqlx::query(
+                        "SELECT sender_alias FROM deliveries
+                         WHERE rcpt_alias = $1 AND created_at >= $2 LIMIT $3",
+                    )
+                    .bind(rcpt_alias)
+                    .bind(to_ms(since))
+                    .bind(i64::from(cap))
+                    .fetch_all(&mut *self.reader().await?)
+                    .await?;
+                    let mut recent = RecentMail {
+                        total: rows.len() as u32,
+                        from_sender: 0,
+                    };
+                    if let Some(sender) = sender_alias {
+                        for r in &rows {
+                            if r.opt_text("sender_alias")?.as_deref() == Some(sender) {
+                                recent.from_sender += 1;
+                            }
+                        }
+                    }
+                    Ok(recent)
+                }
+
+                async fn set_blocked(
+                    &self,
+                    aliases: &[String],
+                    blocked: bool,
+                    now: DateTime<Utc>,
+                ) -> Result<u64> {
+                    let mut writer = self.writer().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+                    let mut changed = 0;
+                    for alias in aliases {
+                        let done = sqlx::query(
+                            "UPDATE participants
+                             SET blocked_at = CASE WHEN $1 THEN COALESCE(blocked_at, $2) ELSE NULL END
+                             WHERE alias_key = $3 AND (blocked_at IS NULL) = $1",
+                        )
+                        .bind(blocked)
+                        .bind(to_ms(now))
+                        .bind(alias.to_lowercase())
+                        .execute(&mut *tx)
+                        .await?;
+                        changed += done.rows_affected();
+                    }
+                    tx.commit().await?;
+                    Ok(changed)
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_door;
