@@ -38,6 +38,7 @@ async fn two_nodes_share_the_queue_and_survive_one_being_killed() {
     // A slow next hop keeps deliveries in flight when the node dies.
     sink.set_delay(Duration::from_secs(1));
     let mut a = Relay::with_smarthost(Backend::Postgres, sink.addr);
+    a.without_rate_limits();
     let mut b = a.another_node();
     let alias = a.create_alias("acme", "c-1", "customer", "buyer@example.net");
     a.start().await;

@@ -24,6 +24,7 @@ fn set_webhook(url: &str, secret: Option<&str>) -> StoreUpdate {
             secret: secret.map(String::from),
             new_secret: "whsec_fresh".into(),
         },
+        policy: None,
     }
 }
 
@@ -105,6 +106,8 @@ async fn webhook_outbox_follows_the_timeline(backend: Backend) {
         from: None,
         to: vec![AliasRef::from(&to)],
         reply: "550 5.1.1 no such alias".into(),
+        reason: "ended_alias".into(),
+        subject: String::new(),
     };
     db.apply(&[Write::Refusal(refusal)]).await.unwrap();
     let kinds: Vec<_> = events(db.clone(), Utc::now())
@@ -145,6 +148,7 @@ async fn webhook_outbox_follows_the_timeline(backend: Backend) {
     let removed = StoreUpdate {
         mask_mode: Some(MaskMode::Soft),
         webhook: WebhookChange::Remove,
+        policy: None,
     };
     let config = db.update_store("acme", &removed, now).await.unwrap();
     assert_eq!((config.mask_mode, config.webhook), (MaskMode::Soft, None));

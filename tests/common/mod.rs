@@ -226,6 +226,22 @@ poll_interval = "100ms"
         std::fs::write(&self.config, text.replace(from, to)).unwrap();
     }
 
+    /// Add lines to the end of the config file (a section of its own).
+    pub fn append_config(&self, text: &str) {
+        let mut config = std::fs::read_to_string(&self.config).unwrap();
+        config.push_str(text);
+        std::fs::write(&self.config, config).unwrap();
+    }
+
+    /// No rate limits (`[policy]` all 0): for tests that load one alias
+    /// with more mail than a buyer's alias takes in an hour.
+    pub fn without_rate_limits(&self) {
+        self.append_config(
+            "\n[policy]\nper_sender_and_alias_per_hour = 0\nper_alias_per_hour = 0\n\
+             privileged_per_sender_and_alias_per_hour = 0\nprivileged_per_alias_per_hour = 0\n",
+        );
+    }
+
     /// Set an environment override for every later command and start.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));

@@ -58,12 +58,14 @@ pub fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> Ac
             first_words: "body".into(),
             attachment_names: vec!["a.pdf".into()],
             authentication: None,
+            flags: Vec::new(),
         },
         deliveries: vec![NewDelivery {
             id: format!("{id}-d"),
             rcpt_alias: to.alias.clone(),
             rcpt_email: to.email.clone(),
             mail_from: format!("bounce-{id}@ct.test"),
+            sender_alias: None,
         }],
         lease: None,
     }
