@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod http;
 pub mod postfix;
 pub mod proxy;
+pub mod scanners;
 pub mod sink;
 pub mod storage;
 
