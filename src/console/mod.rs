@@ -1,10 +1,13 @@
 //! The store console: server-rendered pages (askama) under `/console` on
 //! the API's listener, for shop operators and ops. Login with an API token
-//! (a signed session cookie, see `session`), the store's mask setting, an
-//! order's conversation, a message's masked copy, and the delivery queue.
-//! No JavaScript and no external assets; every form carries a CSRF token.
+//! (a signed session cookie, see `session`), the store's mask setting and
+//! policy, an order's conversation and its blocked senders, a message's
+//! masked copy, and the delivery queue. No JavaScript and no external
+//! assets; every form carries a CSRF token.
 
+mod blocks;
 mod orders;
+mod policy;
 mod queue;
 mod session;
 mod settings;
@@ -43,7 +46,9 @@ pub fn router() -> Router<ApiState> {
             "/console/settings",
             get(settings::settings_page).post(settings::save_settings),
         )
+        .route("/console/settings/policy", post(policy::save_policy))
         .route("/console/orders", get(orders::orders_page))
+        .route("/console/orders/{order}/blocks", post(blocks::change_block))
         .route("/console/messages/{id}", get(orders::message_page))
         .route("/console/queue", get(queue::queue_page))
         .route("/console/queue/{id}/retry", post(queue::retry))

@@ -31,7 +31,17 @@ struct OrdersPage {
 struct Conversation {
     store: String,
     order: String,
+    csrf: String,
     entries: Vec<Entry>,
+    participants: Vec<Member>,
+}
+
+/// A participant as the page shows it: alias, role, whether blocked.
+struct Member {
+    alias: String,
+    role: &'static str,
+    blocked: bool,
+    active: bool,
 }
 
 /// A timeline entry as the page shows it: aliases with roles, never a
@@ -46,6 +56,8 @@ struct Entry {
     first_words: String,
     attachments: Vec<String>,
     refused: Option<String>,
+    reason: Option<String>,
+    flags: Vec<String>,
     deliveries: Vec<Delivery>,
 }
 
@@ -82,6 +94,8 @@ impl From<TimelineEntry> for Entry {
             first_words: e.first_words,
             attachments: e.attachment_names,
             refused: e.refused,
+            reason: e.reason,
+            flags: e.flags,
             deliveries: e
                 .deliveries
                 .into_iter()
@@ -159,21 +173,30 @@ pub async fn orders_page(
         .timeline(&store, &order)
         .await
         .map_err(unavailable)?;
-    if entries.is_empty()
-        && state
-            .storage
-            .order_participants(&store, &order)
-            .await
-            .map_err(unavailable)?
-            .is_empty()
-    {
+    let participants = state
+        .storage
+        .order_participants(&store, &order)
+        .await
+        .map_err(unavailable)?;
+    if entries.is_empty() && participants.is_empty() {
         view.problem = Some(format!("No order {order} in store {store}."));
         return Ok(page(StatusCode::NOT_FOUND, &view));
     }
+    let now = chrono::Utc::now();
     view.conversation = Some(Conversation {
         store,
         order,
+        csrf: session.csrf.clone(),
         entries: entries.into_iter().map(Entry::from).collect(),
+        participants: participants
+            .iter()
+            .map(|p| Member {
+                alias: p.alias.clone(),
+                role: p.role.as_str(),
+                blocked: p.blocked,
+                active: p.is_active(now),
+            })
+            .collect(),
     });
     Ok(page(StatusCode::OK, &view))
 }

@@ -1,4 +1,5 @@
-//! Logging in and out, and the store's mask setting.
+//! Logging in and out, and the store's settings page (the mask setting
+//! here, the policy form in `policy`).
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -8,6 +9,7 @@ use axum::Form;
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::policy::PolicyView;
 use super::session::{self, Session, LIFETIME, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{page, see_other, valid_id, ConsoleError, Nav};
 use crate::alias::{MaskMode, Role};
@@ -126,8 +128,10 @@ struct SettingsPage {
     store: String,
     mode: &'static str,
     saved: bool,
+    saved_policy: bool,
     hard_example: String,
     soft_example: String,
+    policy: PolicyView,
 }
 
 #[derive(Deserialize)]
@@ -175,9 +179,9 @@ pub async fn settings_page(
             },
         ));
     };
-    let mode = state
+    let config = state
         .storage
-        .store_mode(&store)
+        .store_config(&store)
         .await
         .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
     let example = |mode| {
@@ -203,8 +207,10 @@ pub async fn settings_page(
             hard_example: example(MaskMode::Hard),
             soft_example: example(MaskMode::Soft),
             store,
-            mode: mode.as_str(),
-            saved: q.saved.is_some(),
+            mode: config.mask_mode.as_str(),
+            saved: q.saved.as_deref().is_some_and(|s| s != "policy"),
+            saved_policy: q.saved.as_deref() == Some("policy"),
+            policy: PolicyView::from(&config.policy),
         },
     ))
 }

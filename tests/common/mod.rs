@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod scanners;
 pub mod sink;
 pub mod storage;
+pub mod visitor;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
