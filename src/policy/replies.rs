@@ -103,10 +103,12 @@ pub fn attachment(problem: &AttachmentProblem) -> Reply {
     }
 }
 
-/// Text fit for a reply line: printable ASCII (anything else as `?`),
-/// without quotes, bounded.
+/// Text fit for a reply line, which also goes onto the timeline: printable
+/// ASCII (anything else as `?`), without quotes, bounded, and with any
+/// address in it (a file named after someone) as `[address]`.
 fn printable(text: &str) -> String {
-    text.chars()
+    let shown: String = text
+        .chars()
         .filter(|c| *c != '"')
         .map(|c| {
             if c.is_ascii_graphic() || c == ' ' {
@@ -116,7 +118,26 @@ fn printable(text: &str) -> String {
             }
         })
         .take(80)
-        .collect()
+        .collect();
+    hide_addresses(&shown)
+}
+
+fn hide_addresses(text: &str) -> String {
+    let local = |c: char| c.is_ascii_alphanumeric() || "._%+-=!#$&'*/?^`{|}~".contains(c);
+    let domain = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let start = rest[..at].rfind(|c: char| !local(c)).map_or(0, |i| i + 1);
+        let end = rest[at + 1..]
+            .find(|c: char| !domain(c))
+            .map_or(rest.len(), |i| at + 1 + i);
+        out.push_str(&rest[..start]);
+        out.push_str("[address]");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -140,5 +161,18 @@ mod tests {
         assert!(r
             .to_string()
             .starts_with("550 5.7.1 An attachment of type application/x-msdownload is"));
+    }
+
+    #[test]
+    fn an_address_in_a_file_name_is_not_repeated() {
+        let r = attachment(&AttachmentProblem::Refused {
+            name: "invoice for buyer@example.com.exe".into(),
+            kind: "exe".into(),
+        });
+        assert_eq!(
+            r.to_string(),
+            "550 5.7.1 Attachment \"invoice for [address]\" is of a type this store does not accept (exe)\r\n"
+        );
+        assert!(!hide_addresses("@@a@b x@ \"q\"@d").contains('@'));
     }
 }

@@ -129,46 +129,53 @@ impl Scanner {
 
     /// rspamd's answer, read.
     fn read(&self, body: &[u8]) -> ScanOutcome {
-        let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
-            return ScanOutcome::Failed("an answer that is not rspamd's".into());
+        read_answer(body, &self.virus_symbols, &self.failure_symbols)
+    }
+}
+
+/// What an rspamd `/checkv2` answer says: malware when a symbol of
+/// `virus_symbols` is in it, no verdict when one of `failure_symbols` is or
+/// the answer makes no sense, else rspamd's action.
+pub fn read_answer(
+    body: &[u8],
+    virus_symbols: &[String],
+    failure_symbols: &[String],
+) -> ScanOutcome {
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        return ScanOutcome::Failed("an answer that is not rspamd's".into());
+    };
+    if let Some((name, symbol)) = answer
+        .symbols
+        .iter()
+        .find(|(name, _)| virus_symbols.contains(name))
+    {
+        let found = symbol
+            .options
+            .first()
+            .cloned()
+            .unwrap_or_else(|| name.clone());
+        return ScanOutcome::Virus {
+            name: found
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(100)
+                .collect(),
         };
-        if let Some((name, symbol)) = answer
-            .symbols
-            .iter()
-            .find(|(name, _)| self.virus_symbols.contains(name))
-        {
-            let found = symbol
-                .options
-                .first()
-                .cloned()
-                .unwrap_or_else(|| name.clone());
-            return ScanOutcome::Virus {
-                name: found
-                    .chars()
-                    .filter(|c| c.is_ascii_graphic())
-                    .take(100)
-                    .collect(),
-            };
-        }
-        if answer
-            .symbols
-            .keys()
-            .any(|n| self.failure_symbols.contains(n))
-        {
-            return ScanOutcome::Failed("the antivirus could not scan".into());
-        }
-        match answer.action.as_str() {
-            "no action" => ScanOutcome::Clean,
-            "add header" | "rewrite subject" => ScanOutcome::Spam {
-                score: answer.score,
-                required: answer.required_score,
-            },
-            "reject" => ScanOutcome::Reject {
-                score: answer.score,
-            },
-            "soft reject" | "greylist" => ScanOutcome::Later,
-            _ => ScanOutcome::Failed("an action rspamd does not have".into()),
-        }
+    }
+    if answer.symbols.keys().any(|n| failure_symbols.contains(n)) {
+        return ScanOutcome::Failed("the antivirus could not scan".into());
+    }
+    match answer.action.as_str() {
+        "no action" => ScanOutcome::Clean,
+        "add header" | "rewrite subject" => ScanOutcome::Spam {
+            score: answer.score,
+            required: answer.required_score,
+        },
+        "reject" => ScanOutcome::Reject {
+            score: answer.score,
+        },
+        "soft reject" | "greylist" => ScanOutcome::Later,
+        _ => ScanOutcome::Failed("an action rspamd does not have".into()),
     }
 }
 
