@@ -9,7 +9,13 @@ messages of SIZE bytes, several per session), goes to:
   ct-relay  smtp-source -> ct-relay -> smtp-sink            (fsync on)
 
 and each rate is measured from the first connection to the moment the sink has
-counted every message ("delivered"). The three take turns for ROUNDS rounds (rates on a shared VM
+counted every message ("delivered"). With --rspamd, two more take their
+turns, both scanning every message with one rspamd (its normal worker, one
+process, and its milter proxy; started here with the tests' configuration):
+
+  postfix_rspamd   smtp-source -> Postfix + rspamd milter -> smtp-sink
+  ct_relay_rspamd  smtp-source -> ct-relay (scan.rspamd_url) -> smtp-sink
+ The three take turns for ROUNDS rounds (rates on a shared VM
 drift from one minute to the next: Postfix's alone moved between 300 and 490
 msg/s here), each ct-relay round on a fresh database directory (SQLite) or
 the same database (PostgreSQL). Prints one JSON line per storage backend:
@@ -116,9 +122,10 @@ def send(args, port, to, sink):
 MASTER_CF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../scripts/postfix/master.cf")
 
 
-def run_postfix(args, sink):
+def run_postfix(args, sink, milter=None):
     """Postfix as an alias relay: virtual_alias_maps maps the alias to the
-    real address, relayhost is the sink. Its queue fsyncs, as always."""
+    real address, relayhost is the sink. Its queue fsyncs, as always.
+    `milter`: rspamd's milter address, asked about every message."""
     with tempfile.TemporaryDirectory(prefix="ct-bench-postfix-") as root:
         os.chmod(root, 0o755)
         for sub in ("etc", "queue", "data"):
@@ -145,6 +152,8 @@ smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
 biff = no
 """
+        if milter:
+            main_cf += f"smtpd_milters = inet:{milter}\nmilter_default_action = tempfail\nmilter_protocol = 6\n"
         with open(os.path.join(root, "etc/main.cf"), "w") as f:
             f.write(main_cf)
         with open(os.path.join(root, "etc/master.cf"), "w") as f:
@@ -160,9 +169,10 @@ biff = no
             time.sleep(1)
 
 
-def run_relay(args, sink, storage_url, load=None):
+def run_relay(args, sink, storage_url, load=None, rspamd_url=None):
     """ct-relay delivering to `sink`; `load(args, port, alias, sink, proc)`
-    sends the messages (default: `send`)."""
+    sends the messages (default: `send`). `rspamd_url`: scan every message
+    there."""
     with tempfile.TemporaryDirectory(prefix="ct-bench-relay-") as root:
         port = free_port()
         url = storage_url or f"sqlite://{root}/relay.db"
@@ -189,7 +199,16 @@ tls = "off"
 [auth]
 # No DNS here: SPF/DKIM/DMARC lookups would only time out.
 check = false
+
+[policy]
+# One alias takes the whole load: no rate limits.
+per_sender_and_alias_per_hour = 0
+per_alias_per_hour = 0
+privileged_per_sender_and_alias_per_hour = 0
+privileged_per_alias_per_hour = 0
 """)
+            if rspamd_url:
+                f.write(f'\n[scan]\nrspamd_url = "{rspamd_url}"\n')
         relay = [args.relay, "--config", config]
         made = subprocess.run(
             relay + ["alias", "create", "--store", "bench", "--order", "1",
@@ -209,6 +228,53 @@ check = false
             proc.wait()
 
 
+class Rspamd:
+    """rspamd with Debian's configuration and the tests' local files
+    (tests/scanners/rspamd), its milter proxy on for Postfix. Compiled
+    regexps are kept under target/tmp like the tests' (a cold start takes
+    ~20 s)."""
+
+    def __init__(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.root = tempfile.mkdtemp(prefix="ct-bench-rspamd-")
+        local = os.path.join(self.root, "local")
+        subprocess.run(["cp", "-r", os.path.join(here, "../tests/scanners/rspamd"), local], check=True)
+        self.normal, self.proxy = free_port(), free_port()
+        with open(os.path.join(local, "override.d/worker-proxy.inc"), "w") as f:
+            f.write(f'bind_socket = "127.0.0.1:{self.proxy}";\nmilter = yes;\ncount = 1;\n'
+                    f'upstream "local" {{ default = yes; hosts = "127.0.0.1:{self.normal}"; }}\n')
+        cache = os.path.join(here, "../target/tmp/rspamd-hs-cache")
+        os.makedirs(cache, exist_ok=True)
+        dirs = {}
+        for sub in ("run", "db", "log"):
+            dirs[sub] = os.path.join(self.root, sub)
+            os.mkdir(dirs[sub])
+        for d in [self.root, cache, *dirs.values()]:
+            os.chmod(d, 0o777)
+        var = {
+            "LOCAL_CONFDIR": local, "RUNDIR": dirs["run"], "DBDIR": dirs["db"],
+            "LOGDIR": dirs["log"], "NORMAL_PORT": self.normal,
+            "CONTROLLER_PORT": free_port(), "CLAMD_PORT": free_port(), "HS_CACHE": cache,
+        }
+        cmd = ["rspamd", "-f", "-i"] + [f"--var={k}={v}" for k, v in var.items()]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.normal, limit=120)
+        wait_port(self.proxy, limit=120)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.normal}"
+
+    @property
+    def milter(self):
+        return f"127.0.0.1:{self.proxy}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        subprocess.run(["rm", "-rf", self.root])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--relay", default="target/release/ct-relay")
@@ -218,7 +284,10 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--storage-url", action="append", default=[],
                    help="one run per URL; none: SQLite in a temporary folder")
+    p.add_argument("--rspamd", action="store_true",
+                   help="also Postfix + rspamd milter and ct-relay scanning with rspamd")
     args = p.parse_args()
+    rspamd = Rspamd() if args.rspamd else None
 
     def phase(run, *extra):
         sink = Sink()
@@ -234,12 +303,24 @@ def main():
         backend = "sqlite" if url is None or url.startswith("sqlite") else "postgres"
         rounds = []
         for _ in range(args.rounds):
-            rounds.append({
+            r = {
                 "direct": phase(direct)[1],
                 "postfix": phase(run_postfix)[1],
                 "ct_relay": phase(run_relay, url)[1],
-            })
+            }
+            if rspamd:
+                r["postfix_rspamd"] = phase(run_postfix, rspamd.milter)[1]
+                r["ct_relay_rspamd"] = phase(run_relay, url, None, rspamd.url)[1]
+            rounds.append(r)
         median = {k: round(statistics.median(r[k] for r in rounds)) for k in rounds[0]}
+        scanning = {}
+        if rspamd:
+            scanning = {
+                "ct_relay_rspamd_vs_postfix_rspamd": round(
+                    median["ct_relay_rspamd"] / median["postfix_rspamd"], 2),
+                "ct_relay_rspamd_vs_ct_relay": round(
+                    median["ct_relay_rspamd"] / median["ct_relay"], 2),
+            }
         print(json.dumps({
             "backend": backend,
             "messages": args.messages,
@@ -249,7 +330,10 @@ def main():
             "median": median,
             "ratio_per_round": [round(r["ct_relay"] / r["postfix"], 2) for r in rounds],
             "ct_relay_vs_postfix_delivered": round(median["ct_relay"] / median["postfix"], 2),
+            **scanning,
         }), flush=True)
+    if rspamd:
+        rspamd.stop()
 
 
 if __name__ == "__main__":

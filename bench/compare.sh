@@ -3,17 +3,22 @@
 # smtp-source -> {smtp-sink | Postfix | ct-relay} -> smtp-sink.
 #
 #   bench/compare.sh [--messages N] [--sessions S] [--size BYTES] [--rounds R]
-#                    [--sqlite] [--postgres]
+#                    [--sqlite] [--postgres] [--rspamd]
 #
 # Defaults: 5000 messages, 20 sessions, 10 KiB, 3 rounds (medians are
 # compared), SQLite then PostgreSQL (a fresh database on $DATABASE_URL's
 # server, dropped afterwards). Installs
 # Debian's postfix package (smtp-source, smtp-sink, Postfix) when missing.
+# With --rspamd, also Postfix with rspamd as its milter and ct-relay
+# scanning with rspamd (installs Debian's rspamd when missing).
 # Run as root. Prints one JSON line per backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v smtp-source >/dev/null || ! [ -x /usr/sbin/postfix ]; then
     apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
+fi
+if [[ " $* " == *" --rspamd "* ]] && ! command -v rspamd >/dev/null; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y rspamd
 fi
 cargo build --release --quiet --bin ct-relay
 

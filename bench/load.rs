@@ -259,6 +259,8 @@ async fn main() {
              [alias]\ndomain = \"ct.test\"\nhmac_key = \"bench-key-bench-key-bench-key-bench-key\"\n\
              [storage]\nurl = \"{url}\"\n\
              [auth]\ncheck = false\n\
+             [policy]\nper_sender_and_alias_per_hour = 0\nper_alias_per_hour = 0\n\
+             privileged_per_sender_and_alias_per_hour = 0\nprivileged_per_alias_per_hour = 0\n\
              [delivery]\ntransport = \"smarthost\"\nsmarthost = \"{sink_addr}\"\nworkers = 32\npoll_interval = \"1s\"\n\
              [log]\nlevel = \"warn\"\n"
         ),

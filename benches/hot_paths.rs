@@ -1,7 +1,10 @@
 //! Micro-benchmarks of the per-message CPU work: the alias codec (make and
 //! check, including RCPT to a forged alias, refused without storage), header
 //! masking and the timeline summary, and the SMTP parser (commands through
-//! the session, DATA through the reader). `cargo bench --bench hot_paths`.
+//! the session, DATA through the reader), and the policy stage's rules
+//! that need no I/O (claims, bulk, attachments; the store policy read and
+//! the rate counts are one query each, the scanner a round trip to
+//! rspamd). `cargo bench --bench hot_paths`.
 
 use std::hint::black_box;
 
@@ -228,5 +231,109 @@ fn smtp_parser(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, alias_codec, masking, smtp_parser);
+/// A shop's invoice: the 10 KiB message with a PDF and a zip of two
+/// documents attached (base64), about 100 KiB.
+fn message_with_attachments() -> Vec<u8> {
+    use base64::Engine;
+    use std::io::Write;
+    let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for name in ["nota-fiscal.xml", "boleto.pdf"] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&vec![b'x'; 20 * 1024]).unwrap();
+    }
+    let zip = zip.finish().unwrap().into_inner();
+    let mut m = b"From: ACME Store <sac@acme-store.com>\r\nTo: johndoe@example.com\r\n\
+Subject: Invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\n"
+        .to_vec();
+    m.extend_from_slice(&message()[400..]);
+    for (name, content) in [("invoice.pdf", vec![b'%'; 60 * 1024]), ("docs.zip", zip)] {
+        m.extend_from_slice(
+            format!(
+                "\r\n--b\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                encode(&content)
+            )
+            .as_bytes(),
+        );
+    }
+    m.extend_from_slice(b"--b--\r\n");
+    m
+}
+
+fn policy(c: &mut Criterion) {
+    use ct_relay::masking::addresses;
+    use ct_relay::policy::{
+        judge, resolve_claims, Client, Evidence, OrderCase, Outcome, StorePolicy,
+    };
+    let relay = aliaser();
+    let now = Utc::now();
+    let make = |role, email| {
+        relay
+            .participant("acme", "1234567890123-01", role, email, MaskMode::Hard, now)
+            .unwrap()
+    };
+    let participants = vec![
+        make(Role::Store, "sac@acme-store.com"),
+        make(Role::Customer, "johndoe@example.com"),
+    ];
+    let recipients = [participants[1].clone()];
+    let evidence = Evidence {
+        spf: (Outcome::Pass, "em.acme-store.com".into()),
+        dkim: vec![(Outcome::Pass, "acme-store.com".into())],
+    };
+    let store = StorePolicy::default();
+    // What the stage does for one order, short of storage and the scanner.
+    let run = |raw: &[u8]| {
+        let header = Parsed::new(raw);
+        let mime = mail_parser::MessageParser::default().parse(raw);
+        let mut claimed = addresses(&header.fields, &["from"]);
+        claimed.push("bounces@em.acme-store.com".into());
+        let client = Client {
+            evidence: Some(&evidence),
+            trusted: false,
+            mail_from: "bounces@em.acme-store.com",
+        };
+        let claims = resolve_claims(
+            &claimed,
+            &participants,
+            &client,
+            &store,
+            |a| {
+                relay
+                    .participant(
+                        "acme",
+                        "1234567890123-01",
+                        Role::Contact,
+                        a,
+                        MaskMode::Hard,
+                        now,
+                    )
+                    .ok()
+                    .map(|p| p.alias)
+            },
+            now,
+        );
+        let case = OrderCase {
+            policy: &store,
+            recipients: &recipients,
+            claims: &claims,
+        };
+        judge(&case, &header, mime.as_ref())
+    };
+    let plain = message();
+    let attached = message_with_attachments();
+    let mut g = c.benchmark_group("policy");
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    g.bench_function("judge_10k", |b| b.iter(|| run(black_box(&plain))));
+    g.throughput(Throughput::Bytes(attached.len() as u64));
+    g.bench_function("judge_100k_pdf_and_zip", |b| {
+        b.iter(|| run(black_box(&attached)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, alias_codec, masking, smtp_parser, policy);
 criterion_main!(benches);
