@@ -249,10 +249,17 @@ async fn aliases_show_and_disable(backend: Backend) {
 async fn store_settings_choose_the_mask_mode(backend: Backend) {
     let (_sink, relay) = relay(backend).await;
     let r = get(relay.api, "/v1/stores/acme/settings", ACME).await;
-    assert_eq!(
-        r.json(),
-        serde_json::json!({"store": "acme", "mask_mode": "hard", "webhook_url": null, "webhook_secret": null})
-    );
+    let settings = r.json();
+    for (key, value) in [
+        ("store", serde_json::json!("acme")),
+        ("mask_mode", serde_json::json!("hard")),
+        ("webhook_url", serde_json::Value::Null),
+        ("webhook_secret", serde_json::Value::Null),
+        ("require_authenticated_store", serde_json::json!(true)),
+        ("spam", serde_json::json!("mark")),
+    ] {
+        assert_eq!(settings[key], value, "{key}: {settings}");
+    }
     let r = send_json(
         relay.api,
         "PUT",

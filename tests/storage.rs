@@ -7,7 +7,8 @@ use chrono::Utc;
 use common::storage::{accept, aliaser, attempt, message, open, person};
 use common::Backend;
 use ct_relay::alias::{MaskMode, Role};
-use ct_relay::storage::{DeliveryState, Write};
+use ct_relay::policy::{PolicyUpdate, SpamAction, StorePolicy};
+use ct_relay::storage::{DeliveryState, StoreUpdate, Write};
 
 async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
     let (db, _dir) = open(backend).await;
@@ -306,7 +307,67 @@ async fn purge_keeps_pending_mail_and_live_aliases(backend: Backend) {
     assert!(db.message_content("done").await.unwrap().is_none());
 }
 
+async fn the_door_reads_policy_blocks_and_recent_mail(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let p = person("o7", "buyer@example.com", now);
+    db.ensure_participants(std::slice::from_ref(&p))
+        .await
+        .unwrap();
+    let (_, order) = db.find_alias_with_order(&p.alias).await.unwrap().unwrap();
+    assert_eq!(order.policy, StorePolicy::default());
+    assert!(!order.participants[0].blocked);
+
+    // The policy comes with the order at RCPT once the store sets it.
+    let update = StoreUpdate {
+        policy: Some(PolicyUpdate {
+            spam: Some(SpamAction::Refuse),
+            ..PolicyUpdate::default()
+        }),
+        ..StoreUpdate::default()
+    };
+    db.update_store("acme", &update, now).await.unwrap();
+    let (_, order) = db.find_alias_with_order(&p.alias).await.unwrap().unwrap();
+    assert_eq!(order.policy.spam, SpamAction::Refuse);
+    assert!(order.policy.require_authenticated_store, "the rest stays");
+
+    // Blocks: changed once, read back with the order.
+    let aliases = [p.alias.to_uppercase()];
+    assert_eq!(db.set_blocked(&aliases, true, now).await.unwrap(), 1);
+    assert_eq!(db.set_blocked(&aliases, true, now).await.unwrap(), 0);
+    let (found, _) = db.find_alias_with_order(&p.alias).await.unwrap().unwrap();
+    assert!(found.blocked);
+    assert_eq!(db.set_blocked(&aliases, false, now).await.unwrap(), 1);
+    assert!(!db.find_alias(&p.alias).await.unwrap().unwrap().blocked);
+
+    // Recent mail: by recipient alias, since a time, per sender, capped.
+    let mut writes = Vec::new();
+    for (i, sender) in ["s1", "s1", "s2"].iter().enumerate() {
+        let mut m = message(&format!("r{i}"), "o7", &p, now);
+        m.deliveries[0].sender_alias = Some(sender.to_string());
+        writes.push(accept(m));
+    }
+    db.apply(&writes).await.unwrap();
+    let hour_ago = now - chrono::Duration::hours(1);
+    let recent = db
+        .recent_mail(&p.alias, Some("s1"), hour_ago, 100)
+        .await
+        .unwrap();
+    assert_eq!((recent.total, recent.from_sender), (3, 2));
+    let capped = db.recent_mail(&p.alias, None, hour_ago, 2).await.unwrap();
+    assert_eq!((capped.total, capped.from_sender), (2, 0));
+    let later = now + chrono::Duration::seconds(1);
+    assert_eq!(
+        db.recent_mail(&p.alias, Some("s1"), later, 100)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
 on_both_backends!(
+    the_door_reads_policy_blocks_and_recent_mail,
     participants_are_idempotent_and_case_insensitive,
     a_participant_keeps_its_alias_when_the_mode_changes,
     store_mode_defaults_to_hard,

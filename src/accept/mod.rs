@@ -19,7 +19,7 @@ use crate::policy::{Claim, Reason, Stage, StageResult};
 use crate::queue::Handoff;
 use crate::sender_auth::SenderAuth;
 use crate::smtp::{Envelope, Refusal, Reply, Verdict};
-use crate::storage::{AliasRef, Committer, RefusedEntry, Storage, Write};
+use crate::storage::{AliasRef, Committer, OrderAtRcpt, RefusedEntry, Storage, Write};
 
 use order::{group_by_order, CopyOf, OrderRecipients, Participants};
 
@@ -71,11 +71,12 @@ fn word_reading(raw: &[u8]) -> usize {
 /// What an accepted RCPT stands for.
 #[derive(Debug, Clone)]
 pub enum Recipient {
-    /// An active alias, with every participant of its order as they were
-    /// at RCPT (masking the message needs them all).
+    /// An active alias, with every participant of its order and its
+    /// store's policy as they were at RCPT (masking the message needs them
+    /// all, the policy stage the policy).
     Alias {
         participant: Participant,
-        order: Arc<Vec<Participant>>,
+        order: Arc<OrderAtRcpt>,
     },
     /// A signed bounce address: a report about this delivery.
     Bounce { delivery_id: String },
@@ -223,7 +224,7 @@ impl Acceptor {
     ) {
         crate::telemetry::policy_refused(reason);
         for (i, group) in groups.iter().enumerate() {
-            let people = Participants::new(group.participants.as_ref().clone());
+            let people = Participants::new(group.order.participants.clone());
             let from = match claims.and_then(|c| c.get(i)).and_then(|c| c.first()) {
                 Some(claim) => claim.claimed.as_ref().map(AliasRef::from),
                 None => people.find(mail_from).map(AliasRef::from),
@@ -308,7 +309,8 @@ impl Acceptor {
                 .iter()
                 .map(|g| OrderInput {
                     recipients: &g.recipients,
-                    participants: &g.participants,
+                    participants: &g.order.participants,
+                    policy: &g.order.policy,
                 })
                 .collect();
             let incoming = Incoming {

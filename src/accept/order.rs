@@ -14,7 +14,7 @@ use crate::masking::{self, AliasMap, Masker, Parsed, REPLY_FIELDS};
 use crate::policy::{self, Admitted};
 use crate::sender_auth::Checked;
 use crate::smtp::Refusal;
-use crate::storage::{AcceptedMessage, AliasRef, NewDelivery, TimelineSummary};
+use crate::storage::{AcceptedMessage, AliasRef, NewDelivery, OrderAtRcpt, TimelineSummary};
 
 /// What one order's copy is made from, besides the message.
 pub(super) struct CopyOf<'a> {
@@ -35,13 +35,10 @@ impl Acceptor {
         group: OrderRecipients,
         admitted: Admitted,
     ) -> Result<AcceptedMessage, Refusal> {
-        let OrderRecipients {
-            recipients,
-            participants,
-        } = group;
+        let OrderRecipients { recipients, order } = group;
+        let mut people = Participants::new(order.participants.clone());
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
         let now = copy.now;
-        let mut people = Participants::new(participants.as_ref().clone());
         let mut new_participants = Vec::new();
 
         // A participant's address claimed without authenticating for it goes
@@ -223,24 +220,23 @@ impl Acceptor {
     }
 }
 
-/// The recipients of one order, with the order's participants as read at
-/// RCPT.
+/// The recipients of one order, with the order as read at RCPT.
 pub(super) struct OrderRecipients {
     pub recipients: Vec<Participant>,
-    pub participants: Arc<Vec<Participant>>,
+    pub order: Arc<OrderAtRcpt>,
 }
 
 /// Recipients grouped by (store, order), in the order first seen.
 pub(super) fn group_by_order(
-    recipients: Vec<(Participant, Arc<Vec<Participant>>)>,
+    recipients: Vec<(Participant, Arc<OrderAtRcpt>)>,
 ) -> Vec<OrderRecipients> {
     let mut groups: Vec<OrderRecipients> = Vec::new();
-    for (r, participants) in recipients {
+    for (r, order) in recipients {
         match groups.iter_mut().find(|g| g.recipients[0].same_order(&r)) {
             Some(g) => g.recipients.push(r),
             None => groups.push(OrderRecipients {
                 recipients: vec![r],
-                participants,
+                order,
             }),
         }
     }

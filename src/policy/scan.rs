@@ -301,4 +301,59 @@ mod tests {
             ScanOutcome::Failed(_)
         ));
     }
+
+    #[test]
+    fn verdicts_under_the_store_setting_and_on_error() {
+        let mark = StorePolicy::default();
+        let refuse = StorePolicy {
+            spam: SpamAction::Refuse,
+            ..StorePolicy::default()
+        };
+        let spam = ScanOutcome::Spam {
+            score: 7.5,
+            required: 15.0,
+        };
+        let judged = |o: &ScanOutcome, p: &StorePolicy, e: OnScanError| {
+            let mut marks = Marks::default();
+            let d = judge(o, p, e, &mut marks);
+            (
+                d.map(|d| match d {
+                    Decision::Refuse { reply, reason } | Decision::Later { reply, reason } => {
+                        (reply.to_string()[..9].to_string(), reason)
+                    }
+                    Decision::Accept(_) => unreachable!(),
+                }),
+                marks,
+            )
+        };
+        let tf = OnScanError::Tempfail;
+        assert_eq!(
+            judged(&ScanOutcome::Clean, &mark, tf),
+            (None, Marks::default())
+        );
+        let (d, marks) = judged(&spam, &mark, tf);
+        assert_eq!((d, marks.spam), (None, Some(7.5)));
+        assert_eq!(
+            judged(&spam, &refuse, tf).0,
+            Some(("550 5.7.1".into(), Reason::Spam))
+        );
+        let virus = ScanOutcome::Virus {
+            name: "Eicar".into(),
+        };
+        assert_eq!(
+            judged(&virus, &mark, tf).0,
+            Some(("550 5.7.1".into(), Reason::Virus))
+        );
+        assert_eq!(
+            judged(&ScanOutcome::Later, &mark, tf).0,
+            Some(("451 4.7.1".into(), Reason::Greylisted))
+        );
+        let failed = ScanOutcome::Failed("timed out".into());
+        assert_eq!(
+            judged(&failed, &mark, tf).0,
+            Some(("451 4.7.0".into(), Reason::ScanFailed))
+        );
+        let (d, marks) = judged(&failed, &mark, OnScanError::Accept);
+        assert_eq!((d, marks.unscanned), (None, true));
+    }
 }

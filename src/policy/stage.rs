@@ -1,5 +1,5 @@
-//! The stage that runs the rules for a message: each order's stored
-//! policy and claims first, then the pure rules (`judge`), the rate limits
+//! The stage that runs the rules for a message: each order's claims
+//! first (its policy came with its participants at RCPT), then the pure rules (`judge`), the rate limits
 //! (recent mail from storage) and the scanner, the costly ones only for
 //! copies still accepted. The worst order's decision answers for the
 //! transaction: one SMTP reply covers every order of a message.
@@ -47,11 +47,12 @@ pub struct Incoming<'a> {
     pub evidence: Option<&'a Evidence>,
 }
 
-/// One order of the message.
+/// One order of the message, as read at RCPT.
 pub struct OrderInput<'a> {
     pub recipients: &'a [Participant],
-    /// Every participant of the order, as read at RCPT.
+    /// Every participant of the order.
     pub participants: &'a [Participant],
+    pub policy: &'a StorePolicy,
 }
 
 /// What an accepted order's copy takes from the stage.
@@ -151,7 +152,7 @@ impl Stage {
         let mut cases = Vec::with_capacity(orders.len());
         for order in orders {
             let first = &order.recipients[0];
-            let policy = self.storage.store_policy(&first.store).await?;
+            let policy = order.policy.clone();
             let contact_alias = |address: &str| {
                 self.aliaser
                     .participant(

@@ -1,13 +1,14 @@
-//! What the policy stage reads and the block endpoints write: each store's
-//! policy (stored as one JSON value; a store never configured has the
-//! defaults), recent mail per recipient alias for the rate limits, and
-//! senders blocked for an order (a participant with `blocked_at` set).
+//! What the policy stage reads and the block endpoints write: recent mail
+//! per recipient alias for the rate limits, and senders blocked for an
+//! order (a participant with `blocked_at` set). Each store's policy (one
+//! JSON value; a store never configured has the defaults) comes with the
+//! order at RCPT (`find_alias_with_order`) and is written with the store's
+//! settings (`update_store`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::Result;
-use crate::policy::StorePolicy;
 
 /// Mail an alias took since some time: from everyone, and from one sender
 /// (by the alias its mail went out under).
@@ -19,8 +20,6 @@ pub struct RecentMail {
 
 #[async_trait]
 pub trait DoorStore: Send + Sync {
-    /// The store's policy; the defaults for a store never configured.
-    async fn store_policy(&self, store: &str) -> Result<StorePolicy>;
     /// Deliveries to `rcpt_alias` created since `since`, counted up to
     /// `cap` (past it the count is `cap`): in all, and those whose copy
     /// came from `sender_alias`.
@@ -47,26 +46,12 @@ macro_rules! impl_door {
         const _: () = {
             use chrono::{DateTime, Utc};
 
-            use $crate::policy::StorePolicy;
             use $crate::storage::door::{DoorStore, RecentMail};
             use $crate::storage::rows::{to_ms, Columns};
-            use $crate::storage::{Result, StorageError};
+            use $crate::storage::Result;
 
             #[async_trait::async_trait]
             impl DoorStore for $storage {
-                async fn store_policy(&self, store: &str) -> Result<StorePolicy> {
-                    let row = sqlx::query("SELECT policy FROM stores WHERE store = $1")
-                        .bind(store)
-                        .fetch_optional(&mut *self.reader().await?)
-                        .await?;
-                    match row.as_ref().map(|r| r.opt_text("policy")).transpose()?.flatten() {
-                        Some(json) => serde_json::from_str(&json).map_err(|e| {
-                            StorageError::Corrupt(format!("store {store}: policy: {e}"))
-                        }),
-                        None => Ok(StorePolicy::default()),
-                    }
-                }
-
                 async fn recent_mail(
                     &self,
                     rcpt_alias: &str,

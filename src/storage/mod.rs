@@ -97,12 +97,12 @@ pub trait Storage: BatchWriter + WebhookOutbox + DoorStore {
     async fn ensure_participants(&self, ps: &[Participant]) -> Result<Vec<Participant>>;
     /// Look up by alias, case-insensitively.
     async fn find_alias(&self, alias: &str) -> Result<Option<Participant>>;
-    /// The alias and every participant of its order (itself included), in
-    /// one query: what accepting mail to it needs.
+    /// The alias, every participant of its order (itself included) and its
+    /// store's policy, in one query: what accepting mail to it needs.
     async fn find_alias_with_order(
         &self,
         alias: &str,
-    ) -> Result<Option<(Participant, Vec<Participant>)>>;
+    ) -> Result<Option<(Participant, OrderAtRcpt)>>;
     /// Returns false when there is no such alias.
     async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool>;
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;

@@ -22,7 +22,7 @@ macro_rules! impl_storage {
             use $crate::alias::{MaskMode, Participant};
             use $crate::storage::rows::{self, json, to_ms, Columns, JOB_COLUMNS, PARTICIPANT_COLUMNS};
             use $crate::storage::{
-                DeliveryJob, DeliveryStatus, OrderExpiry, PurgeCounts, QueueEntry, RefusedEntry, Result, Storage,
+                DeliveryJob, DeliveryStatus, OrderAtRcpt, OrderExpiry, PurgeCounts, QueueEntry, RefusedEntry, Result, Storage,
                 StorageError,
                 StoreSummary, StoredMessage, TimelineEntry,
             };
@@ -233,20 +233,28 @@ macro_rules! impl_storage {
                     row.as_ref().map(rows::participant).transpose()
                 }
 
-                async fn find_alias_with_order(&self, alias: &str) -> Result<Option<(Participant, Vec<Participant>)>> {
+                async fn find_alias_with_order(&self, alias: &str) -> Result<Option<(Participant, OrderAtRcpt)>> {
+                    // The store's policy rides along on the first row.
                     let sql = format!(
-                        "SELECT {PARTICIPANT_COLUMNS} FROM participants
+                        "SELECT {PARTICIPANT_COLUMNS},
+                                (SELECT s.policy FROM stores s WHERE s.store = p.store) AS store_policy
+                         FROM participants p
                          WHERE (store, order_id) = (SELECT store, order_id FROM participants WHERE alias_key = $1)
                          ORDER BY created_at"
                     );
                     let key = alias.to_lowercase();
                     let found = sqlx::query(&sql).bind(&key).fetch_all(&mut *self.reader().await?).await?;
-                    let order = found.iter().map(rows::participant).collect::<Result<Vec<_>>>()?;
-                    Ok(order
+                    let participants = found.iter().map(rows::participant).collect::<Result<Vec<_>>>()?;
+                    let policy = match found.first().map(|r| r.opt_text("store_policy")).transpose()?.flatten() {
+                        Some(json) => serde_json::from_str(&json)
+                            .map_err(|e| StorageError::Corrupt(format!("store policy: {e}")))?,
+                        None => Default::default(),
+                    };
+                    Ok(participants
                         .iter()
                         .find(|p| p.key() == key)
                         .cloned()
-                        .map(|p| (p, order)))
+                        .map(|p| (p, OrderAtRcpt { participants, policy })))
                 }
 
                 async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool> {

@@ -80,6 +80,14 @@ impl AcceptedMessage {
     }
 }
 
+/// An order as accepting mail to one of its aliases needs it: every
+/// participant, and the store's policy, read in one query at RCPT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderAtRcpt {
+    pub participants: Vec<Participant>,
+    pub policy: crate::policy::StorePolicy,
+}
+
 /// A claim on deliveries: who holds it, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
