@@ -41,6 +41,24 @@ pub enum AttachmentProblem {
     },
 }
 
+/// Whether a message with this header can have an attachment at all, so
+/// that it is worth parsing whole: not when its one Content-Type is text
+/// (or missing, which means text/plain) without a file name, and nothing
+/// says it is an attachment. Reading a message's MIME structure costs as
+/// much as its body is long.
+pub fn may_have_attachments(header: &crate::masking::Parsed<'_>) -> bool {
+    let mut types = header.fields.iter().filter(|f| f.is("content-type"));
+    let plain_text = match (types.next(), types.next()) {
+        (None, _) => true,
+        (Some(f), None) => {
+            let value = String::from_utf8_lossy(f.value).to_ascii_lowercase();
+            value.trim_start().starts_with("text/") && !value.contains("name")
+        }
+        _ => false,
+    };
+    !plain_text || header.fields.iter().any(|f| f.is("content-disposition"))
+}
+
 /// The first problem with `message`'s attachments, if any.
 pub fn check(message: &Message<'_>, policy: &AttachmentPolicy) -> Option<AttachmentProblem> {
     let mut walk = Walk {

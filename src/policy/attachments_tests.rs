@@ -212,3 +212,23 @@ fn extensions() {
     assert_eq!(extension("noext"), None);
     assert_eq!(extension("x.exe\u{0}").as_deref(), Some("exe"));
 }
+
+#[test]
+fn only_text_without_a_file_name_is_known_to_have_no_attachment() {
+    let may = |header: &str| {
+        let m = format!("{header}Subject: x\r\n\r\nbody\r\n");
+        may_have_attachments(&crate::masking::Parsed::new(m.as_bytes()))
+    };
+    assert!(!may(""));
+    assert!(!may("Content-Type: text/plain; charset=utf-8\r\n"));
+    assert!(!may("Content-Type: TEXT/html\r\n"));
+    assert!(may("Content-Type: multipart/mixed; boundary=b\r\n"));
+    assert!(may("Content-Type: application/x-msdownload\r\n"));
+    assert!(may("Content-Type: text/plain; name=\"run.js\"\r\n"));
+    assert!(may(
+        "Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.exe\r\n"
+    ));
+    assert!(may(
+        "Content-Type: text/plain\r\nContent-Type: application/zip\r\n"
+    ));
+}

@@ -148,7 +148,9 @@ impl Stage {
         if !mail_from.is_empty() {
             addresses.push(mail_from.clone());
         }
-        let mime = mail_parser::MessageParser::default().parse(msg.raw);
+        let mime = super::attachments::may_have_attachments(msg.header)
+            .then(|| mail_parser::MessageParser::default().parse(msg.raw))
+            .flatten();
         let mut cases = Vec::with_capacity(orders.len());
         for order in orders {
             let first = &order.recipients[0];
