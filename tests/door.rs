@@ -67,11 +67,7 @@ fn from_header(data: &[u8]) -> String {
 }
 
 async fn metric(relay: &Relay, line_start: &str) -> Option<f64> {
-    let text = String::from_utf8(get(relay.api, "/metrics", None).await.body).unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    common::http::metric(relay.api, line_start).await
 }
 
 async fn put_settings(relay: &Relay, body: &str) -> Value {
@@ -384,6 +380,19 @@ async fn bulk_mail_and_attachments_are_refused_before_250(backend: Backend) {
     no_real_address(&serde_json::to_string(&all).unwrap());
 }
 
+/// `POST` a block of `sender` (for store acme) on the order.
+async fn block(relay: &Relay, order: &str, sender: &str) -> common::http::HttpResponse {
+    let path = format!("/v1/orders/{order}/blocks");
+    let body = format!(r#"{{"store":"acme","sender":"{sender}"}}"#);
+    send_json(relay.api, "POST", &path, ADMIN, &body).await
+}
+
+/// `DELETE` the block of `sender`.
+async fn unblock(relay: &Relay, sender: &str) -> common::http::HttpResponse {
+    let path = format!("/v1/orders/{ORDER}/blocks/{sender}?store=acme");
+    send_json(relay.api, "DELETE", &path, ADMIN, "").await
+}
+
 async fn blocked_senders_are_refused_until_the_block_is_lifted(backend: Backend) {
     let sink = Sink::start().await;
     let mut relay = Relay::with_smarthost(backend, sink.addr);
@@ -393,14 +402,7 @@ async fn blocked_senders_are_refused_until_the_block_is_lifted(backend: Backend)
     let carrier = "tracking@carrier.example";
 
     // An address that is no participant yet becomes a blocked contact.
-    let r = send_json(
-        relay.api,
-        "POST",
-        &path,
-        ADMIN,
-        &format!(r#"{{"store":"acme","sender":"{carrier}"}}"#),
-    )
-    .await;
+    let r = block(&relay, ORDER, carrier).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let blocked = r.json()["senders"][0].clone();
     assert_eq!(blocked["role"], "contact");
@@ -411,14 +413,7 @@ async fn blocked_senders_are_refused_until_the_block_is_lifted(backend: Backend)
         "550 5.7.1"
     );
     // Blocking the buyer by alias: their mail to the store is refused.
-    let r = send_json(
-        relay.api,
-        "POST",
-        &path,
-        ADMIN,
-        &format!(r#"{{"store":"acme","sender":"{}"}}"#, order.buyer_alias),
-    )
-    .await;
+    let r = block(&relay, ORDER, &order.buyer_alias).await;
     assert_eq!(r.status, 200);
     let data = message(BUYER, &order.store_alias, "Refund?", "");
     assert_eq!(
@@ -440,34 +435,13 @@ async fn blocked_senders_are_refused_until_the_block_is_lifted(backend: Backend)
     )
     .await;
     assert_eq!(r.status, 422);
-    let r = send_json(
-        relay.api,
-        "POST",
-        "/v1/orders/no-such-order/blocks",
-        ADMIN,
-        r#"{"store":"acme","sender":"a@b.example"}"#,
-    )
-    .await;
+    let r = block(&relay, "no-such-order", "a@b.example").await;
     assert_eq!(r.status, 404);
-    let r = send_json(
-        relay.api,
-        "POST",
-        &path,
-        ADMIN,
-        r#"{"store":"acme","sender":"00000000000000000000000000000000@ct.test"}"#,
-    )
-    .await;
+    let r = block(&relay, ORDER, "00000000000000000000000000000000@ct.test").await;
     assert_eq!(r.status, 404);
 
     // Lifted: the carrier's mail is taken again.
-    let r = send_json(
-        relay.api,
-        "DELETE",
-        &format!("{path}/{carrier}?store=acme"),
-        ADMIN,
-        "",
-    )
-    .await;
+    let r = unblock(&relay, carrier).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         r.json()["senders"][0]["email_alias"],
@@ -478,14 +452,7 @@ async fn blocked_senders_are_refused_until_the_block_is_lifted(backend: Backend)
         send(&relay, carrier, &order.buyer_alias, &data).await,
         "250 2.0.0"
     );
-    let again = send_json(
-        relay.api,
-        "DELETE",
-        &format!("{path}/{carrier}?store=acme"),
-        ADMIN,
-        "",
-    )
-    .await;
+    let again = unblock(&relay, carrier).await;
     assert_eq!(again.status, 404, "nothing blocked any more");
 
     let reasons: Vec<String> = entries(&relay)

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::http::{get, send_json};
+use common::http::send_json;
 use common::scanners::{self, Clamd, Rspamd, EICAR, GTUBE, GTUBE_ADD_HEADER};
 use common::{wait_until, Backend, Relay, Sink, SmtpClient, ADMIN_TOKEN};
 use serde_json::Value;
@@ -53,11 +53,7 @@ fn entries(relay: &Relay) -> Vec<Value> {
 }
 
 async fn metric(relay: &Relay, line_start: &str) -> Option<f64> {
-    let text = String::from_utf8(get(relay.api, "/metrics", None).await.body).unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    common::http::metric(relay.api, line_start).await
 }
 
 async fn rspamd_and_clamd_judge_what_reaches_a_buyer(backend: Backend) {

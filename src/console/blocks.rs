@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::session::Session;
-use super::settings::{chosen_store, urlencode};
+use super::settings::{form_store, urlencode};
 use super::{see_other, valid_id, ConsoleError};
 use crate::api::ApiState;
 use crate::policy::blocks::{self, BlockError};
@@ -30,15 +30,8 @@ pub async fn change_block(
     Path(order): Path<String>,
     Form(form): Form<BlockForm>,
 ) -> Result<Response, ConsoleError> {
-    if !session.check_csrf(&form.csrf) {
-        return Err(ConsoleError::stale_form().within("orders", &session));
-    }
+    let store = form_store(&session, &form.csrf, &form.store, "orders")?;
     valid_id(&order, "order id").map_err(|e| e.within("orders", &session))?;
-    let Some(store) = chosen_store(&session, Some(&form.store), "orders")? else {
-        return Err(
-            ConsoleError::new(StatusCode::BAD_REQUEST, "Which store?").within("orders", &session)
-        );
-    };
     let now = Utc::now();
     let key = (store.as_str(), order.as_str());
     let storage = state.storage.as_ref();

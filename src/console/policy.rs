@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::session::Session;
-use super::settings::{chosen_store, urlencode};
+use super::settings::{form_store, urlencode};
 use super::{see_other, ConsoleError};
 use crate::api::ApiState;
 use crate::policy::settings::AttachmentsUpdate;
@@ -128,14 +128,7 @@ pub async fn save_policy(
     session: Session,
     Form(form): Form<PolicyForm>,
 ) -> Result<Response, ConsoleError> {
-    if !session.check_csrf(&form.csrf) {
-        return Err(ConsoleError::stale_form().within("settings", &session));
-    }
-    let Some(store) = chosen_store(&session, Some(&form.store), "settings")? else {
-        return Err(
-            ConsoleError::new(StatusCode::BAD_REQUEST, "Which store?").within("settings", &session)
-        );
-    };
+    let store = form_store(&session, &form.csrf, &form.store, "settings")?;
     let bad =
         |m: String| ConsoleError::new(StatusCode::BAD_REQUEST, m).within("settings", &session);
     let update = form.update().map_err(bad)?;

@@ -164,6 +164,22 @@ pub fn chosen_store(
     }
 }
 
+/// A posted form's store, once its CSRF token is this session's: the
+/// store the session may work on, or a page saying why not.
+pub fn form_store(
+    session: &Session,
+    csrf: &str,
+    store: &str,
+    page: &'static str,
+) -> Result<String, ConsoleError> {
+    if !session.check_csrf(csrf) {
+        return Err(ConsoleError::stale_form().within(page, session));
+    }
+    chosen_store(session, Some(store), page)?.ok_or_else(|| {
+        ConsoleError::new(StatusCode::BAD_REQUEST, "Which store?").within(page, session)
+    })
+}
+
 pub async fn settings_page(
     State(state): State<ApiState>,
     session: Session,
@@ -227,14 +243,7 @@ pub async fn save_settings(
     session: Session,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, ConsoleError> {
-    if !session.check_csrf(&form.csrf) {
-        return Err(ConsoleError::stale_form().within("settings", &session));
-    }
-    let Some(store) = chosen_store(&session, Some(&form.store), "settings")? else {
-        return Err(
-            ConsoleError::new(StatusCode::BAD_REQUEST, "Which store?").within("settings", &session)
-        );
-    };
+    let store = form_store(&session, &form.csrf, &form.store, "settings")?;
     let mode: MaskMode = form.mask_mode.parse().map_err(|_| {
         ConsoleError::new(
             StatusCode::BAD_REQUEST,

@@ -145,6 +145,16 @@ pub async fn send_json(
     .await
 }
 
+/// The value of the first line of `/metrics` starting with `line_start`
+/// (a metric's name and labels).
+pub async fn metric(api: SocketAddr, line_start: &str) -> Option<f64> {
+    let text = String::from_utf8(get(api, "/metrics", None).await.body).unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// `POST {path}` (an order's aliases) as `token`; the customer alias.
 pub async fn customer_alias(
     addr: SocketAddr,
