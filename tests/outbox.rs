@@ -98,11 +98,14 @@ async fn webhook_outbox_follows_the_timeline(backend: Backend) {
     db.apply(&[attempt("n", "after-d", DeliveryState::Delivered)])
         .await
         .unwrap();
+    // A second later: events of the same millisecond come in id order,
+    // which is random within it.
+    let later = Utc::now() + chrono::Duration::seconds(1);
     let refusal = RefusedEntry {
         id: "refused-1".into(),
         store: "acme".into(),
         order: "o9".into(),
-        at: Utc::now(),
+        at: later,
         from: None,
         to: vec![AliasRef::from(&to)],
         reply: "550 5.1.1 no such alias".into(),
@@ -110,7 +113,7 @@ async fn webhook_outbox_follows_the_timeline(backend: Backend) {
         subject: String::new(),
     };
     db.apply(&[Write::Refusal(refusal)]).await.unwrap();
-    let kinds: Vec<_> = events(db.clone(), Utc::now())
+    let kinds: Vec<_> = events(db.clone(), later)
         .await
         .into_iter()
         .map(|e| e.kind)
