@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod door;
 pub mod hooks;
 pub mod http;
 pub mod postfix;
