@@ -67,7 +67,7 @@ pub async fn put_settings(
         .update_store(&store, &update, Utc::now())
         .await?;
     tracing::info!(store = %store, mask_mode = config.mask_mode.as_str(),
-        webhook = config.webhook.is_some(), policy = ?config.policy, "store settings changed via API");
+        webhook = config.webhook.is_some(), approved_senders = config.policy.approved_senders.len(), "store settings changed via API");
     Ok(Json(config.into()))
 }
 

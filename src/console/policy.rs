@@ -144,7 +144,7 @@ pub async fn save_policy(
         .update_store(&store, &change, Utc::now())
         .await
         .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
-    tracing::info!(store = %store, policy = ?config.policy, "store policy set in the console");
+    tracing::info!(store = %store, approved_senders = config.policy.approved_senders.len(), "store policy set in the console");
     Ok(see_other(&format!(
         "/console/settings?store={}&saved=policy#policy",
         urlencode(&store)
