@@ -161,9 +161,11 @@ impl Acceptor {
                 participant: p,
                 order: Arc::new(order),
             }),
-            Ok(Some((ended, _))) => {
+            Ok(Some((ended, order))) => {
                 tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
-                let from = self.participant_of_order(&ended, mail_from).await;
+                let from = Participants::new(order.participants)
+                    .find(mail_from)
+                    .map(AliasRef::from);
                 let refusal = Refused {
                     reply: Reply::unknown_alias().to_string(),
                     reason: Reason::EndedAlias,
@@ -179,16 +181,6 @@ impl Acceptor {
                 Verdict::TemporaryFailure
             }
         }
-    }
-
-    /// The participant of `to`'s order whose address is `mail_from`.
-    async fn participant_of_order(&self, to: &Participant, mail_from: &str) -> Option<AliasRef> {
-        let known = self
-            .storage
-            .order_participants(&to.store, &to.order)
-            .await
-            .ok()?;
-        Participants::new(known).find(mail_from).map(AliasRef::from)
     }
 
     /// Put mail refused on the timeline of the order of `to` (recipients of

@@ -35,8 +35,11 @@ impl Acceptor {
         group: OrderRecipients,
         admitted: Admitted,
     ) -> Result<AcceptedMessage, Refusal> {
-        let OrderRecipients { recipients, order } = group;
-        let mut people = Participants::new(order.participants.clone());
+        let OrderRecipients {
+            recipients,
+            order: at_rcpt,
+        } = group;
+        let mut people = Participants::new(at_rcpt.participants.clone());
         let (store, order) = (recipients[0].store.clone(), recipients[0].order.clone());
         let now = copy.now;
         let mut new_participants = Vec::new();

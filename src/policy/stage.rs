@@ -89,8 +89,8 @@ pub enum StageResult {
     Unavailable,
 }
 
-struct Case {
-    policy: StorePolicy,
+struct Case<'a> {
+    policy: &'a StorePolicy,
     claims: Vec<Claim>,
     decision: Decision,
 }
@@ -114,10 +114,6 @@ impl Stage {
         }
     }
 
-    pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.trusted.contains(ip)
-    }
-
     pub async fn run(&self, msg: &Incoming<'_>, orders: &[OrderInput<'_>]) -> StageResult {
         match self.decide(msg, orders).await {
             Ok(cases) => combine(cases),
@@ -128,11 +124,11 @@ impl Stage {
         }
     }
 
-    async fn decide(
+    async fn decide<'o>(
         &self,
         msg: &Incoming<'_>,
-        orders: &[OrderInput<'_>],
-    ) -> crate::storage::Result<Vec<Case>> {
+        orders: &[OrderInput<'o>],
+    ) -> crate::storage::Result<Vec<Case<'o>>> {
         let now = Utc::now();
         let mail_from = if msg.mail_from.is_empty() {
             String::new()
@@ -141,7 +137,7 @@ impl Stage {
         };
         let client = Client {
             evidence: msg.evidence,
-            trusted: self.trusts(msg.ip),
+            trusted: self.trusted.contains(msg.ip),
             mail_from: &mail_from,
         };
         let mut addresses = masking::addresses(&msg.header.fields, &["from"]);
@@ -154,7 +150,6 @@ impl Stage {
         let mut cases = Vec::with_capacity(orders.len());
         for order in orders {
             let first = &order.recipients[0];
-            let policy = order.policy.clone();
             let contact_alias = |address: &str| {
                 self.aliaser
                     .participant(
@@ -172,18 +167,18 @@ impl Stage {
                 &addresses,
                 order.participants,
                 &client,
-                &policy,
+                order.policy,
                 contact_alias,
                 now,
             );
             let case = OrderCase {
-                policy: &policy,
+                policy: order.policy,
                 recipients: order.recipients,
                 claims: &claims,
             };
             let decision = judge(&case, msg.header, mime.as_ref());
             cases.push(Case {
-                policy,
+                policy: order.policy,
                 claims,
                 decision,
             });
@@ -194,7 +189,7 @@ impl Stage {
             if !matches!(case.decision, Decision::Accept(_)) {
                 continue;
             }
-            let privileged = approved_sender(&client, &case.policy)
+            let privileged = approved_sender(&client, case.policy)
                 || case.claims.iter().any(|c| {
                     c.standing == Standing::Authenticated
                         && c.claimed.as_ref().is_some_and(|p| p.role == Role::Store)
@@ -242,7 +237,7 @@ impl Stage {
                 for case in &mut cases {
                     if let Decision::Accept(marks) = &mut case.decision {
                         if let Some(d) =
-                            scan::judge(&outcome, &case.policy, self.on_scan_error, marks)
+                            scan::judge(&outcome, case.policy, self.on_scan_error, marks)
                         {
                             case.decision = d;
                         }
@@ -256,7 +251,7 @@ impl Stage {
 
 /// The worst decision answers for the transaction (the first order's among
 /// equals).
-fn combine(cases: Vec<Case>) -> StageResult {
+fn combine(cases: Vec<Case<'_>>) -> StageResult {
     let worst = cases
         .iter()
         .map(|c| c.decision.severity())
