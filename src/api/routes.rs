@@ -23,7 +23,7 @@ use crate::storage::{rfc3339_string, OrderExpiry};
 pub const MAX_BULK: usize = 1000;
 /// Timeline page size: default and most.
 const PAGE_DEFAULT: usize = 100;
-const PAGE_MAX: usize = 1000;
+const PAGE_MAX: usize = crate::storage::PAGE_MAX as usize;
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -368,25 +368,22 @@ pub async fn timeline(
         )));
     }
     let store = order_store(&state, &caller, q.store, &order).await?;
-    let all = state.storage.timeline(&store, &order).await?;
-    let start = match &q.after {
-        Some(after) => match all.iter().position(|e| &e.id == after) {
-            Some(i) => i + 1,
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "`after` names no entry of this timeline: {after}"
-                )))
-            }
-        },
-        None => 0,
+    // One more than asked: whether there is a next page.
+    let Some(mut entries) = state
+        .storage
+        .timeline_page(&store, &order, q.after.as_deref(), limit as u32 + 1)
+        .await?
+    else {
+        let after = q.after.unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "`after` names no entry of this timeline: {after}"
+        )));
     };
-    let entries: Vec<_> = all.into_iter().skip(start).take(limit + 1).collect();
-    let (entries, next) = if entries.len() > limit {
-        let page: Vec<_> = entries.into_iter().take(limit).collect();
-        let next = page.last().map(|e| e.id.clone());
-        (page, next)
+    let next = if entries.len() > limit {
+        entries.truncate(limit);
+        entries.last().map(|e| e.id.clone())
     } else {
-        (entries, None)
+        None
     };
     Ok(Json(Timeline {
         store,

@@ -48,6 +48,13 @@ enum Command {
         /// Needed only when two stores use the same order id.
         #[arg(long)]
         store: Option<String>,
+        /// Print one page of this many entries (1 to 1000) and the cursor of
+        /// the next; without it, every entry.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
+        /// Start after this entry (a page's `next`).
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Inspect and nudge the delivery queue.
     #[command(subcommand)]
@@ -121,8 +128,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Alias(cmd) => alias::run(cmd, &settings, open(&settings).await?).await,
         Command::Store(cmd) => report::store(cmd, open(&settings).await?).await,
-        Command::Timeline { order, store } => {
-            report::timeline(&order, store, open(&settings).await?).await
+        Command::Timeline {
+            order,
+            store,
+            limit,
+            after,
+        } => {
+            let page = report::Page { limit, after };
+            report::timeline(&order, store, page, open(&settings).await?).await
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
         Command::Dkim(_) => unreachable!("handled above, without storage"),

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use ct_relay::alias::validate_id;
-use ct_relay::storage::Storage;
+use ct_relay::storage::{Storage, PAGE_MAX};
 
 use super::{QueueCommand, StoreCommand};
 
@@ -31,9 +31,16 @@ pub async fn store(cmd: StoreCommand, storage: Arc<dyn Storage>) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Which part of a timeline to print.
+pub struct Page {
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
 pub async fn timeline(
     order: &str,
     store: Option<String>,
+    page: Page,
     storage: Arc<dyn Storage>,
 ) -> anyhow::Result<ExitCode> {
     let store = match store {
@@ -50,8 +57,34 @@ pub async fn timeline(
             }
         }
     };
-    let entries = storage.timeline(&store, order).await?;
-    print(&json!({ "store": store, "order": order, "entries": entries }));
+    let mut entries = Vec::new();
+    let mut after = page.after;
+    let mut next = None;
+    loop {
+        let want = page.limit.map_or(PAGE_MAX, |l| l - entries.len() as u32);
+        // One more than wanted: whether there is a next page.
+        let Some(mut found) = storage
+            .timeline_page(&store, order, after.as_deref(), want + 1)
+            .await?
+        else {
+            bail!(
+                "--after names no entry of the timeline of order `{order}`: {}",
+                after.unwrap_or_default()
+            );
+        };
+        let more = found.len() > want as usize;
+        found.truncate(want as usize);
+        after = found.last().map(|e| e.id.clone());
+        entries.extend(found);
+        if !more {
+            break;
+        }
+        if page.limit.is_some() {
+            next = after;
+            break;
+        }
+    }
+    print(&json!({ "store": store, "order": order, "entries": entries, "next": next }));
     Ok(ExitCode::SUCCESS)
 }
 

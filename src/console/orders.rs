@@ -15,6 +15,8 @@ use crate::storage::{AliasRef, TimelineEntry};
 
 /// Most of a message's body shown on its page; the raw copy is below it.
 const BODY_CHARS: usize = 100_000;
+/// Timeline entries per page of the order view.
+const ENTRIES_PER_PAGE: u32 = 50;
 
 #[derive(Template)]
 #[template(path = "console/orders.html")]
@@ -34,6 +36,10 @@ struct Conversation {
     csrf: String,
     entries: Vec<Entry>,
     participants: Vec<Member>,
+    /// This page starts after an entry (it is not the first page).
+    paged: bool,
+    /// The last entry shown, when more follow: the next page's cursor.
+    next: Option<String>,
 }
 
 /// A participant as the page shows it: alias, role, whether blocked.
@@ -117,6 +123,9 @@ pub struct OrderQuery {
     order: Option<String>,
     #[serde(default)]
     store: Option<String>,
+    /// Show the entries after this one (the previous page's last).
+    #[serde(default)]
+    after: Option<String>,
 }
 
 pub async fn orders_page(
@@ -168,17 +177,30 @@ pub async fn orders_page(
             }
         }
     };
-    let entries = state
+    let Some(mut entries) = state
         .storage
-        .timeline(&store, &order)
+        .timeline_page(&store, &order, q.after.as_deref(), ENTRIES_PER_PAGE + 1)
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+    else {
+        view.problem = Some(format!(
+            "The timeline of order {order} has no entry {}: start from its first page.",
+            q.after.unwrap_or_default()
+        ));
+        return Ok(page(StatusCode::BAD_REQUEST, &view));
+    };
+    let next = if entries.len() > ENTRIES_PER_PAGE as usize {
+        entries.truncate(ENTRIES_PER_PAGE as usize);
+        entries.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
     let participants = state
         .storage
         .order_participants(&store, &order)
         .await
         .map_err(unavailable)?;
-    if entries.is_empty() && participants.is_empty() {
+    if entries.is_empty() && participants.is_empty() && q.after.is_none() {
         view.problem = Some(format!("No order {order} in store {store}."));
         return Ok(page(StatusCode::NOT_FOUND, &view));
     }
@@ -197,6 +219,8 @@ pub async fn orders_page(
                 active: p.is_active(now),
             })
             .collect(),
+        paged: q.after.is_some(),
+        next,
     });
     Ok(page(StatusCode::OK, &view))
 }

@@ -19,6 +19,7 @@ pub mod purge;
 mod rows;
 mod shared;
 mod sorted;
+pub mod timeline;
 
 pub mod sqlite;
 mod types;
@@ -35,6 +36,7 @@ pub use committer::{CommitError, Committer};
 pub use door::{DoorStore, RecentMail};
 pub use outbox::*;
 pub use postgres::PgStorage;
+pub use timeline::{Timelines, PAGE_MAX};
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +75,7 @@ pub trait BatchWriter: Send + Sync + 'static {
 }
 
 #[async_trait]
-pub trait Storage: BatchWriter + WebhookOutbox + DoorStore {
+pub trait Storage: BatchWriter + WebhookOutbox + DoorStore + Timelines {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 
@@ -136,16 +138,6 @@ pub trait Storage: BatchWriter + WebhookOutbox + DoorStore {
     async fn queue_stats(&self) -> Result<(u64, Option<DateTime<Utc>>)>;
     /// Make a queued, retrying or failed delivery due now. False if unknown or delivered.
     async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool>;
-
-    /// The order's timeline entries, oldest first, with their deliveries.
-    async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>>;
-    /// One entry of the order's timeline, as `timeline` shows it.
-    async fn timeline_entry(
-        &self,
-        store: &str,
-        order: &str,
-        entry_id: &str,
-    ) -> Result<Option<TimelineEntry>>;
 
     /// Delete up to `limit` aliases that expired before `aliases_before`, and
     /// up to `limit` messages (with their deliveries and timeline entries)

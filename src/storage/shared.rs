@@ -14,17 +14,15 @@ macro_rules! impl_storage {
         greatest: $greatest:literal $(,)?
     ) => {
         const _: () = {
-            use std::collections::HashMap;
-
             use chrono::{DateTime, Utc};
             use sqlx::Row;
 
             use $crate::alias::{MaskMode, Participant};
             use $crate::storage::rows::{self, json, to_ms, Columns, JOB_COLUMNS, PARTICIPANT_COLUMNS};
             use $crate::storage::{
-                DeliveryJob, DeliveryStatus, OrderAtRcpt, OrderExpiry, PurgeCounts, QueueEntry, RefusedEntry, Result, Storage,
+                DeliveryJob, OrderAtRcpt, OrderExpiry, PurgeCounts, QueueEntry, RefusedEntry, Result, Storage,
                 StorageError,
-                StoreSummary, StoredMessage, TimelineEntry,
+                StoreSummary, StoredMessage,
             };
 
             impl $storage {
@@ -87,49 +85,6 @@ macro_rules! impl_storage {
                         .execute(&mut *conn)
                         .await?;
                     Ok(done.rows_affected())
-                }
-
-                /// The order's timeline, or only entry `only` of it.
-                async fn entries(&self, store: &str, order: &str, only: Option<&str>) -> Result<Vec<TimelineEntry>> {
-                    let deliveries = sqlx::query(
-                        "SELECT d.message_id, d.rcpt_alias, d.state, d.attempts, d.last_reply, d.updated_at
-                         FROM deliveries d JOIN messages m ON m.id = d.message_id
-                         WHERE m.store = $1 AND m.order_id = $2 AND (CAST($3 AS TEXT) IS NULL OR m.id = $3)
-                         ORDER BY d.id",
-                    )
-                    .bind(store)
-                    .bind(order)
-                    .bind(only)
-                    .fetch_all(&mut *self.reader().await?)
-                    .await?;
-                    let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
-                    for r in &deliveries {
-                        by_message
-                            .entry(r.text("message_id")?)
-                            .or_default()
-                            .push(rows::delivery_status(r)?);
-                    }
-                    let entries = sqlx::query(
-                        "SELECT id, at, message_id, from_alias, to_aliases, subject, first_words, attachment_names,
-                                refused, reason, flags, authentication
-                         FROM timeline_entries
-                         WHERE store = $1 AND order_id = $2 AND (CAST($3 AS TEXT) IS NULL OR id = $3)
-                         ORDER BY at, id",
-                    )
-                    .bind(store)
-                    .bind(order)
-                    .bind(only)
-                    .fetch_all(&mut *self.reader().await?)
-                    .await?;
-                    entries
-                        .iter()
-                        .map(|r| {
-                            let mine = r
-                                .opt_text("message_id")?
-                                .and_then(|id| by_message.remove(&id));
-                            rows::timeline_entry(r, mine.unwrap_or_default())
-                        })
-                        .collect()
                 }
             }
 
@@ -409,19 +364,6 @@ macro_rules! impl_storage {
                     .execute(&mut *self.writer().await?)
                     .await?;
                     Ok(done.rows_affected() > 0)
-                }
-
-                async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
-                    self.entries(store, order, None).await
-                }
-
-                async fn timeline_entry(
-                    &self,
-                    store: &str,
-                    order: &str,
-                    entry_id: &str,
-                ) -> Result<Option<TimelineEntry>> {
-                    Ok(self.entries(store, order, Some(entry_id)).await?.pop())
                 }
 
                 async fn purge_batch(

@@ -117,3 +117,4 @@ super::participants::impl_participants!(
 super::outbox::impl_outbox!(PgStorage, sqlx::Postgres, claim_lock: "FOR UPDATE SKIP LOCKED");
 super::notices::impl_notices!(PgStorage, sqlx::Postgres);
 super::door::impl_door!(PgStorage, sqlx::Postgres);
+super::timeline::impl_timelines!(PgStorage, sqlx::Postgres);

@@ -144,6 +144,7 @@ super::participants::impl_participants!(
 super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
 super::notices::impl_notices!(SqliteStorage, sqlx::Sqlite);
 super::door::impl_door!(SqliteStorage, sqlx::Sqlite);
+super::timeline::impl_timelines!(SqliteStorage, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

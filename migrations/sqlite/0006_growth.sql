@@ -1,0 +1,19 @@
+-- Growth: every list that grows with traffic is read by an index, a page
+-- at a time, and every purge scan finds its rows without reading the table.
+
+-- Timelines page by key: (at, id) after the cursor's entry.
+DROP INDEX timeline_by_order;
+CREATE INDEX timeline_by_order ON timeline_entries (store, order_id, at, id);
+-- Deleting a message cascades to its entries: find them by message.
+CREATE INDEX timeline_by_message ON timeline_entries (message_id);
+-- Purge: refusals (entries without a message) past retention.
+CREATE INDEX timeline_refused_by_time ON timeline_entries (at) WHERE message_id IS NULL;
+-- Purge: messages past retention, aliases expired long ago.
+CREATE INDEX messages_by_received ON messages (received_at);
+CREATE INDEX participants_by_expiry ON participants (expires_at);
+-- The queue list: deliveries not delivered, the next due first.
+CREATE INDEX deliveries_undelivered ON deliveries (next_attempt_at)
+    WHERE state IN ('queued', 'retrying', 'failed');
+-- A node's heartbeat renews the leases it holds.
+CREATE INDEX deliveries_by_lease ON deliveries (lease_owner) WHERE lease_owner IS NOT NULL;
+CREATE INDEX webhook_events_by_lease ON webhook_events (lease_owner) WHERE lease_owner IS NOT NULL;
