@@ -169,7 +169,7 @@ mod tests {
 
     use super::*;
     use crate::storage::sqlite::SqliteStorage;
-    use crate::storage::{AcceptedMessage, Result, Storage};
+    use crate::storage::{AcceptedMessage, Result, Timelines};
 
     /// Real SQLite, with the first transaction held up as a slow fsync would.
     struct SlowFirstCommit {
