@@ -43,6 +43,10 @@ pub const SCANS: &str = "ct_relay_scans_total";
 pub const SCAN_SECONDS: &str = "ct_relay_scan_seconds";
 pub const WEBHOOK_BACKLOG: &str = "ct_relay_webhook_backlog";
 pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
+/// SQLite: the write-ahead log's size on disk after the last checkpoint,
+/// and the truncating checkpoints run to keep it under `storage.wal_limit_mib`.
+pub const WAL_BYTES: &str = "ct_relay_storage_wal_bytes";
+pub const WAL_TRUNCATIONS: &str = "ct_relay_storage_wal_truncations_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -140,4 +144,12 @@ pub fn webhook_send(outcome: &'static str) {
 pub fn webhook_backlog(pending: u64, oldest: Option<Duration>) {
     gauge!(WEBHOOK_BACKLOG).set(pending as f64);
     gauge!(WEBHOOK_OLDEST).set(oldest.map_or(0.0, |d| d.as_secs_f64()));
+}
+
+pub fn wal(bytes: u64) {
+    gauge!(WAL_BYTES).set(bytes as f64);
+}
+
+pub fn wal_truncated() {
+    counter!(WAL_TRUNCATIONS).increment(1);
 }

@@ -6,8 +6,9 @@ mod common;
 
 use chrono::{Duration, Utc};
 
-use common::storage::{accept, message, open, person};
+use common::storage::{accept, aliaser, message, open, person};
 use common::Backend;
+use ct_relay::alias::{MaskMode, Role};
 use ct_relay::storage::{RefusedEntry, Write};
 
 /// 250 entries (messages with deliveries, refusals between them), read in
@@ -112,4 +113,77 @@ async fn timelines_page_by_key(backend: Backend) {
         .is_empty());
 }
 
-on_both_backends!(timelines_page_by_key);
+/// One call with more rows than a statement holds: people already made
+/// (in another mode) come back as they were, a person twice in the call
+/// (in another case) gets one row, soft aliases shared by two roles give
+/// the first's row, and calling again changes nothing.
+async fn bulk_creation_keeps_the_one_at_a_time_contract(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let aliaser = aliaser();
+    let make = |order: &str, role: Role, email: &str, mode: MaskMode| {
+        aliaser
+            .participant("acme", order, role, email, mode, now)
+            .unwrap()
+    };
+    let earlier = db
+        .ensure_participants(&[make(
+            "o7",
+            Role::Customer,
+            "old@example.com",
+            MaskMode::Soft,
+        )])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut batch: Vec<_> = (0..1200)
+        .map(|i| {
+            make(
+                &format!("o{}", i / 2),
+                Role::Customer,
+                &format!("b{i}@example.com"),
+                MaskMode::Hard,
+            )
+        })
+        .collect();
+    batch.push(make(
+        "o7",
+        Role::Customer,
+        "OLD@example.com",
+        MaskMode::Hard,
+    ));
+    batch.push(make("o1", Role::Customer, "B2@EXAMPLE.com", MaskMode::Hard));
+    batch.push(make(
+        "o9",
+        Role::Customer,
+        "shared@example.com",
+        MaskMode::Soft,
+    ));
+    batch.push(make(
+        "o9",
+        Role::Store,
+        "shared@example.com",
+        MaskMode::Soft,
+    ));
+    let stored = db.ensure_participants(&batch).await.unwrap();
+    assert_eq!(stored.len(), batch.len());
+    for (made, got) in batch.iter().zip(&stored).take(1200) {
+        assert_eq!(got.alias, made.alias);
+        assert_eq!(got.email, made.email);
+    }
+    assert_eq!(stored[1200], earlier, "made before, in soft mode: kept");
+    assert_eq!(stored[1201], stored[2], "the same person twice: one row");
+    assert_eq!(stored[1203], stored[1202], "one soft alias for both roles");
+    assert_eq!(stored[1203].role, Role::Customer);
+    let again = db.ensure_participants(&batch).await.unwrap();
+    assert_eq!(again, stored, "idempotent, creation times kept");
+    let found = db.find_alias(&stored[5].alias).await.unwrap().unwrap();
+    assert_eq!(found, stored[5], "what is returned is what is stored");
+    assert_eq!(db.order_participants("acme", "o1").await.unwrap().len(), 2);
+    assert!(db.ensure_participants(&[]).await.unwrap().is_empty());
+}
+
+on_both_backends!(
+    timelines_page_by_key,
+    bulk_creation_keeps_the_one_at_a_time_contract
+);

@@ -1,24 +1,18 @@
 //! `ct-relay alias …`: create, import, show, disable.
 
-use std::collections::HashMap;
-use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Utc;
 use clap::Subcommand;
-use serde::Deserialize;
 use serde_json::json;
 
-use ct_relay::alias::{Aliaser, MaskMode, Participant, Role};
 use ct_relay::config::Settings;
 use ct_relay::storage::{rfc3339_string, Storage};
 
+use super::import::{created, import};
 use super::report::print;
-
-/// Lines committed per transaction during import.
-const IMPORT_CHUNK: usize = 500;
 
 #[derive(Debug, Subcommand)]
 pub enum AliasCommand {
@@ -70,7 +64,7 @@ pub async fn run(
             print(&created(&stored[0]));
             Ok(ExitCode::SUCCESS)
         }
-        AliasCommand::Import => import(&settings.aliaser()?, storage).await,
+        AliasCommand::Import => import(settings.aliaser()?, storage).await,
         AliasCommand::Show { alias } => match storage.find_alias(&alias).await? {
             Some(p) => {
                 print(&json!({
@@ -95,110 +89,6 @@ pub async fn run(
             }
             print(&json!({ "alias": alias.to_lowercase(), "disabled": true }));
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn created(p: &Participant) -> serde_json::Value {
-    json!({ "alias": p.alias, "mode": p.mode, "expires_at": rfc3339_string(p.expires_at) })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportLine {
-    store: String,
-    order: String,
-    role: Role,
-    email: String,
-    #[serde(default)]
-    mode: Option<MaskMode>,
-}
-
-/// Bad lines are reported with their number and skipped; the batch goes on.
-/// Exits 1 when any line failed, after all were read.
-async fn import(aliaser: &Aliaser, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
-    let stdin = std::io::stdin();
-    let mut modes: HashMap<String, MaskMode> = HashMap::new();
-    let mut chunk: Vec<(usize, Result<Participant, String>)> = Vec::new();
-    let (mut ok, mut failed) = (0usize, 0usize);
-    for (i, line) in stdin.lock().lines().enumerate() {
-        let line = line.context("cannot read stdin")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = prepare(&line, aliaser, storage.as_ref(), &mut modes).await;
-        chunk.push((i + 1, parsed));
-        if chunk.len() >= IMPORT_CHUNK {
-            flush(&mut chunk, storage.as_ref(), &mut ok, &mut failed).await;
-        }
-    }
-    flush(&mut chunk, storage.as_ref(), &mut ok, &mut failed).await;
-    eprintln!("ct-relay: imported {ok} aliases, {failed} lines failed");
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-async fn prepare(
-    line: &str,
-    aliaser: &Aliaser,
-    storage: &dyn Storage,
-    modes: &mut HashMap<String, MaskMode>,
-) -> Result<Participant, String> {
-    let l: ImportLine =
-        serde_json::from_str(line).map_err(|e| format!("invalid JSON line: {e}"))?;
-    let mode = match l.mode {
-        Some(m) => m,
-        None => match modes.get(&l.store) {
-            Some(m) => *m,
-            None => {
-                let m = storage
-                    .store_mode(&l.store)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                modes.insert(l.store.clone(), m);
-                m
-            }
-        },
-    };
-    aliaser
-        .participant(&l.store, &l.order, l.role, &l.email, mode, Utc::now())
-        .map_err(|e| e.to_string())
-}
-
-async fn flush(
-    chunk: &mut Vec<(usize, Result<Participant, String>)>,
-    storage: &dyn Storage,
-    ok: &mut usize,
-    failed: &mut usize,
-) {
-    let valid: Vec<Participant> = chunk
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().cloned())
-        .collect();
-    let mut stored = match storage.ensure_participants(&valid).await {
-        Ok(rows) => Ok(rows.into_iter()),
-        Err(e) => Err(e.to_string()),
-    };
-    for (line, result) in chunk.drain(..) {
-        let outcome = match (result, &mut stored) {
-            (Err(e), _) => Err(e),
-            (Ok(_), Ok(rows)) => rows.next().ok_or_else(|| "not stored".to_string()),
-            (Ok(_), Err(e)) => Err(format!("storage: {e}")),
-        };
-        match outcome {
-            Ok(p) => {
-                *ok += 1;
-                let mut v = created(&p);
-                v["line"] = json!(line);
-                print(&v);
-            }
-            Err(error) => {
-                *failed += 1;
-                print(&json!({ "line": line, "error": error }));
-            }
         }
     }
 }

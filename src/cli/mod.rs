@@ -2,6 +2,7 @@
 //! prints data, and errors as one line on stderr with a non-zero exit.
 
 mod alias;
+mod import;
 mod logging;
 mod report;
 

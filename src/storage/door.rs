@@ -92,7 +92,7 @@ macro_rules! impl_door {
                     now: DateTime<Utc>,
                 ) -> Result<u64> {
                     let mut writer = self.writer().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+                    let mut tx = Self::begin_write(&mut writer).await?;
                     let mut changed = 0;
                     for alias in aliases {
                         let done = sqlx::query(

@@ -74,8 +74,18 @@ pub trait BatchWriter: Send + Sync + 'static {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>>;
 }
 
+/// Keeping the database's files small after bulk work.
 #[async_trait]
-pub trait Storage: BatchWriter + WebhookOutbox + DoorStore + Timelines {
+pub trait Maintenance: Send + Sync {
+    /// After an import or a purge: SQLite empties its write-ahead log and
+    /// gives the file system back the free pages beyond a tenth of the file
+    /// (the rest are reused by the next writes); PostgreSQL leaves this to
+    /// its autovacuum.
+    async fn compact(&self) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Storage: BatchWriter + WebhookOutbox + DoorStore + Timelines + Maintenance {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 
@@ -156,9 +166,13 @@ pub trait Storage: BatchWriter + WebhookOutbox + DoorStore + Timelines {
 pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Storage>> {
     let url = settings.url.as_str();
     if url.starts_with("sqlite:") {
-        let s =
-            sqlite::SqliteStorage::connect(url, settings.max_connections, settings.busy_timeout)
-                .await?;
+        let s = sqlite::SqliteStorage::connect(
+            url,
+            settings.max_connections,
+            settings.busy_timeout,
+            settings.wal_limit_mib << 20,
+        )
+        .await?;
         s.migrate().await?;
         Ok(Arc::new(s))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {

@@ -256,7 +256,7 @@ macro_rules! impl_outbox {
                         }
                     };
                     let mut writer = self.writer().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+                    let mut tx = Self::begin_write(&mut writer).await?;
                     // One statement, so concurrent updates of different
                     // settings never undo each other.
                     let row = sqlx::query(

@@ -22,6 +22,7 @@ pub async fn purge(storage: &dyn Storage, settings: &StorageSettings) -> Result<
             .purge_batch(aliases_before, messages_before, settings.purge_batch.max(1))
             .await?;
         if batch.is_empty() {
+            storage.compact().await?;
             return Ok(total);
         }
         total.aliases += batch.aliases;

@@ -375,7 +375,7 @@ macro_rules! impl_storage {
                     // Deletes cascade from messages to deliveries, attempts and timeline entries.
                 let limit = i64::from(limit);
                 let mut writer = self.writer().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *writer).await?;
+                    let mut tx = Self::begin_write(&mut writer).await?;
                 let aliases = Self::delete_batch(
                     &mut tx,
                     "DELETE FROM participants WHERE alias_key IN

@@ -108,13 +108,39 @@ super::shared::impl_storage!(
     claim_lock: "FOR UPDATE SKIP LOCKED",
     greatest: "GREATEST",
 );
-super::participants::impl_participants!(
-    PgStorage,
-    sqlx::Postgres,
-    // Two API calls for one order, made in different mask modes, make one row.
-    order_lock: Some("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"),
-);
+super::participants::impl_participants!(PgStorage, sqlx::Postgres, rows_per_statement: 500, numbered: true);
+
+impl PgStorage {
+    async fn begin_write(conn: &mut PgConnection) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {
+        Ok(conn.begin().await?)
+    }
+
+    /// Two nodes creating participants of one order take turns: a lock
+    /// per order, taken in the order given (sorted by the caller, so two
+    /// transactions never wait on each other in a circle), held until
+    /// the transaction ends.
+    async fn lock_orders(conn: &mut PgConnection, orders: &[(&str, &str)]) -> Result<()> {
+        let (stores, ids): (Vec<&str>, Vec<&str>) = orders.iter().copied().unzip();
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext(s), hashtext(o))
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS l(s, o, n) ORDER BY n",
+        )
+        .bind(stores)
+        .bind(ids)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
 super::outbox::impl_outbox!(PgStorage, sqlx::Postgres, claim_lock: "FOR UPDATE SKIP LOCKED");
 super::notices::impl_notices!(PgStorage, sqlx::Postgres);
 super::door::impl_door!(PgStorage, sqlx::Postgres);
+
+#[async_trait::async_trait]
+impl super::Maintenance for PgStorage {
+    /// Autovacuum reclaims dead rows on its own.
+    async fn compact(&self) -> Result<()> {
+        Ok(())
+    }
+}
 super::timeline::impl_timelines!(PgStorage, sqlx::Postgres);

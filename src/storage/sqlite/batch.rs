@@ -62,7 +62,7 @@ async fn with_rare_writes(
     messages: &[&AcceptedMessage],
     attempts: &[Outcome<'_>],
 ) -> Result<(HashSet<String>, HashSet<String>)> {
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let mut text = Text::new("");
     text.messages(messages)?;
     text.attempts(attempts)?;

@@ -1,13 +1,25 @@
-//! WAL checkpoints off the writer's path. SQLite's own checkpoint runs in
-//! the commit that crosses its threshold: that commit copies the log into
-//! the database file and waits for its fsync (about 10 ms on the test
-//! machine, every 4 MB of log), and every session waiting on the group
-//! commit waits with it. The writer connection has it turned off; this task
-//! runs a passive checkpoint, which never blocks the writer, on a reading
-//! connection soon after group commits, and every few seconds whatever
-//! was written (the API's and the CLI's writes do not go through the group
-//! commit, and a node that takes no mail must not grow its log forever).
+//! WAL checkpoints off the writer's path, and a bound on the log's size.
+//! SQLite's own checkpoint runs in the commit that crosses its threshold:
+//! that commit copies the log into the database file and waits for its
+//! fsync (about 10 ms on the test machine, every 4 MB of log), and every
+//! session waiting on the group commit waits with it. The writer
+//! connection has it turned off; this task runs a passive checkpoint,
+//! which never blocks the writer, on a connection of its own soon after
+//! group commits, and every few seconds whatever was written (the API's
+//! and the CLI's writes do not go through the group commit, and a node
+//! that takes no mail must not grow its log forever).
+//!
+//! A passive checkpoint copies the log into the database but leaves the
+//! file as long as it ever grew (readers in the middle of it, or a burst
+//! of writes, can keep the writer appending for a while). When the file
+//! passes `storage.wal_limit_mib`, or when nothing was committed for an
+//! idle interval and the file is not empty, a `TRUNCATE` checkpoint
+//! empties it. That one takes the write lock, so it waits for nobody:
+//! its connection gives up at once when a writer or a reader is in the
+//! way, and tries again after the next commits. `journal_size_limit`
+//! makes every reset of the log truncate it to the limit too.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +28,8 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::telemetry;
+
 /// Least time between two checkpoints: under load, a checkpoint copies
 /// what a few hundred commits wrote, as SQLite's default threshold
 /// (1000 pages) would.
@@ -23,6 +37,9 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// Longest time between two checkpoints. One with nothing to copy costs a
 /// look at the log's header.
 const IDLE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a truncating checkpoint waits for a writer or readers in its
+/// way before it gives up until next time.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(50);
 
 /// Runs checkpoints while it lives.
 pub(super) struct Checkpointer {
@@ -30,11 +47,25 @@ pub(super) struct Checkpointer {
     task: JoinHandle<()>,
 }
 
+/// The log's file and the size past which it is emptied.
+#[derive(Clone)]
+pub(super) struct WalBound {
+    pub path: PathBuf,
+    pub limit: u64,
+}
+
+impl WalBound {
+    fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+}
+
 impl Checkpointer {
     /// Checkpoints on a connection of its own, opened with `options`.
-    pub(super) fn start(options: SqliteConnectOptions) -> Self {
+    pub(super) fn start(options: SqliteConnectOptions, wal: WalBound) -> Self {
         let due = Arc::new(Notify::new());
-        let task = tokio::spawn(run(options, due.clone()));
+        let options = options.busy_timeout(TRUNCATE_WAIT);
+        let task = tokio::spawn(run(options, wal, due.clone()));
         Self { due, task }
     }
 
@@ -50,30 +81,51 @@ impl Drop for Checkpointer {
     }
 }
 
-async fn run(options: SqliteConnectOptions, due: Arc<Notify>) {
+async fn run(options: SqliteConnectOptions, wal: WalBound, due: Arc<Notify>) {
     let mut conn: Option<SqliteConnection> = None;
     loop {
-        let _ = tokio::time::timeout(IDLE_INTERVAL, due.notified()).await;
-        let result = match conn.as_mut() {
-            Some(c) => checkpoint(c).await,
+        let idle = tokio::time::timeout(IDLE_INTERVAL, due.notified())
+            .await
+            .is_err();
+        let c = match conn.as_mut() {
+            Some(c) => c,
             None => match SqliteConnection::connect_with(&options).await {
-                Ok(c) => checkpoint(conn.insert(c)).await,
-                Err(e) => Err(e),
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::debug!(error = %e, "checkpoint did not run");
+                    tokio::time::sleep(INTERVAL).await;
+                    continue;
+                }
             },
         };
-        if let Err(e) = result {
+        if let Err(e) = checkpoint(c, "PASSIVE").await {
             // Another process (a CLI command) may be checkpointing: next time.
             tracing::debug!(error = %e, "checkpoint did not run");
         }
+        let size = wal.size();
+        if size > wal.limit || (idle && size > 0) {
+            match checkpoint(c, "TRUNCATE").await {
+                Ok(true) => telemetry::wal_truncated(),
+                Ok(false) => tracing::debug!(bytes = size, "log in use; truncated later"),
+                Err(e) => tracing::debug!(error = %e, "truncating checkpoint did not run"),
+            }
+        }
+        telemetry::wal(wal.size());
         tokio::time::sleep(INTERVAL).await;
     }
 }
 
-async fn checkpoint(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(conn)
-        .await
-        .map(|_| ())
+/// Run a checkpoint of `mode`; true when it copied the whole log (and,
+/// for `TRUNCATE`, emptied the file).
+pub(super) async fn checkpoint(
+    conn: &mut SqliteConnection,
+    mode: &str,
+) -> Result<bool, sqlx::Error> {
+    // One row: busy (1 when blocked), frames in the log, frames copied.
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+        .fetch_one(conn)
+        .await?;
+    Ok(busy == 0)
 }
 
 #[cfg(test)]
@@ -159,5 +211,73 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             waited += Duration::from_millis(50);
         }
+    }
+
+    /// 16 MiB of mail against a 1 MiB bound: the log never stays past the
+    /// bound for long, and is emptied once the writes stop.
+    #[tokio::test]
+    async fn the_log_is_kept_under_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = 1 << 20;
+        let db =
+            SqliteStorage::migrated_with_wal_limit(dir.path(), Duration::from_secs(5), limit).await;
+        let wal = dir.path().join("t.db-wal");
+        let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let mut largest_after_a_pause = 0;
+        for i in 0..64 {
+            let message = AcceptedMessage {
+                content: vec![b'x'; 256 * 1024].into(),
+                ..AcceptedMessage::sample(&format!("m{i}"), 0)
+            };
+            db.apply(&[Write::Accept(Box::new(message))]).await.unwrap();
+            if i % 8 == 7 {
+                // The checkpointer's turn (it runs every 200 ms).
+                tokio::time::sleep(Duration::from_millis(450)).await;
+                largest_after_a_pause = largest_after_a_pause.max(size());
+            }
+        }
+        // A commit or two may land between a checkpoint and the look.
+        assert!(
+            largest_after_a_pause <= limit + 600 * 1024,
+            "log at {largest_after_a_pause} bytes, bound {limit}"
+        );
+        let mut waited = Duration::ZERO;
+        while size() > 0 {
+            assert!(
+                waited < super::IDLE_INTERVAL * 3,
+                "an idle log is emptied ({} bytes left)",
+                size()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+        }
+    }
+
+    /// What a purge frees goes back to the file system, past a tenth kept
+    /// for the next writes.
+    #[tokio::test]
+    async fn compacting_returns_freed_pages() {
+        use crate::storage::Maintenance;
+        let (db, dir) = migrated().await;
+        let path = dir.path().join("t.db");
+        for i in 0..32 {
+            let message = AcceptedMessage {
+                content: vec![b'x'; 256 * 1024].into(),
+                ..AcceptedMessage::sample(&format!("m{i}"), 0)
+            };
+            db.apply(&[Write::Accept(Box::new(message))]).await.unwrap();
+        }
+        db.compact().await.unwrap();
+        let full = std::fs::metadata(&path).unwrap().len();
+        assert!(full > 8 << 20, "{full}");
+        sqlx::query("DELETE FROM messages")
+            .execute(&mut *db.writer().await.unwrap())
+            .await
+            .unwrap();
+        db.compact().await.unwrap();
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(after < full / 4, "{full} bytes before, {after} after");
+        let wal = std::fs::metadata(dir.path().join("t.db-wal")).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "the log is emptied");
     }
 }

@@ -5,19 +5,24 @@ mod batch;
 mod checkpoint;
 mod readers;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use checkpoint::Checkpointer;
+use checkpoint::{Checkpointer, WalBound};
 use readers::{Reader, Readers};
 
 use super::{BatchWriter, Result, StorageError, Write};
+
+/// The writer's page cache: a transaction that touches more pages than
+/// the cache holds writes them to the log twice or more (a bulk import's
+/// random aliases touch many index pages). Readers keep SQLite's default.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
 pub struct SqliteStorage {
     readers: Readers,
@@ -49,15 +54,25 @@ pub(crate) struct WriterState {
 }
 
 impl SqliteStorage {
-    /// Open (creating if needed) the database file named by `url`.
-    pub async fn connect(url: &str, max_connections: u32, busy_timeout: Duration) -> Result<Self> {
+    /// Open (creating if needed) the database file named by `url`; its
+    /// write-ahead log is kept under `wal_limit` bytes (see `checkpoint`).
+    /// A new database reuses and returns the pages purges free
+    /// (`auto_vacuum = INCREMENTAL`; see `compact`).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        busy_timeout: Duration,
+        wal_limit: u64,
+    ) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StorageError::Unavailable(format!("{url}: {e}")))?
             .create_if_missing(true)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(busy_timeout);
+            .busy_timeout(busy_timeout)
+            .pragma("journal_size_limit", wal_limit.to_string());
         if let Some(dir) = Path::new(options.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -69,14 +84,21 @@ impl SqliteStorage {
             state: Mutex::new(WriterState {
                 // Checkpoints are the checkpointer's, off the writer's path.
                 conn: SqliteConnection::connect_with(
-                    &options.clone().pragma("wal_autocheckpoint", "0"),
+                    &options
+                        .clone()
+                        .pragma("wal_autocheckpoint", "0")
+                        .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)),
                 )
                 .await?,
                 maybe_in_transaction: false,
             }),
             wait: busy_timeout,
         };
-        let checkpointer = Checkpointer::start(options.clone());
+        let wal = WalBound {
+            path: PathBuf::from(format!("{}-wal", options.get_filename().display())),
+            limit: wal_limit,
+        };
+        let checkpointer = Checkpointer::start(options.clone(), wal);
         Ok(Self {
             readers: Readers::new(options, max_connections.max(2) as usize, busy_timeout),
             writer,
@@ -87,8 +109,20 @@ impl SqliteStorage {
     /// For unit tests: a migrated database at `t.db` in `dir`.
     #[cfg(test)]
     pub(crate) async fn migrated_in(dir: &Path, busy_timeout: Duration) -> Self {
+        Self::migrated_with_wal_limit(dir, busy_timeout, 64 << 20).await
+    }
+
+    /// For unit tests: as `migrated_in`, the log kept under `wal_limit` bytes.
+    #[cfg(test)]
+    pub(crate) async fn migrated_with_wal_limit(
+        dir: &Path,
+        busy_timeout: Duration,
+        wal_limit: u64,
+    ) -> Self {
         let url = format!("sqlite://{}", dir.join("t.db").display());
-        let db = Self::connect(&url, 2, busy_timeout).await.unwrap();
+        let db = Self::connect(&url, 2, busy_timeout, wal_limit)
+            .await
+            .unwrap();
         crate::storage::Storage::migrate(&db).await.unwrap();
         db
     }
@@ -126,6 +160,45 @@ impl BatchWriter for SqliteStorage {
     }
 }
 
+impl SqliteStorage {
+    /// A write transaction holds the write lock from its start: it never
+    /// finds, at its first write, that the log was checkpointed and reset
+    /// under the snapshot its reads saw (SQLITE_BUSY_SNAPSHOT).
+    async fn begin_write(
+        conn: &mut SqliteConnection,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+        Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// One writer: nothing else creates participants meanwhile.
+    async fn lock_orders(_: &mut SqliteConnection, _: &[(&str, &str)]) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl super::Maintenance for SqliteStorage {
+    async fn compact(&self) -> Result<()> {
+        let mut writer = self.writer().await?;
+        let (pages, free): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT page_count FROM pragma_page_count()),
+                    (SELECT freelist_count FROM pragma_freelist_count())",
+        )
+        .fetch_one(&mut *writer)
+        .await?;
+        let keep = pages / 10;
+        if free > keep {
+            // Only a database made with auto_vacuum = INCREMENTAL shrinks;
+            // an older one keeps its free pages for the next writes.
+            sqlx::query(&format!("PRAGMA incremental_vacuum({})", free - keep))
+                .execute(&mut *writer)
+                .await?;
+        }
+        checkpoint::checkpoint(&mut writer, "TRUNCATE").await?;
+        Ok(())
+    }
+}
+
 // SQLite has one writer: no row locking needed when claiming.
 super::shared::impl_storage!(
     SqliteStorage,
@@ -135,12 +208,7 @@ super::shared::impl_storage!(
     claim_lock: "",
     greatest: "MAX",
 );
-super::participants::impl_participants!(
-    SqliteStorage,
-    sqlx::Sqlite,
-    // One writer: nothing else can insert meanwhile.
-    order_lock: None,
-);
+super::participants::impl_participants!(SqliteStorage, sqlx::Sqlite, rows_per_statement: 256, numbered: false);
 super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
 super::notices::impl_notices!(SqliteStorage, sqlx::Sqlite);
 super::door::impl_door!(SqliteStorage, sqlx::Sqlite);
@@ -155,7 +223,7 @@ mod tests {
     async fn wal_and_full_sync_are_on() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("sub/dir/t.db").display());
-        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(1))
+        let db = SqliteStorage::connect(&url, 2, Duration::from_secs(1), 64 << 20)
             .await
             .unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
