@@ -194,6 +194,17 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let listener = tokio::spawn(
         Listener::new(socket, ctx, settings.smtp.max_sessions).run(stopped.clone(), grace),
     );
+    // The heartbeat outlives the runner and the dispatcher: a node finishing
+    // its deliveries in flight is not dead.
+    let (stop_beating, beating) = watch::channel(false);
+    let heartbeat = (!storage.single_node()).then(|| {
+        tokio::spawn(queue::heartbeat::beat(
+            storage.clone(),
+            node.clone(),
+            settings.delivery.heartbeat,
+            beating,
+        ))
+    });
     let queue = tokio::spawn(runner.run(Some(fresh), stopped.clone(), grace));
     let webhooks = tokio::spawn(webhooks.run(stopped.clone(), grace));
     let purger = tokio::spawn(purge_periodically(
@@ -213,6 +224,10 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     }
     let _ = queue.await;
     let _ = webhooks.await;
+    let _ = stop_beating.send(true);
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.await;
+    }
     let _ = purger.await;
     // Sessions and workers are gone, and with them every committer handle:
     // the committer finishes what it holds and stops.

@@ -32,12 +32,17 @@ async fn send_range(relay: &Relay, alias: &str, range: std::ops::Range<usize>) {
     }
 }
 
+/// Node A is killed (SIGKILL) with deliveries claimed and in flight. Its
+/// leases last 15 minutes, far past the test: B takes them over because
+/// A's heartbeat (every second) stopped, within seconds.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_share_the_queue_and_survive_one_being_killed() {
     let sink = Sink::start().await;
     // A slow next hop keeps deliveries in flight when the node dies.
     sink.set_delay(Duration::from_secs(1));
-    let mut a = Relay::with_smarthost(Backend::Postgres, sink.addr);
+    let mut a = Relay::with_smarthost(Backend::Postgres, sink.addr)
+        .env("CT_RELAY__DELIVERY__LEASE", "15m")
+        .env("CT_RELAY__DELIVERY__HEARTBEAT", "1s");
     a.without_rate_limits();
     let mut b = a.another_node();
     let alias = a.create_alias("acme", "c-1", "customer", "buyer@example.net");
@@ -53,12 +58,15 @@ async fn two_nodes_share_the_queue_and_survive_one_being_killed() {
     let before_kill = sink.received().len();
     assert!(before_kill < MESSAGES, "node A must die mid-queue");
     a.kill();
+    let killed = std::time::Instant::now();
 
-    // B finishes everything, A's leased deliveries once their lease lapses.
+    // B finishes everything, A's leased deliveries once A is silent for
+    // three heartbeats.
     let all = wait_until(Duration::from_secs(60), || {
         delivered(&sink).len() == MESSAGES
     })
     .await;
+    let resumed_in = killed.elapsed();
     let seen = delivered(&sink);
     assert!(
         all,
@@ -69,7 +77,7 @@ async fn two_nodes_share_the_queue_and_survive_one_being_killed() {
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     eprintln!(
         "cluster: {MESSAGES} accepted over 2 nodes, node A killed when {before_kill} were delivered; \
-         {} distinct delivered, {duplicates} duplicates, {} attempts at the sink",
+         {} distinct delivered {resumed_in:?} after the kill, {duplicates} duplicates, {} attempts at the sink",
         seen.len(),
         sink.attempts()
     );

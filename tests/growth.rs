@@ -183,7 +183,53 @@ async fn bulk_creation_keeps_the_one_at_a_time_contract(backend: Backend) {
     assert!(db.ensure_participants(&[]).await.unwrap().is_empty());
 }
 
+/// A node's claims last their lease while it beats; once it is silent
+/// past its `alive_until`, another node claims them (deliveries and
+/// webhook events alike). A node that never beat keeps its leases.
+async fn a_silent_nodes_claims_go_to_the_others(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let to = db
+        .ensure_participants(&[person("o1", "b@example.com", now)])
+        .await
+        .unwrap()
+        .remove(0);
+    let batch: Vec<_> = (0..4)
+        .map(|i| accept(message(&format!("m{i}"), "o1", &to, now)))
+        .collect();
+    db.apply(&batch).await.unwrap();
+    let lease = now + Duration::hours(1);
+    db.heartbeat("a", now, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(db.claim_due("a", now, lease, 2).await.unwrap().len(), 2);
+    assert_eq!(db.claim_due("quiet", now, lease, 1).await.unwrap().len(), 1);
+    // While A beats, its claims are its own.
+    let soon = now + Duration::seconds(10);
+    assert_eq!(db.claim_due("b", soon, lease, 10).await.unwrap().len(), 1);
+    db.heartbeat("a", soon, soon + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert!(db
+        .claim_due("b", soon + Duration::seconds(25), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A is silent: its two go to B; the one of a node that never beat stays.
+    let later = soon + Duration::seconds(41);
+    let taken = db.claim_due("b", later, lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    // A stopped cleanly: no row, nothing more to take.
+    db.node_stopped("a").await.unwrap();
+    assert!(db
+        .claim_due("c", later, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 on_both_backends!(
+    a_silent_nodes_claims_go_to_the_others,
     timelines_page_by_key,
     bulk_creation_keeps_the_one_at_a_time_contract
 );

@@ -22,3 +22,11 @@ CREATE INDEX webhook_events_by_lease ON webhook_events (lease_owner) WHERE lease
 DROP INDEX participants_by_order;
 DROP INDEX participants_by_order_id;
 CREATE INDEX participants_by_order ON participants (order_id, store);
+
+-- Nodes sharing the database say they are alive every `delivery.heartbeat`;
+-- the leases of a node whose `alive_until` passed are free to claim.
+CREATE TABLE nodes (
+    node        TEXT PRIMARY KEY,
+    started_at  BIGINT NOT NULL,
+    alive_until BIGINT NOT NULL
+);

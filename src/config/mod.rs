@@ -181,9 +181,15 @@ pub struct DeliverySettings {
     /// take ten times this.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// A claimed delivery is this node's until then; a dead node's claims lapse.
+    /// A claimed delivery is this node's until then (long enough for a
+    /// whole transaction: more than 11 × `timeout`); see `heartbeat`.
     #[serde(default = "default_lease", with = "humantime_serde")]
     pub lease: Duration,
+    /// Nodes sharing a PostgreSQL database say they are alive this often;
+    /// a node silent for three heartbeats (killed, frozen, cut off) loses
+    /// its claims to the others at once, without waiting out `lease`.
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat: Duration,
     /// How often the queue is polled when nothing wakes it.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -261,6 +267,9 @@ fn default_dir() -> PathBuf {
 }
 fn default_workers() -> usize {
     16
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_retry_initial() -> Duration {
     Duration::from_secs(60)
@@ -385,6 +394,20 @@ impl Settings {
         if w.lease <= w.timeout * 2 {
             return invalid("webhook.lease must exceed twice webhook.timeout".into());
         }
+        let d = &self.delivery;
+        if d.lease <= d.timeout * 11 {
+            return invalid(format!(
+                "delivery.lease ({:?}) must exceed 11 × delivery.timeout ({:?}): one attempt may take that long",
+                d.lease,
+                d.timeout
+            ));
+        }
+        if d.heartbeat.is_zero() || d.heartbeat * 3 > d.lease {
+            return invalid(
+                "delivery.heartbeat must be above zero and at most a third of delivery.lease"
+                    .into(),
+            );
+        }
         self.scan.validate()?;
         Ok(())
     }
@@ -475,5 +498,24 @@ mod tests {
         let err = Settings::load(&path).unwrap_err();
         let cause = std::error::Error::source(&err).unwrap().to_string();
         assert!(cause.contains("typo"), "{cause}");
+    }
+
+    /// A lease shorter than one attempt could take, or a heartbeat too
+    /// slow for the lease, is refused at start with the key named.
+    #[test]
+    fn delivery_lease_and_heartbeat_are_checked() {
+        let mut s = Settings::load(Path::new(DEFAULT_CONFIG)).unwrap();
+        s.delivery.lease = Duration::from_secs(1);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("delivery.lease") && err.contains("11"),
+            "{err}"
+        );
+        s.delivery.lease = Duration::from_secs(900);
+        s.delivery.heartbeat = Duration::from_secs(600);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("delivery.heartbeat"), "{err}");
+        s.delivery.heartbeat = Duration::from_secs(10);
+        s.validate().unwrap();
     }
 }

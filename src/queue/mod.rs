@@ -2,6 +2,7 @@
 
 mod backoff;
 pub mod handoff;
+pub mod heartbeat;
 mod runner;
 
 pub use backoff::{Next, RetryPolicy};

@@ -11,6 +11,7 @@
 
 mod committer;
 pub mod door;
+pub mod nodes;
 mod notices;
 pub mod outbox;
 mod participants;
@@ -34,6 +35,7 @@ use crate::config::StorageSettings;
 
 pub use committer::{CommitError, Committer};
 pub use door::{DoorStore, RecentMail};
+pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
 pub use timeline::{Timelines, PAGE_MAX};
@@ -85,7 +87,9 @@ pub trait Maintenance: Send + Sync {
 }
 
 #[async_trait]
-pub trait Storage: BatchWriter + WebhookOutbox + DoorStore + Timelines + Maintenance {
+pub trait Storage:
+    BatchWriter + WebhookOutbox + DoorStore + Timelines + Maintenance + Nodes
+{
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
 

@@ -320,11 +320,11 @@ macro_rules! impl_outbox {
                         "UPDATE webhook_events SET lease_owner = $1, lease_until = $2
                          WHERE id IN (
                              SELECT id FROM webhook_events
-                             WHERE state = 'pending' AND next_attempt_at <= $3
-                               AND (lease_until IS NULL OR lease_until <= $3)
+                             WHERE state = 'pending' AND next_attempt_at <= $3 AND {free}
                              ORDER BY next_attempt_at, id LIMIT $4 {lock})
                          RETURNING id, store, order_id, entry_id, kind, attempts, created_at",
-                        lock = $lock
+                        lock = $lock,
+                        free = $crate::storage::nodes::LEASE_FREE,
                     );
                     let claimed = sqlx::query(&sql)
                         .bind(node)

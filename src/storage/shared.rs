@@ -277,11 +277,11 @@ macro_rules! impl_storage {
                         "UPDATE deliveries SET lease_owner = $1, lease_until = $2
                          WHERE id IN (
                              SELECT id FROM deliveries
-                             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $3
-                               AND (lease_until IS NULL OR lease_until <= $3)
+                             WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $3 AND {free}
                              ORDER BY next_attempt_at LIMIT $4 {lock})
                          RETURNING {JOB_COLUMNS}",
-                        lock = $lock
+                        lock = $lock,
+                        free = $crate::storage::nodes::LEASE_FREE,
                     );
                     let claimed = sqlx::query(&sql)
                         .bind(node)

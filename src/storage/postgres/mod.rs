@@ -144,3 +144,4 @@ impl super::Maintenance for PgStorage {
     }
 }
 super::timeline::impl_timelines!(PgStorage, sqlx::Postgres);
+super::nodes::impl_nodes!(PgStorage);

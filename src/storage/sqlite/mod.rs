@@ -213,6 +213,7 @@ super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
 super::notices::impl_notices!(SqliteStorage, sqlx::Sqlite);
 super::door::impl_door!(SqliteStorage, sqlx::Sqlite);
 super::timeline::impl_timelines!(SqliteStorage, sqlx::Sqlite);
+super::nodes::impl_nodes!(SqliteStorage);
 
 #[cfg(test)]
 mod tests {
