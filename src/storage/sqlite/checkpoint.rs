@@ -14,20 +14,22 @@
 //! of writes, can keep the writer appending for a while). When the file
 //! passes `storage.wal_limit_mib`, or when nothing was committed for an
 //! idle interval and the file is not empty, a `TRUNCATE` checkpoint
-//! empties it. That one takes the write lock, so it waits for nobody:
-//! its connection gives up at once when a writer or a reader is in the
-//! way, and tries again after the next commits. `journal_size_limit`
-//! makes every reset of the log truncate it to the limit too.
+//! empties it. That one needs the write lock and no reader in the log, so
+//! it takes the writer's turn (commits wait for it: the few frames the
+//! passive checkpoints left, then an fsync) and waits for readers as any
+//! write does. `journal_size_limit` makes every reset of the log by the
+//! writer truncate it to the limit too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::Writer;
 use crate::telemetry;
 
 /// Least time between two checkpoints: under load, a checkpoint copies
@@ -37,9 +39,6 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// Longest time between two checkpoints. One with nothing to copy costs a
 /// look at the log's header.
 const IDLE_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a truncating checkpoint waits for a writer or readers in its
-/// way before it gives up until next time.
-const TRUNCATE_WAIT: Duration = Duration::from_millis(50);
 
 /// Runs checkpoints while it lives.
 pub(super) struct Checkpointer {
@@ -61,11 +60,11 @@ impl WalBound {
 }
 
 impl Checkpointer {
-    /// Checkpoints on a connection of its own, opened with `options`.
-    pub(super) fn start(options: SqliteConnectOptions, wal: WalBound) -> Self {
+    /// Passive checkpoints on a connection of its own, opened with
+    /// `options`; truncating ones on the writer's, in its turn.
+    pub(super) fn start(options: SqliteConnectOptions, wal: WalBound, writer: Arc<Writer>) -> Self {
         let due = Arc::new(Notify::new());
-        let options = options.busy_timeout(TRUNCATE_WAIT);
-        let task = tokio::spawn(run(options, wal, due.clone()));
+        let task = tokio::spawn(run(options, wal, writer, due.clone()));
         Self { due, task }
     }
 
@@ -81,37 +80,56 @@ impl Drop for Checkpointer {
     }
 }
 
-async fn run(options: SqliteConnectOptions, wal: WalBound, due: Arc<Notify>) {
+async fn run(options: SqliteConnectOptions, wal: WalBound, writer: Arc<Writer>, due: Arc<Notify>) {
     let mut conn: Option<SqliteConnection> = None;
+    let mut last_passive = Instant::now();
     loop {
         let idle = tokio::time::timeout(IDLE_INTERVAL, due.notified())
             .await
             .is_err();
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match SqliteConnection::connect_with(&options).await {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    tracing::debug!(error = %e, "checkpoint did not run");
-                    tokio::time::sleep(INTERVAL).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = checkpoint(c, "PASSIVE").await {
-            // Another process (a CLI command) may be checkpointing: next time.
-            tracing::debug!(error = %e, "checkpoint did not run");
-        }
+        // Looked at after every commit: the log passes its bound by at
+        // most one commit's writes.
         let size = wal.size();
         if size > wal.limit || (idle && size > 0) {
-            match checkpoint(c, "TRUNCATE").await {
-                Ok(true) => telemetry::wal_truncated(),
-                Ok(false) => tracing::debug!(bytes = size, "log in use; truncated later"),
-                Err(e) => tracing::debug!(error = %e, "truncating checkpoint did not run"),
-            }
+            truncate(&writer, size).await;
+        } else if idle || last_passive.elapsed() >= INTERVAL {
+            passive(&mut conn, &options).await;
+            last_passive = Instant::now();
         }
         telemetry::wal(wal.size());
-        tokio::time::sleep(INTERVAL).await;
+    }
+}
+
+/// A passive checkpoint on the checkpointer's own connection.
+async fn passive(conn: &mut Option<SqliteConnection>, options: &SqliteConnectOptions) {
+    let c = match conn.as_mut() {
+        Some(c) => c,
+        None => match SqliteConnection::connect_with(options).await {
+            Ok(c) => conn.insert(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "checkpoint did not run");
+                return;
+            }
+        },
+    };
+    if let Err(e) = checkpoint(c, "PASSIVE").await {
+        // Another process (a CLI command) may be checkpointing: next time.
+        tracing::debug!(error = %e, "checkpoint did not run");
+    }
+}
+
+/// Empty the log, in the writer's turn.
+async fn truncate(writer: &Writer, size: u64) {
+    let truncated = match writer.turn().await {
+        Ok(mut turn) => checkpoint(&mut turn.conn, "TRUNCATE")
+            .await
+            .map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    match truncated {
+        Ok(true) => telemetry::wal_truncated(),
+        Ok(false) => tracing::debug!(bytes = size, "log in use; truncated later"),
+        Err(e) => tracing::debug!(error = %e, "truncating checkpoint did not run"),
     }
 }
 

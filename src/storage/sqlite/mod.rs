@@ -7,6 +7,7 @@ mod readers;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
 pub struct SqliteStorage {
     readers: Readers,
-    writer: Writer,
+    writer: Arc<Writer>,
     checkpointer: Checkpointer,
 }
 
@@ -80,7 +81,7 @@ impl SqliteStorage {
                 })?;
             }
         }
-        let writer = Writer {
+        let writer = Arc::new(Writer {
             state: Mutex::new(WriterState {
                 // Checkpoints are the checkpointer's, off the writer's path.
                 conn: SqliteConnection::connect_with(
@@ -93,12 +94,12 @@ impl SqliteStorage {
                 maybe_in_transaction: false,
             }),
             wait: busy_timeout,
-        };
+        });
         let wal = WalBound {
             path: PathBuf::from(format!("{}-wal", options.get_filename().display())),
             limit: wal_limit,
         };
-        let checkpointer = Checkpointer::start(options.clone(), wal);
+        let checkpointer = Checkpointer::start(options.clone(), wal, writer.clone());
         Ok(Self {
             readers: Readers::new(options, max_connections.max(2) as usize, busy_timeout),
             writer,
@@ -138,7 +139,14 @@ impl SqliteStorage {
     }
 
     async fn writer_state(&self) -> Result<MutexGuard<'_, WriterState>> {
-        let mut state = tokio::time::timeout(self.writer.wait, self.writer.state.lock())
+        self.writer.turn().await
+    }
+}
+
+impl Writer {
+    /// The writer connection, once it is this caller's turn.
+    async fn turn(&self) -> Result<MutexGuard<'_, WriterState>> {
+        let mut state = tokio::time::timeout(self.wait, self.state.lock())
             .await
             .map_err(|_| StorageError::Unavailable("every write waits on a stalled one".into()))?;
         if state.maybe_in_transaction {

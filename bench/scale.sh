@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# How ct-relay holds up as its data grows (see bench/scale.py): a bulk
+# import, then messages in phases on the grown database, timeline pages on
+# the order holding them all, a run with the purge deleting as much as
+# arrives, and 1, 2, 3 nodes on one PostgreSQL.
+#
+#   bench/scale.sh [--aliases N] [--messages M] [--phases P] [--sqlite] [--postgres]
+#                  [--parts growth,purging,nodes] [--nodes 1,2,3]
+#
+# Defaults: 1,000,000 aliases, 200,000 messages of 5 KiB in 5 phases,
+# SQLite then PostgreSQL (a fresh database on $DATABASE_URL's server,
+# dropped afterwards). Installs Debian's postfix package (smtp-source,
+# smtp-sink) when missing. Run as root. Prints one JSON line per backend
+# and part; progress on stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v smtp-source >/dev/null; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
+fi
+cargo build --release --quiet --bin ct-relay
+
+args=()
+backends=()
+for a in "$@"; do
+    case "$a" in
+        --sqlite) backends+=(sqlite) ;;
+        --postgres) backends+=(postgres) ;;
+        *) args+=("$a") ;;
+    esac
+done
+[ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
+
+admin="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+db="ct_scale_$(date +%s)_$$"
+cleanup() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true; }
+for backend in "${backends[@]}"; do
+    if [ "$backend" = postgres ]; then
+        trap cleanup EXIT
+        psql "$admin" -qc "CREATE DATABASE $db"
+        python3 bench/scale.py "${args[@]}" --storage-url "${admin%/*}/$db"
+    else
+        python3 bench/scale.py "${args[@]}"
+    fi
+done
