@@ -14,9 +14,6 @@ CREATE INDEX participants_by_expiry ON participants (expires_at);
 -- The queue list: deliveries not delivered, the next due first.
 CREATE INDEX deliveries_undelivered ON deliveries (next_attempt_at)
     WHERE state IN ('queued', 'retrying', 'failed');
--- A node's heartbeat renews the leases it holds.
-CREATE INDEX deliveries_by_lease ON deliveries (lease_owner) WHERE lease_owner IS NOT NULL;
-CREATE INDEX webhook_events_by_lease ON webhook_events (lease_owner) WHERE lease_owner IS NOT NULL;
 -- One index serves lookups by order id and by (store, order id): one
 -- fewer to update for every alias made.
 DROP INDEX participants_by_order;

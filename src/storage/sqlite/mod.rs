@@ -133,13 +133,42 @@ impl SqliteStorage {
         self.readers.get().await
     }
 
-    /// The connection every write goes through, once it is this caller's turn.
-    pub(crate) async fn writer(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
-        Ok(MutexGuard::map(self.writer_state().await?, |w| &mut w.conn))
+    /// The connection every write goes through, once it is this caller's
+    /// turn. Giving it back tells the checkpointer something was written.
+    pub(crate) async fn writer(&self) -> Result<WriterTurn<'_>> {
+        Ok(WriterTurn {
+            conn: MutexGuard::map(self.writer_state().await?, |w| &mut w.conn),
+            checkpointer: &self.checkpointer,
+        })
     }
 
     async fn writer_state(&self) -> Result<MutexGuard<'_, WriterState>> {
         self.writer.turn().await
+    }
+}
+
+/// The writer connection lent for one write (see `SqliteStorage::writer`).
+pub(crate) struct WriterTurn<'a> {
+    conn: MappedMutexGuard<'a, SqliteConnection>,
+    checkpointer: &'a Checkpointer,
+}
+
+impl std::ops::Deref for WriterTurn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterTurn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        self.checkpointer.committed();
     }
 }
 
