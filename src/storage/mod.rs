@@ -79,10 +79,10 @@ pub trait BatchWriter: Send + Sync + 'static {
 /// Keeping the database's files small after bulk work.
 #[async_trait]
 pub trait Maintenance: Send + Sync {
-    /// After an import or a purge: SQLite empties its write-ahead log and
-    /// gives the file system back the free pages beyond a tenth of the file
-    /// (the rest are reused by the next writes); PostgreSQL leaves this to
-    /// its autovacuum.
+    /// After an import or a purge: SQLite empties its write-ahead log and,
+    /// when more than a quarter of the file is free, gives the file system
+    /// back all but a tenth (the rest are reused by the next writes);
+    /// PostgreSQL analyzes the tables that grow (dead rows are autovacuum's).
     async fn compact(&self) -> Result<()>;
 }
 

@@ -138,8 +138,14 @@ super::door::impl_door!(PgStorage, sqlx::Postgres);
 
 #[async_trait::async_trait]
 impl super::Maintenance for PgStorage {
-    /// Autovacuum reclaims dead rows on its own.
+    /// Autovacuum reclaims dead rows on its own. The tables that grow with
+    /// traffic are analyzed here too, so the planner knows their sizes even
+    /// on a server with autovacuum off: without statistics it reads a page
+    /// of a timeline's deliveries with a sequential scan.
     async fn compact(&self) -> Result<()> {
+        sqlx::query("ANALYZE participants, messages, timeline_entries, deliveries, webhook_events")
+            .execute(&mut *self.writer().await?)
+            .await?;
         Ok(())
     }
 }

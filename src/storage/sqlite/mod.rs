@@ -213,25 +213,46 @@ impl SqliteStorage {
     }
 }
 
+/// Free pages up to this share of the file are kept for the next writes
+/// (a steady state of traffic and purge reuses them)...
+const FREE_KEPT: i64 = 10;
+/// ...and only past this share are the rest given back,
+const FREE_RETURNED_PAST: i64 = 25;
+/// this many pages (8 MiB) per transaction, so commits come in between and
+/// the log stays short.
+const PAGES_PER_VACUUM: i64 = 2048;
+
 #[async_trait]
 impl super::Maintenance for SqliteStorage {
     async fn compact(&self) -> Result<()> {
-        let mut writer = self.writer().await?;
         let (pages, free): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT page_count FROM pragma_page_count()),
                     (SELECT freelist_count FROM pragma_freelist_count())",
         )
-        .fetch_one(&mut *writer)
+        .fetch_one(&mut *self.writer().await?)
         .await?;
-        let keep = pages / 10;
-        if free > keep {
+        let keep = pages * FREE_KEPT / 100;
+        if free * 100 > pages * FREE_RETURNED_PAST {
             // Only a database made with auto_vacuum = INCREMENTAL shrinks;
             // an older one keeps its free pages for the next writes.
-            sqlx::query(&format!("PRAGMA incremental_vacuum({})", free - keep))
-                .execute(&mut *writer)
-                .await?;
+            let mut left = free - keep;
+            while left > 0 {
+                let step = left.min(PAGES_PER_VACUUM);
+                sqlx::query(&format!("PRAGMA incremental_vacuum({step})"))
+                    .execute(&mut *self.writer().await?)
+                    .await?;
+                left -= step;
+            }
         }
-        checkpoint::checkpoint(&mut writer, "TRUNCATE").await?;
+        let mut writer = self.writer().await?;
+        // The checkpointer's passive checkpoint may be running (it was just
+        // told about the last write): then the log is busy for a moment.
+        for _ in 0..100 {
+            if checkpoint::checkpoint(&mut writer, "TRUNCATE").await? {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(())
     }
 }
