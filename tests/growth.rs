@@ -7,7 +7,8 @@ mod common;
 use chrono::{Duration, Utc};
 
 use common::storage::{accept, aliaser, message, open, person};
-use common::Backend;
+use common::visitor::{text, Visitor};
+use common::{Backend, Relay, Sink, SmtpClient, ACME_TOKEN};
 use ct_relay::alias::{MaskMode, Role};
 use ct_relay::storage::{RefusedEntry, Write};
 
@@ -226,6 +227,40 @@ async fn a_silent_nodes_claims_go_to_the_others(backend: Backend) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// The console's order view shows 50 entries a page, oldest first, with a
+/// link to the next page; a cursor that names no entry is a 400 page.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_pages_an_order() {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(Backend::Sqlite, sink.addr);
+    relay.without_rate_limits();
+    let alias = relay.create_alias("acme", "pg-1", "customer", "buyer@example.net");
+    relay.start().await;
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    for i in 0..55 {
+        let mail = format!("From: <sac@acme-store.com>\r\nSubject: note {i:02}\r\n\r\nhello\r\n");
+        let r = c.send_mail("sac@acme-store.com", &[&alias], &mail).await;
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+    let mut v = Visitor::new(relay.api);
+    v.log_in(ACME_TOKEN).await;
+    let first = v.get("/console/orders?order=pg-1").await;
+    assert_eq!(first.status, 200);
+    let body = text(&first);
+    assert_eq!(body.matches("<article class=\"message").count(), 50);
+    assert!(body.contains("note 00") && body.contains("note 49") && !body.contains("note 50"));
+    let marker = "rel=\"next\" href=\"";
+    let at = body.find(marker).expect("a link to the next page") + marker.len();
+    let next = body[at..body[at..].find('"').unwrap() + at].replace("&amp;", "&");
+    let second = v.get(&next).await;
+    let body = text(&second);
+    assert_eq!(body.matches("<article class=\"message").count(), 5);
+    assert!(body.contains("note 54") && !body.contains("note 49"));
+    assert!(body.contains("First page") && !body.contains("rel=\"next\""));
+    let unknown = v.get("/console/orders?order=pg-1&after=nope").await;
+    assert_eq!(unknown.status, 400);
 }
 
 on_both_backends!(
