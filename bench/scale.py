@@ -15,9 +15,11 @@ For each storage backend (SQLite in a temporary folder; PostgreSQL with
            order's first page, a middle page and its last page (median of
            REPEAT requests each).
   purging  the same load again on a fresh database with
-           `storage.retention` short and the purge running every few
-           seconds, so it deletes as much as arrives: per-phase rates and
-           the database's size after each phase (it should stay flat).
+           `storage.retention` short (5 s) and the purge running every 2 s,
+           so from the first phase on it deletes as much as arrives: per-
+           phase rates, the database's size after each phase (it should
+           stay flat), and the first phase's rate against the growth run's
+           (what purging costs).
   nodes    (PostgreSQL, --nodes 1,2,3) that many relay nodes on one
            database, the load split over their listeners: delivered rate
            per node count. On a 2-core machine this shows the mechanism
@@ -309,11 +311,11 @@ def growth(args, url, ceiling):
                 "timeline_entries": args.messages, "timeline": latency}
 
 
-def purging(args, url, ceiling):
+def purging(args, url, ceiling, unpurged=None):
     with tempfile.TemporaryDirectory(prefix="ct-bench-scale-") as root:
         store = Store(url, root)
         sink = Sink()
-        extra = f'retention = "{args.retention}"\npurge_interval = "5s"'
+        extra = f'retention = "{args.retention}"\npurge_interval = "2s"'
         node = Node(args, store, sink, root, "relay", extra)
         try:
             node.cli("migrate")
@@ -328,7 +330,8 @@ def purging(args, url, ceiling):
         return {"part": "purging", "retention": args.retention, "phases": run,
                 "last_vs_first": round(last / first, 2),
                 "first_phase_vs_direct": round(first / ceiling, 3),
-                "disk_bytes_last_vs_second_phase": round(sizes[-1] / sizes[1], 2)}
+                "disk_bytes_last_vs_second_phase": round(sizes[-1] / sizes[1], 2),
+                "first_phase_vs_growth_first_phase": round(first / unpurged, 2) if unpurged else None}
 
 
 def nodes(args, url, counts, ceiling):
@@ -366,7 +369,8 @@ def main():
     p.add_argument("--size", type=int, default=5120)
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--repeat", type=int, default=20, help="requests per timeline page")
-    p.add_argument("--retention", default="20s", help="retention of the purging part")
+    p.add_argument("--retention", default="5s",
+                   help="retention of the purging part: short, so the purge runs in every phase")
     p.add_argument("--storage-url", default=None, help="PostgreSQL database (emptied); none: SQLite")
     p.add_argument("--parts", default="growth,purging,nodes")
     p.add_argument("--nodes", default="1,2,3", help="node counts of the nodes part (PostgreSQL)")
@@ -384,12 +388,16 @@ def main():
             subprocess.run(["psql", args.storage_url, "-qc",
                             "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public"], check=True)
 
+    unpurged = None
     if "growth" in parts:
         fresh()
-        print(json.dumps({**common, **growth(args, args.storage_url, ceiling)}), flush=True)
+        grown = growth(args, args.storage_url, ceiling)
+        unpurged = grown["phases"][0]["delivered_msgs_per_s"]
+        print(json.dumps({**common, **grown}), flush=True)
     if "purging" in parts:
         fresh()
-        print(json.dumps({**common, **purging(args, args.storage_url, ceiling)}), flush=True)
+        purged = purging(args, args.storage_url, ceiling, unpurged)
+        print(json.dumps({**common, **purged}), flush=True)
     if "nodes" in parts and args.storage_url:
         fresh()
         counts = [int(n) for n in args.nodes.split(",")]

@@ -142,10 +142,21 @@ impl super::Maintenance for PgStorage {
     /// traffic are analyzed here too, so the planner knows their sizes even
     /// on a server with autovacuum off: without statistics it reads a page
     /// of a timeline's deliveries with a sequential scan.
+    /// Tables with few rows are left alone: statistics of an empty table
+    /// (right after an import, before the first mail) made the committer's
+    /// plan slow until the next analysis.
     async fn compact(&self) -> Result<()> {
-        sqlx::query("ANALYZE participants, messages, timeline_entries, deliveries, webhook_events")
-            .execute(&mut *self.writer().await?)
-            .await?;
+        let mut conn = self.writer().await?;
+        let grown: Vec<String> = sqlx::query_scalar(
+            "SELECT relname::text FROM pg_stat_user_tables
+             WHERE relname IN ('participants', 'messages', 'timeline_entries', 'deliveries', 'webhook_events')
+               AND n_live_tup >= 1000",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for table in grown {
+            sqlx::query(&format!("ANALYZE {table}")).execute(&mut *conn).await?;
+        }
         Ok(())
     }
 }
