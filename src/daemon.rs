@@ -267,7 +267,7 @@ async fn purge_periodically(
             _ = stop.changed() => return,
         }
         let purged = tokio::select! {
-            result = storage::purge::purge(storage.as_ref(), &settings) => result,
+            result = storage::purge::purge(storage.as_ref(), &settings, false) => result,
             _ = stop.changed() => return,
         };
         match purged {

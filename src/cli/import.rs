@@ -96,7 +96,7 @@ pub async fn import(aliaser: Aliaser, storage: Arc<dyn Storage>) -> anyhow::Resu
         .join()
         .map_err(|_| anyhow::anyhow!("the stdin reader panicked"))??;
     // A bulk load leaves a long write-ahead log: empty it now.
-    storage.compact().await?;
+    storage.compact(false).await?;
     progress.done();
     Ok(if progress.failed == 0 {
         ExitCode::SUCCESS

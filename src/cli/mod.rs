@@ -60,7 +60,8 @@ enum Command {
     /// Inspect and nudge the delivery queue.
     #[command(subcommand)]
     Queue(QueueCommand),
-    /// Delete expired aliases and data past retention (serve does it hourly).
+    /// Delete expired aliases and data past retention (serve does it hourly),
+    /// then give freed space back to the file system (SQLite).
     Purge,
     /// DKIM keys for signing outgoing mail.
     #[command(subcommand)]
@@ -142,7 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dkim(_) => unreachable!("handled above, without storage"),
         Command::Purge => {
             let storage = open(&settings).await?;
-            let removed = storage::purge::purge(storage.as_ref(), &settings.storage).await?;
+            let removed = storage::purge::purge(storage.as_ref(), &settings.storage, true).await?;
             report::print(&removed);
             Ok(ExitCode::SUCCESS)
         }

@@ -80,10 +80,13 @@ pub trait BatchWriter: Send + Sync + 'static {
 #[async_trait]
 pub trait Maintenance: Send + Sync {
     /// After an import or a purge: SQLite empties its write-ahead log and,
-    /// when more than a quarter of the file is free, gives the file system
-    /// back all but a tenth (the rest are reused by the next writes);
-    /// PostgreSQL analyzes the tables that grow (dead rows are autovacuum's).
-    async fn compact(&self) -> Result<()>;
+    /// with `shrink` and more than a quarter of the file free, gives the
+    /// file system back all but a tenth (the rest are reused by the next
+    /// writes). Serve's periodic purge does not shrink: in a steady state
+    /// the pages a purge frees hold the next mail, and the file keeps its
+    /// size; `ct-relay purge` does. PostgreSQL analyzes the tables that
+    /// grew (dead rows are autovacuum's).
+    async fn compact(&self, shrink: bool) -> Result<()>;
 }
 
 #[async_trait]

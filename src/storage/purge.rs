@@ -11,8 +11,13 @@ use crate::config::StorageSettings;
 /// Pause between batches: lets the committer in between purge transactions.
 const BETWEEN_BATCHES: Duration = Duration::from_millis(20);
 
-/// Purge until nothing is left to purge; returns the totals.
-pub async fn purge(storage: &dyn Storage, settings: &StorageSettings) -> Result<PurgeCounts> {
+/// Purge until nothing is left to purge; returns the totals. `shrink`:
+/// give the freed space back to the file system (see `Maintenance`).
+pub async fn purge(
+    storage: &dyn Storage,
+    settings: &StorageSettings,
+    shrink: bool,
+) -> Result<PurgeCounts> {
     let now = Utc::now();
     let messages_before = now - settings.retention;
     let aliases_before = now - settings.expired_alias_retention;
@@ -22,7 +27,7 @@ pub async fn purge(storage: &dyn Storage, settings: &StorageSettings) -> Result<
             .purge_batch(aliases_before, messages_before, settings.purge_batch.max(1))
             .await?;
         if batch.is_empty() {
-            storage.compact().await?;
+            storage.compact(shrink).await?;
             return Ok(total);
         }
         total.aliases += batch.aliases;

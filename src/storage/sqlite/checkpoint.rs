@@ -285,14 +285,14 @@ mod tests {
             };
             db.apply(&[Write::Accept(Box::new(message))]).await.unwrap();
         }
-        db.compact().await.unwrap();
+        db.compact(true).await.unwrap();
         let full = std::fs::metadata(&path).unwrap().len();
         assert!(full > 8 << 20, "{full}");
         sqlx::query("DELETE FROM messages")
             .execute(&mut *db.writer().await.unwrap())
             .await
             .unwrap();
-        db.compact().await.unwrap();
+        db.compact(true).await.unwrap();
         let after = std::fs::metadata(&path).unwrap().len();
         assert!(after < full / 4, "{full} bytes before, {after} after");
         let wal = std::fs::metadata(dir.path().join("t.db-wal")).map_or(0, |m| m.len());

@@ -224,7 +224,7 @@ const PAGES_PER_VACUUM: i64 = 2048;
 
 #[async_trait]
 impl super::Maintenance for SqliteStorage {
-    async fn compact(&self) -> Result<()> {
+    async fn compact(&self, shrink: bool) -> Result<()> {
         let (pages, free): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT page_count FROM pragma_page_count()),
                     (SELECT freelist_count FROM pragma_freelist_count())",
@@ -232,7 +232,7 @@ impl super::Maintenance for SqliteStorage {
         .fetch_one(&mut *self.writer().await?)
         .await?;
         let keep = pages * FREE_KEPT / 100;
-        if free * 100 > pages * FREE_RETURNED_PAST {
+        if shrink && free * 100 > pages * FREE_RETURNED_PAST {
             // Only a database made with auto_vacuum = INCREMENTAL shrinks;
             // an older one keeps its free pages for the next writes.
             let mut left = free - keep;
