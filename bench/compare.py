@@ -169,31 +169,26 @@ biff = no
             time.sleep(1)
 
 
-def run_relay(args, sink, storage_url, load=None, rspamd_url=None):
-    """ct-relay delivering to `sink`; `load(args, port, alias, sink, proc)`
-    sends the messages (default: `send`). `rspamd_url`: scan every message
-    there."""
-    with tempfile.TemporaryDirectory(prefix="ct-bench-relay-") as root:
-        port = free_port()
-        url = storage_url or f"sqlite://{root}/relay.db"
-        config = os.path.join(root, "relay.toml")
-        with open(config, "w") as f:
-            f.write(f"""
+def relay_config(smtp_port, storage_url, sink_port, storage_extra="", more=""):
+    """A benchmark relay's configuration: SMTP on `smtp_port`, delivering
+    to the sink, no DNS-based checks, no rate limits."""
+    return f"""
 [smtp]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:{smtp_port}"
 hostname = "relay.test"
 max_sessions_per_ip = 1000
-
+{more}
 [alias]
 domain = "{ALIAS_DOMAIN}"
 hmac_key = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
 [storage]
-url = "{url}"
+url = "{storage_url}"
+{storage_extra}
 
 [delivery]
 transport = "smarthost"
-smarthost = "127.0.0.1:{sink.port}"
+smarthost = "127.0.0.1:{sink_port}"
 tls = "off"
 
 [auth]
@@ -206,7 +201,19 @@ per_sender_and_alias_per_hour = 0
 per_alias_per_hour = 0
 privileged_per_sender_and_alias_per_hour = 0
 privileged_per_alias_per_hour = 0
-""")
+"""
+
+
+def run_relay(args, sink, storage_url, load=None, rspamd_url=None):
+    """ct-relay delivering to `sink`; `load(args, port, alias, sink, proc)`
+    sends the messages (default: `send`). `rspamd_url`: scan every message
+    there."""
+    with tempfile.TemporaryDirectory(prefix="ct-bench-relay-") as root:
+        port = free_port()
+        url = storage_url or f"sqlite://{root}/relay.db"
+        config = os.path.join(root, "relay.toml")
+        with open(config, "w") as f:
+            f.write(relay_config(port, url, sink.port))
             if rspamd_url:
                 f.write(f'\n[scan]\nrspamd_url = "{rspamd_url}"\n')
         relay = [args.relay, "--config", config]

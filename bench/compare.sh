@@ -22,26 +22,5 @@ if [[ " $* " == *" --rspamd "* ]] && ! command -v rspamd >/dev/null; then
 fi
 cargo build --release --quiet --bin ct-relay
 
-args=()
-backends=()
-for a in "$@"; do
-    case "$a" in
-        --sqlite) backends+=(sqlite) ;;
-        --postgres) backends+=(postgres) ;;
-        *) args+=("$a") ;;
-    esac
-done
-[ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
-
-admin="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-db="ct_bench_$(date +%s)_$$"
-cleanup() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true; }
-for backend in "${backends[@]}"; do
-    if [ "$backend" = postgres ]; then
-        trap cleanup EXIT
-        psql "$admin" -qc "CREATE DATABASE $db"
-        python3 bench/compare.py "${args[@]}" --storage-url "${admin%/*}/$db"
-    else
-        python3 bench/compare.py "${args[@]}"
-    fi
-done
+. bench/backends.sh
+run_per_backend compare.py "$@"

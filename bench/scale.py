@@ -44,7 +44,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import ALIAS_DOMAIN, SENDER, Sink, free_port, wait_port  # noqa: E402
+from compare import SENDER, Sink, free_port, relay_config, wait_port  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef0123456789abcdef"
 HOT_STORE, HOT_ORDER = "bench", "hot-1"
@@ -133,41 +133,9 @@ class Node:
     def __init__(self, args, store, sink, root, name, extra=""):
         self.smtp, self.api = free_port(), free_port()
         self.config = os.path.join(root, f"{name}.toml")
+        api = f'[api]\nlisten = "127.0.0.1:{self.api}"\ntoken = "{TOKEN}"\n'
         with open(self.config, "w") as f:
-            f.write(f"""
-[smtp]
-listen = "127.0.0.1:{self.smtp}"
-hostname = "relay.test"
-max_sessions_per_ip = 1000
-
-[api]
-listen = "127.0.0.1:{self.api}"
-token = "{TOKEN}"
-
-[alias]
-domain = "{ALIAS_DOMAIN}"
-hmac_key = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-
-[storage]
-url = "{store.url}"
-{extra}
-
-[delivery]
-transport = "smarthost"
-smarthost = "127.0.0.1:{sink.port}"
-tls = "off"
-
-[auth]
-# No DNS here: SPF/DKIM/DMARC lookups would only time out.
-check = false
-
-[policy]
-# One alias takes the whole load: no rate limits.
-per_sender_and_alias_per_hour = 0
-per_alias_per_hour = 0
-privileged_per_sender_and_alias_per_hour = 0
-privileged_per_alias_per_hour = 0
-""")
+            f.write(relay_config(self.smtp, store.url, sink.port, extra, more=api))
         self.cmd = [args.relay, "--config", self.config]
         self.log = os.path.join(root, f"{name}.log")
         self.proc = None

@@ -19,26 +19,5 @@ if ! command -v smtp-source >/dev/null; then
 fi
 cargo build --release --quiet --bin ct-relay
 
-args=()
-backends=()
-for a in "$@"; do
-    case "$a" in
-        --sqlite) backends+=(sqlite) ;;
-        --postgres) backends+=(postgres) ;;
-        *) args+=("$a") ;;
-    esac
-done
-[ ${#backends[@]} -gt 0 ] || backends=(sqlite postgres)
-
-admin="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-db="ct_scale_$(date +%s)_$$"
-cleanup() { psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true; }
-for backend in "${backends[@]}"; do
-    if [ "$backend" = postgres ]; then
-        trap cleanup EXIT
-        psql "$admin" -qc "CREATE DATABASE $db"
-        python3 bench/scale.py "${args[@]}" --storage-url "${admin%/*}/$db"
-    else
-        python3 bench/scale.py "${args[@]}"
-    fi
-done
+. bench/backends.sh
+run_per_backend scale.py "$@"
