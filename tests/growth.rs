@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{Duration, Utc};
 
-use common::storage::{accept, aliaser, message, open, person};
+use common::storage::{accept, aliaser, message, open, stored_person};
 use common::visitor::{text, Visitor};
 use common::{Backend, Relay, Sink, SmtpClient, ACME_TOKEN};
 use ct_relay::alias::{MaskMode, Role};
@@ -18,16 +18,8 @@ use ct_relay::storage::{RefusedEntry, Write};
 async fn timelines_page_by_key(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let now = Utc::now();
-    let to = db
-        .ensure_participants(&[person("o1", "b@example.com", now)])
-        .await
-        .unwrap()
-        .remove(0);
-    let other = db
-        .ensure_participants(&[person("o2", "c@example.com", now)])
-        .await
-        .unwrap()
-        .remove(0);
+    let to = stored_person(db.as_ref(), "o1", "b@example.com", now).await;
+    let other = stored_person(db.as_ref(), "o2", "c@example.com", now).await;
     let mut writes = Vec::new();
     for i in 0..250 {
         // Several entries share a millisecond: (at, id) orders them.
@@ -63,7 +55,7 @@ async fn timelines_page_by_key(backend: Backend) {
             .unwrap()
             .expect("a known cursor");
         pages += 1;
-        for e in &page {
+        for e in &page.entries {
             match &e.refused {
                 Some(_) => assert!(e.deliveries.is_empty(), "{}", e.id),
                 None => {
@@ -72,11 +64,13 @@ async fn timelines_page_by_key(backend: Backend) {
                 }
             }
         }
-        seen.extend(page.iter().map(|e| e.id.clone()));
-        if page.len() < 100 {
+        seen.extend(page.entries.iter().map(|e| e.id.clone()));
+        if page.entries.len() < 100 {
+            assert!(page.next.is_none(), "a short page is the last");
             break;
         }
-        after = page.last().map(|e| e.id.clone());
+        assert_eq!(page.next.as_ref(), page.entries.last().map(|e| &e.id));
+        after = page.next;
     }
     assert_eq!(pages, 3);
     assert_eq!(seen.len(), 250, "every entry once");
@@ -111,6 +105,7 @@ async fn timelines_page_by_key(backend: Backend) {
         .await
         .unwrap()
         .unwrap()
+        .entries
         .is_empty());
 }
 
@@ -190,11 +185,7 @@ async fn bulk_creation_keeps_the_one_at_a_time_contract(backend: Backend) {
 async fn a_silent_nodes_claims_go_to_the_others(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let now = Utc::now();
-    let to = db
-        .ensure_participants(&[person("o1", "b@example.com", now)])
-        .await
-        .unwrap()
-        .remove(0);
+    let to = stored_person(db.as_ref(), "o1", "b@example.com", now).await;
     let batch: Vec<_> = (0..4)
         .map(|i| accept(message(&format!("m{i}"), "o1", &to, now)))
         .collect();

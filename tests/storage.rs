@@ -4,7 +4,7 @@ mod common;
 
 use chrono::Utc;
 
-use common::storage::{accept, aliaser, attempt, message, open, person};
+use common::storage::{accept, aliaser, attempt, message, open, person, stored_person};
 use common::Backend;
 use ct_relay::alias::{MaskMode, Role};
 use ct_relay::policy::{PolicyUpdate, SpamAction, StorePolicy};
@@ -89,11 +89,7 @@ async fn store_mode_defaults_to_hard(backend: Backend) {
 async fn accepted_message_is_on_the_timeline_and_queued(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let now = Utc::now();
-    let to = db
-        .ensure_participants(&[person("o2", "b@example.com", now)])
-        .await
-        .unwrap()
-        .remove(0);
+    let to = stored_person(db.as_ref(), "o2", "b@example.com", now).await;
     let contact = aliaser()
         .participant(
             "acme",

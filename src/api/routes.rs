@@ -368,10 +368,9 @@ pub async fn timeline(
         )));
     }
     let store = order_store(&state, &caller, q.store, &order).await?;
-    // One more than asked: whether there is a next page.
-    let Some(mut entries) = state
+    let Some(page) = state
         .storage
-        .timeline_page(&store, &order, q.after.as_deref(), limit as u32 + 1)
+        .timeline_page(&store, &order, q.after.as_deref(), limit as u32)
         .await?
     else {
         let after = q.after.unwrap_or_default();
@@ -379,17 +378,11 @@ pub async fn timeline(
             "`after` names no entry of this timeline: {after}"
         )));
     };
-    let next = if entries.len() > limit {
-        entries.truncate(limit);
-        entries.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
     Ok(Json(Timeline {
         store,
         order,
-        entries,
-        next,
+        entries: page.entries,
+        next: page.next,
     }))
 }
 

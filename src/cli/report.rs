@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use ct_relay::alias::validate_id;
-use ct_relay::storage::{Storage, PAGE_MAX};
+use ct_relay::storage::Storage;
 
 use super::{QueueCommand, StoreCommand};
 
@@ -57,33 +57,23 @@ pub async fn timeline(
             }
         }
     };
-    let mut entries = Vec::new();
-    let mut after = page.after;
-    let mut next = None;
-    loop {
-        let want = page.limit.map_or(PAGE_MAX, |l| l - entries.len() as u32);
-        // One more than wanted: whether there is a next page.
-        let Some(mut found) = storage
-            .timeline_page(&store, order, after.as_deref(), want + 1)
+    let after = page.after.as_deref();
+    let found = match page.limit {
+        Some(limit) => storage
+            .timeline_page(&store, order, after, limit)
             .await?
-        else {
-            bail!(
-                "--after names no entry of the timeline of order `{order}`: {}",
-                after.unwrap_or_default()
-            );
-        };
-        let more = found.len() > want as usize;
-        found.truncate(want as usize);
-        after = found.last().map(|e| e.id.clone());
-        entries.extend(found);
-        if !more {
-            break;
-        }
-        if page.limit.is_some() {
-            next = after;
-            break;
-        }
-    }
+            .map(|p| (p.entries, p.next)),
+        None => storage
+            .timeline_after(&store, order, after)
+            .await?
+            .map(|all| (all, None)),
+    };
+    let Some((entries, next)) = found else {
+        bail!(
+            "--after names no entry of the timeline of order `{order}`: {}",
+            after.unwrap_or_default()
+        );
+    };
     print(&json!({ "store": store, "order": order, "entries": entries, "next": next }));
     Ok(ExitCode::SUCCESS)
 }

@@ -177,9 +177,9 @@ pub async fn orders_page(
             }
         }
     };
-    let Some(mut entries) = state
+    let Some(shown) = state
         .storage
-        .timeline_page(&store, &order, q.after.as_deref(), ENTRIES_PER_PAGE + 1)
+        .timeline_page(&store, &order, q.after.as_deref(), ENTRIES_PER_PAGE)
         .await
         .map_err(unavailable)?
     else {
@@ -189,18 +189,12 @@ pub async fn orders_page(
         ));
         return Ok(page(StatusCode::BAD_REQUEST, &view));
     };
-    let next = if entries.len() > ENTRIES_PER_PAGE as usize {
-        entries.truncate(ENTRIES_PER_PAGE as usize);
-        entries.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
     let participants = state
         .storage
         .order_participants(&store, &order)
         .await
         .map_err(unavailable)?;
-    if entries.is_empty() && participants.is_empty() && q.after.is_none() {
+    if shown.entries.is_empty() && participants.is_empty() && q.after.is_none() {
         view.problem = Some(format!("No order {order} in store {store}."));
         return Ok(page(StatusCode::NOT_FOUND, &view));
     }
@@ -209,7 +203,7 @@ pub async fn orders_page(
         store,
         order,
         csrf: session.csrf.clone(),
-        entries: entries.into_iter().map(Entry::from).collect(),
+        entries: shown.entries.into_iter().map(Entry::from).collect(),
         participants: participants
             .iter()
             .map(|p| Member {
@@ -220,7 +214,7 @@ pub async fn orders_page(
             })
             .collect(),
         paged: q.after.is_some(),
-        next,
+        next: shown.next,
     });
     Ok(page(StatusCode::OK, &view))
 }

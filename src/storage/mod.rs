@@ -15,6 +15,7 @@ pub mod nodes;
 mod notices;
 pub mod outbox;
 mod participants;
+mod placeholders;
 mod postgres;
 pub mod purge;
 mod rows;
@@ -38,7 +39,7 @@ pub use door::{DoorStore, RecentMail};
 pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
-pub use timeline::{Timelines, PAGE_MAX};
+pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,18 +11,26 @@ use super::{Result, TimelineEntry};
 /// Most entries one page holds.
 pub const PAGE_MAX: u32 = 1000;
 
+/// Up to `limit` entries of an order's timeline, and the cursor of the
+/// page after them (the last entry's id) when more follow.
+#[derive(Debug, Default)]
+pub struct TimelinePage {
+    pub entries: Vec<TimelineEntry>,
+    pub next: Option<String>,
+}
+
 #[async_trait]
 pub trait Timelines: Send + Sync {
     /// Up to `limit` entries of the order's timeline, oldest first, after
-    /// the entry `after` (from the first when `None`). `None` when `after`
-    /// names no entry of this order's timeline.
+    /// the entry `after` (from the first when `None`), and whether more
+    /// follow. `None` when `after` names no entry of this order's timeline.
     async fn timeline_page(
         &self,
         store: &str,
         order: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Option<Vec<TimelineEntry>>>;
+    ) -> Result<Option<TimelinePage>>;
 
     /// One entry of the order's timeline, as a page shows it.
     async fn timeline_entry(
@@ -32,22 +40,38 @@ pub trait Timelines: Send + Sync {
         entry_id: &str,
     ) -> Result<Option<TimelineEntry>>;
 
-    /// The whole timeline, read a page at a time (tests and small orders;
-    /// callers that serve people page instead).
-    async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
-        let mut all: Vec<TimelineEntry> = Vec::new();
+    /// Every entry after `after` (from the first when `None`), read a page
+    /// at a time; `None` as for `timeline_page`.
+    async fn timeline_after(
+        &self,
+        store: &str,
+        order: &str,
+        after: Option<&str>,
+    ) -> Result<Option<Vec<TimelineEntry>>> {
+        let mut all = Vec::new();
+        let mut cursor = after.map(str::to_string);
         loop {
-            let after = all.last().map(|e| e.id.clone());
-            let page = self
-                .timeline_page(store, order, after.as_deref(), PAGE_MAX)
+            let Some(page) = self
+                .timeline_page(store, order, cursor.as_deref(), PAGE_MAX)
                 .await?
-                .unwrap_or_default();
-            let last = page.len() < PAGE_MAX as usize;
-            all.extend(page);
-            if last {
-                return Ok(all);
+            else {
+                return Ok(None);
+            };
+            all.extend(page.entries);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(Some(all)),
             }
         }
+    }
+
+    /// The whole timeline (tests and small orders; callers that serve
+    /// people page instead).
+    async fn timeline(&self, store: &str, order: &str) -> Result<Vec<TimelineEntry>> {
+        Ok(self
+            .timeline_after(store, order, None)
+            .await?
+            .unwrap_or_default())
     }
 }
 
@@ -58,7 +82,7 @@ macro_rules! impl_timelines {
             use std::collections::HashMap;
 
             use $crate::storage::rows::{self, Columns};
-            use $crate::storage::timeline::Timelines;
+            use $crate::storage::timeline::{TimelinePage, Timelines};
             use $crate::storage::{DeliveryStatus, Result, TimelineEntry};
 
             const ENTRY_COLUMNS: &str = "id, at, message_id, from_alias, to_aliases, subject, first_words,
@@ -75,13 +99,10 @@ macro_rules! impl_timelines {
                     if messages.is_empty() {
                         return Ok(by_message);
                     }
-                    let list = (1..=messages.len())
-                        .map(|i| format!("${i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
                     let sql = format!(
                         "SELECT message_id, rcpt_alias, state, attempts, last_reply, updated_at
-                         FROM deliveries WHERE message_id IN ({list}) ORDER BY id"
+                         FROM deliveries WHERE message_id IN ({}) ORDER BY id",
+                        $crate::storage::placeholders::list(messages.len())
                     );
                     let mut query = sqlx::query(&sql);
                     for m in messages {
@@ -126,7 +147,7 @@ macro_rules! impl_timelines {
                     order: &str,
                     after: Option<&str>,
                     limit: u32,
-                ) -> Result<Option<Vec<TimelineEntry>>> {
+                ) -> Result<Option<TimelinePage>> {
                     let mut reader = self.reader().await?;
                     let from: (i64, String) = match after {
                         None => (i64::MIN, String::new()),
@@ -150,16 +171,21 @@ macro_rules! impl_timelines {
                          WHERE store = $1 AND order_id = $2 AND (at, id) > ($3, $4)
                          ORDER BY at, id LIMIT $5"
                     );
-                    let found = sqlx::query(&sql)
+                    // One more than asked: whether there is a next page.
+                    let mut found = sqlx::query(&sql)
                         .bind(store)
                         .bind(order)
                         .bind(from.0)
                         .bind(from.1)
-                        .bind(i64::from(limit))
+                        .bind(i64::from(limit) + 1)
                         .fetch_all(&mut *reader)
                         .await?;
                     drop(reader);
-                    Ok(Some(self.with_deliveries(found).await?))
+                    let more = found.len() > limit as usize;
+                    found.truncate(limit as usize);
+                    let entries = self.with_deliveries(found).await?;
+                    let next = more.then(|| entries.last().map(|e| e.id.clone())).flatten();
+                    Ok(Some(TimelinePage { entries, next }))
                 }
 
                 async fn timeline_entry(

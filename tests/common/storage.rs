@@ -41,6 +41,19 @@ pub fn person(order: &str, email: &str, now: DateTime<Utc>) -> Participant {
         .unwrap()
 }
 
+/// `person`'s row as stored (made now if it was not).
+pub async fn stored_person(
+    db: &dyn Storage,
+    order: &str,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Participant {
+    db.ensure_participants(&[person(order, email, now)])
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 pub fn message(id: &str, order: &str, to: &Participant, at: DateTime<Utc>) -> AcceptedMessage {
     AcceptedMessage {
         id: id.into(),
