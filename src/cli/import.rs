@@ -59,19 +59,27 @@ pub async fn import(aliaser: Aliaser, storage: Arc<dyn Storage>) -> anyhow::Resu
     let mut out = BufWriter::new(std::io::stdout());
     let mut progress = Progress::new();
     while let Some(batch) = made_rx.recv().await {
-        let valid: Vec<Participant> = batch
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        // The participants move to storage; each line keeps its error, if any.
+        let mut valid: Vec<Participant> = Vec::with_capacity(batch.len());
+        let lines: Vec<(usize, Option<String>)> = batch
+            .into_iter()
+            .map(|(line, made)| match made {
+                Ok(p) => {
+                    valid.push(p);
+                    (line, None)
+                }
+                Err(e) => (line, Some(e)),
+            })
             .collect();
         let mut stored = match storage.ensure_participants(&valid).await {
             Ok(rows) => Ok(rows.into_iter()),
             Err(e) => Err(e.to_string()),
         };
-        for (line, result) in batch {
-            let outcome = match (result, &mut stored) {
-                (Err(e), _) => Err(e),
-                (Ok(_), Ok(rows)) => rows.next().ok_or_else(|| "not stored".to_string()),
-                (Ok(_), Err(e)) => Err(format!("storage: {e}")),
+        for (line, error) in lines {
+            let outcome = match (error, &mut stored) {
+                (Some(e), _) => Err(e),
+                (None, Ok(rows)) => rows.next().ok_or_else(|| "not stored".to_string()),
+                (None, Err(e)) => Err(format!("storage: {e}")),
             };
             let printed = match outcome {
                 Ok(p) => {

@@ -9,31 +9,6 @@
 //! call's orders are read at once, the new ones inserted with multi-row
 //! statements, and what is stored read back by alias.
 
-/// Placeholders `($1, …, $k), ($k+1, …)` for `rows` rows of `columns`;
-/// `(?, …), (?, …)` when `numbered` is false.
-pub(crate) fn value_rows(rows: usize, columns: usize, numbered: bool) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=columns)
-                .map(|c| match numbered {
-                    true => format!("${}", r * columns + c),
-                    false => "?".to_string(),
-                })
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Placeholders `$1, …, $n` of an `IN` list.
-pub(crate) fn list(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `ensure_participants_in_one_transaction` for `$storage`, which has
 /// `lock_orders(conn, &[(store, order)])`: takes turns with other nodes
 /// creating participants of the same orders (a no-op with one writer).
@@ -46,7 +21,7 @@ macro_rules! impl_participants {
             use std::collections::HashMap;
 
             use $crate::alias::Participant;
-            use $crate::storage::participants::{list, value_rows};
+            use $crate::storage::placeholders::{list, value_rows};
 
             const ROWS_PER_STATEMENT: usize = $rows;
             use $crate::storage::rows::{self, to_ms, PARTICIPANT_COLUMNS};
@@ -95,14 +70,15 @@ macro_rules! impl_participants {
                         }
                     }
 
-                    // The rest, once each, inserted unless their alias exists.
-                    let mut first: HashMap<Person, usize> = HashMap::new();
-                    let mut new: Vec<&Participant> = Vec::new();
-                    for p in ps {
-                        let who = person(p);
-                        if !made.contains_key(&who) && !first.contains_key(&who) {
+                    // The rest, once each (with its lookup key), inserted
+                    // unless their alias exists.
+                    let people: Vec<Person> = ps.iter().map(person).collect();
+                    let mut first: HashMap<&Person, usize> = HashMap::new();
+                    let mut new: Vec<(&Participant, String)> = Vec::new();
+                    for (p, who) in ps.iter().zip(&people) {
+                        if !made.contains_key(who) && !first.contains_key(who) {
                             first.insert(who, new.len());
-                            new.push(p);
+                            new.push((p, p.key()));
                         }
                     }
                     // Inserted rows hold what was made. A statement that
@@ -116,9 +92,9 @@ macro_rules! impl_participants {
                             value_rows(chunk.len(), 9, $numbered)
                         );
                         let mut query = sqlx::query(&sql);
-                        for p in chunk {
+                        for (p, key) in chunk {
                             query = query
-                                .bind(p.key())
+                                .bind(key.as_str())
                                 .bind(&p.alias)
                                 .bind(&p.store)
                                 .bind(&p.order)
@@ -129,7 +105,7 @@ macro_rules! impl_participants {
                                 .bind(to_ms(p.expires_at));
                         }
                         if query.execute(&mut *tx).await?.rows_affected() == chunk.len() as u64 {
-                            for p in chunk {
+                            for (p, key) in chunk {
                                 let row = Participant {
                                     created_at: rows::from_ms(to_ms(p.created_at))?,
                                     expires_at: rows::from_ms(to_ms(p.expires_at))?,
@@ -137,12 +113,15 @@ macro_rules! impl_participants {
                                     blocked: false,
                                     ..(*p).clone()
                                 };
-                                stored.insert(p.key(), row);
+                                stored.insert(key.clone(), row);
                             }
                         }
                     }
-                    let others: Vec<String> =
-                        new.iter().map(|p| p.key()).filter(|k| !stored.contains_key(k)).collect();
+                    let others: Vec<&str> = new
+                        .iter()
+                        .map(|(_, key)| key.as_str())
+                        .filter(|key| !stored.contains_key(*key))
+                        .collect();
                     for chunk in others.chunks(ROWS_PER_STATEMENT) {
                         let sql = format!(
                             "SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE alias_key IN ({})",
@@ -150,7 +129,7 @@ macro_rules! impl_participants {
                         );
                         let mut query = sqlx::query(&sql);
                         for key in chunk {
-                            query = query.bind(key);
+                            query = query.bind(*key);
                         }
                         for row in &query.fetch_all(&mut *tx).await? {
                             let p = rows::participant(row)?;
@@ -160,11 +139,11 @@ macro_rules! impl_participants {
                     tx.commit().await?;
 
                     ps.iter()
-                        .map(|p| {
-                            let who = person(p);
-                            let found = match made.get(&who) {
+                        .zip(&people)
+                        .map(|(p, who)| {
+                            let found = match made.get(who) {
                                 Some(earlier) => Some(earlier),
-                                None => first.get(&who).and_then(|&i| stored.get(&new[i].key())),
+                                None => first.get(who).and_then(|&i| stored.get(&new[i].1)),
                             };
                             found.cloned().ok_or_else(|| {
                                 StorageError::Corrupt(format!("alias {} not stored", p.alias))
@@ -178,13 +157,3 @@ macro_rules! impl_participants {
 }
 
 pub(crate) use impl_participants;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn value_rows_number_every_placeholder() {
-        assert_eq!(super::value_rows(2, 3, true), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::value_rows(1, 2, false), "(?, ?)");
-        assert_eq!(super::list(3), "$1, $2, $3");
-    }
-}

@@ -244,11 +244,11 @@ impl super::Maintenance for SqliteStorage {
                 left -= step;
             }
         }
-        let mut writer = self.writer().await?;
         // The checkpointer's passive checkpoint may be running (it was just
-        // told about the last write): then the log is busy for a moment.
+        // told about the last write): then the log is busy for a moment,
+        // and the writer's turn is given back while waiting it out.
         for _ in 0..100 {
-            if checkpoint::checkpoint(&mut writer, "TRUNCATE").await? {
+            if checkpoint::checkpoint(&mut *self.writer().await?, "TRUNCATE").await? {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
