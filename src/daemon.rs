@@ -9,15 +9,16 @@ use tokio::sync::{watch, Notify};
 use ulid::Ulid;
 
 use crate::accept::Acceptor;
-use crate::api::{self, ApiState};
 use crate::bounce::Notifier;
 use crate::config::StorageSettings;
 use crate::config::{ConfigError, Settings};
 use crate::delivery::{self, TransportError};
+use crate::http::{self, HttpState};
 use crate::policy::{Scanner, Stage};
 use crate::queue::{self, QueueRunner, RetryPolicy};
 use crate::sender_auth::SenderAuth;
 use crate::server::{ClientLimits, ConnectionContext, Listener, TlsError, TlsFiles};
+use crate::service::Services;
 use crate::smtp::Limits;
 use crate::storage::{self, Committer, Storage, StorageError};
 use crate::webhook::WebhookDispatcher;
@@ -172,17 +173,13 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let smtp_up = Arc::new(AtomicBool::new(true));
     let api = match settings.api.listen {
         Some(addr) => {
-            let state = ApiState {
-                storage: storage.clone(),
-                aliaser: aliaser.clone(),
+            let state = HttpState {
+                services: Services::new(&settings, storage.clone(), aliaser.clone()),
                 tokens: Arc::new(settings.api.all_tokens()),
                 metrics: crate::telemetry::install(),
-                end_grace: settings.alias.end_grace,
-                reopen_window: settings.alias.reopen_window,
                 smtp_up: smtp_up.clone(),
-                allow_private_webhooks: settings.webhook.allow_private_networks,
             };
-            let serve = api::bind(addr, state, stopped.clone())
+            let serve = http::bind(addr, state, stopped.clone())
                 .await
                 .map_err(|e| DaemonError::Listen(addr, e))?;
             tracing::info!(api = %addr, "HTTP API listening");

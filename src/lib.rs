@@ -2,17 +2,17 @@
 
 pub mod accept;
 pub mod alias;
-pub mod api;
 pub mod bounce;
 pub mod config;
-pub mod console;
 pub mod daemon;
 pub mod delivery;
+pub mod http;
 pub mod masking;
 pub mod policy;
 pub mod queue;
 pub mod sender_auth;
 pub mod server;
+pub mod service;
 pub mod smtp;
 pub mod storage;
 pub mod telemetry;

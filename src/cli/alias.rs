@@ -1,15 +1,13 @@
 //! `ct-relay alias …`: create, import, show, disable.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::bail;
 use chrono::Utc;
 use clap::Subcommand;
 use serde_json::json;
 
-use ct_relay::config::Settings;
-use ct_relay::storage::{rfc3339_string, Storage};
+use ct_relay::service::{NewAlias, Scope, Services};
+use ct_relay::storage::rfc3339_string;
 
 use super::import::{created, import};
 use super::report::print;
@@ -41,11 +39,8 @@ pub enum AliasCommand {
     },
 }
 
-pub async fn run(
-    cmd: AliasCommand,
-    settings: &Settings,
-    storage: Arc<dyn Storage>,
-) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: AliasCommand, services: Services) -> anyhow::Result<ExitCode> {
+    let everyone = Scope::all();
     match cmd {
         AliasCommand::Create {
             store,
@@ -54,40 +49,39 @@ pub async fn run(
             role,
             mode,
         } => {
-            let aliaser = settings.aliaser()?;
-            let mode = match mode {
-                Some(m) => m.parse()?,
-                None => storage.store_mode(&store).await?,
+            let item = NewAlias {
+                store,
+                order,
+                role: role.parse()?,
+                email,
+                mode: mode.map(|m| m.parse()).transpose()?,
             };
-            let p = aliaser.participant(&store, &order, role.parse()?, &email, mode, Utc::now())?;
-            let stored = storage.ensure_participants(&[p]).await?;
-            print(&created(&stored[0]));
+            let p = services.create_alias(&everyone, item, Utc::now()).await?;
+            print(&created(&p));
             Ok(ExitCode::SUCCESS)
         }
-        AliasCommand::Import => import(settings.aliaser()?, storage).await,
-        AliasCommand::Show { alias } => match storage.find_alias(&alias).await? {
-            Some(p) => {
-                print(&json!({
-                    "alias": p.alias,
-                    "store": p.store,
-                    "order": p.order,
-                    "role": p.role,
-                    "mode": p.mode,
-                    "email": p.email,
-                    "created_at": rfc3339_string(p.created_at),
-                    "expires_at": rfc3339_string(p.expires_at),
-                    "disabled": p.disabled,
-                    "active": p.is_active(Utc::now()),
-                }));
-                Ok(ExitCode::SUCCESS)
-            }
-            None => bail!("no alias `{alias}`"),
-        },
+        AliasCommand::Import => import(services).await,
+        AliasCommand::Show { alias } => {
+            let p = services.alias(&everyone, &alias).await?;
+            print(&json!({
+                "alias": p.alias,
+                "store": p.store,
+                "order": p.order,
+                "role": p.role,
+                "mode": p.mode,
+                "email": p.email,
+                "created_at": rfc3339_string(p.created_at),
+                "expires_at": rfc3339_string(p.expires_at),
+                "disabled": p.disabled,
+                "active": p.is_active(Utc::now()),
+            }));
+            Ok(ExitCode::SUCCESS)
+        }
         AliasCommand::Disable { alias } => {
-            if !storage.disable_alias(&alias, Utc::now()).await? {
-                bail!("no alias `{alias}`");
-            }
-            print(&json!({ "alias": alias.to_lowercase(), "disabled": true }));
+            let p = services
+                .disable_alias(&everyone, &alias, Utc::now())
+                .await?;
+            print(&json!({ "alias": p.alias, "disabled": true }));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -6,10 +6,8 @@
 //! the same lines changes nothing and prints the same aliases. A bad line
 //! gets `{"line": n, "error": …}` and the others go on.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -18,8 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use ct_relay::alias::{Aliaser, MaskMode, Participant, Role};
-use ct_relay::storage::{rfc3339_string, Storage};
+use ct_relay::alias::{MaskMode, Participant, Role};
+use ct_relay::service::{NewAlias, Scope, ServiceError, Services};
+use ct_relay::storage::rfc3339_string;
 
 /// Lines per transaction: a large one writes each index page it touches
 /// once for many lines (a live relay's commits wait for it meanwhile,
@@ -39,6 +38,18 @@ struct ImportLine {
     mode: Option<MaskMode>,
 }
 
+impl ImportLine {
+    fn to_new_alias(&self) -> NewAlias {
+        NewAlias {
+            store: self.store.clone(),
+            order: self.order.clone(),
+            role: self.role,
+            email: self.email.clone(),
+            mode: self.mode,
+        }
+    }
+}
+
 /// A batch of input lines by line number, each parsed or not.
 type Parsed = Vec<(usize, Result<ImportLine, String>)>;
 /// A batch of input lines by line number, each made into a participant or not.
@@ -50,11 +61,12 @@ pub fn created(p: &Participant) -> serde_json::Value {
 }
 
 /// Exits 1 when any line failed, after all were read.
-pub async fn import(aliaser: Aliaser, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+pub async fn import(services: Services) -> anyhow::Result<ExitCode> {
+    let storage = services.storage.clone();
     let (parsed_tx, parsed_rx) = mpsc::channel::<Parsed>(2);
     let reader = std::thread::spawn(move || read_stdin(parsed_tx));
     let (made_tx, mut made_rx) = mpsc::channel::<Made>(1);
-    let maker = tokio::spawn(make(parsed_rx, made_tx, aliaser, storage.clone()));
+    let maker = tokio::spawn(make(parsed_rx, made_tx, services));
 
     let mut out = BufWriter::new(std::io::stdout());
     let mut progress = Progress::new();
@@ -150,49 +162,28 @@ fn read_stdin(batches: mpsc::Sender<Parsed>) -> anyhow::Result<()> {
 }
 
 /// Make each parsed line's participant, in the store's mode unless the
-/// line names one (each store's mode read once).
-async fn make(
-    mut parsed: mpsc::Receiver<Parsed>,
-    made: mpsc::Sender<Made>,
-    aliaser: Aliaser,
-    storage: Arc<dyn Storage>,
-) {
-    let mut modes: HashMap<String, MaskMode> = HashMap::new();
+/// line names one, by the rules alias creation has everywhere.
+async fn make(mut parsed: mpsc::Receiver<Parsed>, made: mpsc::Sender<Made>, services: Services) {
     while let Some(batch) = parsed.recv().await {
-        // A store whose mode cannot be read fails its lines of this batch
-        // only; the next batch asks again.
-        let mut unreadable: HashMap<String, String> = HashMap::new();
-        for (_, line) in &batch {
-            let Ok(l) = line else { continue };
-            if l.mode.is_none()
-                && !modes.contains_key(&l.store)
-                && !unreadable.contains_key(&l.store)
-            {
-                match storage.store_mode(&l.store).await {
-                    Ok(mode) => {
-                        modes.insert(l.store.clone(), mode);
-                    }
-                    Err(e) => {
-                        unreadable.insert(l.store.clone(), format!("storage: {e}"));
-                    }
-                }
-            }
-        }
-        let now = Utc::now();
+        let (numbers, items): (Vec<usize>, Vec<NewAlias>) = batch
+            .iter()
+            .filter_map(|(n, line)| line.as_ref().ok().map(|l| (*n, l.to_new_alias())))
+            .unzip();
+        let mut prepared = services
+            .prepare_aliases(&Scope::all(), &items, Utc::now())
+            .await
+            .into_iter();
+        let mut numbers = numbers.into_iter();
         let batch: Made = batch
             .into_iter()
             .map(|(n, line)| {
-                let made = line.and_then(|l| {
-                    let mode = match l.mode {
-                        Some(mode) => mode,
-                        None => match modes.get(&l.store) {
-                            Some(mode) => *mode,
-                            None => return Err(unreadable[&l.store].clone()),
-                        },
-                    };
-                    aliaser
-                        .participant(&l.store, &l.order, l.role, &l.email, mode, now)
-                        .map_err(|e| e.to_string())
+                let made = line.and_then(|_| {
+                    debug_assert_eq!(numbers.next(), Some(n));
+                    match prepared.next().expect("a result per parsed line") {
+                        Ok(p) => Ok(p),
+                        Err(ServiceError::Storage(e)) => Err(format!("storage: {e}")),
+                        Err(e) => Err(e.to_string()),
+                    }
                 });
                 (n, made)
             })

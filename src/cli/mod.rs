@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use ct_relay::config::{Settings, DEFAULT_CONFIG};
 use ct_relay::delivery::dkim::KeyAlgorithm;
+use ct_relay::service::Services;
 use ct_relay::storage::{self, Storage};
 
 #[derive(Debug, Parser)]
@@ -128,7 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report::print(&serde_json::json!({ "migrated": true }));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Alias(cmd) => alias::run(cmd, &settings, open(&settings).await?).await,
+        Command::Alias(cmd) => alias::run(cmd, services(&settings).await?).await,
         Command::Store(cmd) => report::store(cmd, open(&settings).await?).await,
         Command::Timeline {
             order,
@@ -137,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             after,
         } => {
             let page = report::Page { limit, after };
-            report::timeline(&order, store, page, open(&settings).await?).await
+            report::timeline(&order, store, page, services(&settings).await?).await
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
         Command::Dkim(_) => unreachable!("handled above, without storage"),
@@ -182,6 +183,12 @@ fn dkim_generate(
         "config": format!("[dkim]\nselector = \"{selector}\"\nprivate_key_file = \"{}\"", out.display()),
     }));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rules shared with the HTTP API, over the configured storage.
+async fn services(settings: &Settings) -> anyhow::Result<Services> {
+    let aliaser = settings.aliaser()?;
+    Ok(Services::new(settings, open(settings).await?, aliaser))
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {

@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use ct_relay::alias::validate_id;
+use ct_relay::service::{Scope, ServiceError, Services};
 use ct_relay::storage::Storage;
 
 use super::{QueueCommand, StoreCommand};
@@ -41,38 +42,33 @@ pub async fn timeline(
     order: &str,
     store: Option<String>,
     page: Page,
-    storage: Arc<dyn Storage>,
+    services: Services,
 ) -> anyhow::Result<ExitCode> {
-    let store = match store {
-        Some(s) => s,
-        None => {
-            let mut stores = storage.stores_with_order(order).await?;
-            match stores.len() {
-                0 => bail!("no order `{order}`"),
-                1 => stores.remove(0),
-                _ => bail!(
-                    "order `{order}` exists in stores {}; pass --store",
-                    stores.join(", ")
-                ),
-            }
-        }
+    let store = match services
+        .order_store(&Scope::all(), store.as_deref(), order)
+        .await
+    {
+        Ok(store) => store,
+        Err(e @ ServiceError::AmbiguousOrder { .. }) => bail!("{e}; pass --store"),
+        Err(e) => return Err(e.into()),
     };
     let after = page.after.as_deref();
     let found = match page.limit {
-        Some(limit) => storage
+        Some(limit) => services
             .timeline_page(&store, order, after, limit)
-            .await?
+            .await
             .map(|p| (p.entries, p.next)),
-        None => storage
-            .timeline_after(&store, order, after)
-            .await?
+        None => services
+            .timeline_rest(&store, order, after)
+            .await
             .map(|all| (all, None)),
     };
-    let Some((entries, next)) = found else {
-        bail!(
-            "--after names no entry of the timeline of order `{order}`: {}",
-            after.unwrap_or_default()
-        );
+    let (entries, next) = match found {
+        Ok(found) => found,
+        Err(ServiceError::UnknownCursor(after)) => {
+            bail!("--after names no entry of the timeline of order `{order}`: {after}")
+        }
+        Err(e) => return Err(e.into()),
     };
     print(&json!({ "store": store, "order": order, "entries": entries, "next": next }));
     Ok(ExitCode::SUCCESS)

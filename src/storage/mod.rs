@@ -42,7 +42,7 @@ pub use postgres::PgStorage;
 pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
 pub use types::*;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The database could not be reached or failed the operation; worth retrying.
     #[error("database unavailable: {0}")]

@@ -11,10 +11,9 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::routes::order_store;
 use super::types::*;
-use super::ApiState;
 use crate::alias::{validate_id, Participant};
+use crate::http::HttpState;
 use crate::policy::blocks::{self, BlockError};
 use crate::storage::AliasRef;
 
@@ -53,14 +52,17 @@ pub struct BlocksQuery {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn list_blocks(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(order): Path<String>,
     query: Result<Query<BlocksQuery>, QueryRejection>,
 ) -> Result<Json<Blocks>, ApiError> {
     let Query(q) = query?;
-    let store = order_store(&state, &caller, q.store, &order).await?;
-    let senders = blocks::blocked(state.storage.as_ref(), &store, &order).await?;
+    let store = state
+        .services
+        .order_store(&caller, q.store.as_deref(), &order)
+        .await?;
+    let senders = blocks::blocked(state.services.storage.as_ref(), &store, &order).await?;
     Ok(answer(store, order, senders))
 }
 
@@ -73,7 +75,7 @@ pub async fn list_blocks(
     responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn block_sender(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(order): Path<String>,
     body: Result<Json<BlockRequest>, JsonRejection>,
@@ -82,8 +84,8 @@ pub async fn block_sender(
     validate_id(&req.store, "store id")?;
     caller.allow(&req.store)?;
     let senders = blocks::block(
-        state.storage.as_ref(),
-        &state.aliaser,
+        state.services.storage.as_ref(),
+        &state.services.aliaser,
         (&req.store, &order),
         &req.sender,
         Utc::now(),
@@ -99,16 +101,19 @@ pub async fn block_sender(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn unblock_sender(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path((order, sender)): Path<(String, String)>,
     query: Result<Query<BlocksQuery>, QueryRejection>,
 ) -> Result<Json<Blocks>, ApiError> {
     let Query(q) = query?;
-    let store = order_store(&state, &caller, q.store, &order).await?;
+    let store = state
+        .services
+        .order_store(&caller, q.store.as_deref(), &order)
+        .await?;
     let senders = blocks::unblock(
-        state.storage.as_ref(),
-        &state.aliaser,
+        state.services.storage.as_ref(),
+        &state.services.aliaser,
         (&store, &order),
         &sender,
         Utc::now(),

@@ -1,5 +1,5 @@
 //! The store console: server-rendered pages (askama) under `/console` on
-//! the API's listener, for shop operators and ops. Login with an API token
+//! the HTTP listener, for shop operators and ops. Login with an API token
 //! (a signed session cookie, see `session`), the store's mask setting and
 //! policy, an order's conversation and its blocked senders, a message's
 //! masked copy, and the delivery queue. No JavaScript and no external
@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::ApiState;
+use crate::http::HttpState;
+use crate::service::ServiceError;
 use crate::storage::StorageError;
 
 pub use session::Session;
@@ -30,7 +31,7 @@ const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
 
 const STYLESHEET: &str = include_str!("console.css");
 
-pub fn router() -> Router<ApiState> {
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route(
             "/console",
@@ -176,6 +177,18 @@ impl From<StorageError> for ConsoleError {
             StatusCode::SERVICE_UNAVAILABLE,
             "The database is not answering. Try again in a moment.",
         )
+    }
+}
+
+impl From<ServiceError> for ConsoleError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Storage(e) => e.into(),
+            ServiceError::Forbidden(_)
+            | ServiceError::NotFound(_)
+            | ServiceError::NoSuchOrder(_) => Self::not_found(e.to_string()),
+            other => Self::new(StatusCode::BAD_REQUEST, other.to_string()),
+        }
     }
 }
 

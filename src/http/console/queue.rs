@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::session::Session;
 use super::settings::urlencode;
 use super::{page, see_other, shown_time, ConsoleError, Nav};
-use crate::api::ApiState;
+use crate::http::HttpState;
 use crate::storage::QueueEntry;
 
 /// Deliveries shown at most, the next due first.
@@ -66,11 +66,12 @@ pub struct QueueQuery {
 }
 
 pub async fn queue_page(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Query(q): Query<QueueQuery>,
 ) -> Result<Response, ConsoleError> {
     let entries = state
+        .services
         .storage
         .queue_list(session.store.as_deref(), SHOWN)
         .await
@@ -95,7 +96,7 @@ pub struct RetryForm {
 }
 
 pub async fn retry(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Path(id): Path<String>,
     Form(form): Form<RetryForm>,
@@ -108,12 +109,14 @@ pub async fn retry(
         ConsoleError::not_found(format!("No delivery {id} is waiting.")).within("queue", &session)
     };
     let job = state
+        .services
         .storage
         .delivery(&id)
         .await
         .map_err(unavailable)?
         .ok_or_else(missing)?;
     let message = state
+        .services
         .storage
         .message(&job.message_id)
         .await
@@ -122,6 +125,7 @@ pub async fn retry(
         return Err(missing());
     }
     if !state
+        .services
         .storage
         .queue_retry(&id, Utc::now())
         .await

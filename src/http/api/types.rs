@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use crate::alias::{MaskMode, Participant, Role};
 use crate::policy::settings::{AttachmentPolicy, AttachmentsUpdate};
 use crate::policy::{BulkMail, PolicyUpdate, SpamAction};
+use crate::service;
 use crate::storage::{rfc3339_string, AliasRef, TimelineEntry};
 
 /// Every error: a stable code and a sentence for people.
@@ -248,11 +249,41 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
+    /// The event's name, as the request gave it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            OrderEvent::Invoiced => "invoiced",
-            OrderEvent::Canceled => "canceled",
-            OrderEvent::Reopened => "reopened",
+        service::OrderEvent::from(self).as_str()
+    }
+}
+
+impl From<OrderEvent> for service::OrderEvent {
+    fn from(e: OrderEvent) -> Self {
+        match e {
+            OrderEvent::Invoiced => Self::Invoiced,
+            OrderEvent::Canceled => Self::Canceled,
+            OrderEvent::Reopened => Self::Reopened,
+        }
+    }
+}
+
+impl From<BulkItem> for service::NewAlias {
+    fn from(item: BulkItem) -> Self {
+        Self {
+            store: item.store,
+            order: item.order,
+            role: item.role,
+            email: item.email,
+            mode: item.mode,
+        }
+    }
+}
+
+impl From<SettingsUpdate> for service::SettingsChange {
+    fn from(req: SettingsUpdate) -> Self {
+        Self {
+            policy: req.policy(),
+            mask_mode: req.mask_mode,
+            webhook_url: req.webhook_url,
+            webhook_secret: req.webhook_secret,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The endpoints of DESIGN.md section 5. Each carries its OpenAPI
-//! description (`utoipa::path`), from which `/v1/openapi.json` is made.
+//! The API's endpoints (docs/REFERENCE.md, "HTTP API"). Each carries its
+//! OpenAPI description (`utoipa::path`), from which `/v1/openapi.json` is made.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -9,23 +9,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+
+use crate::service::timelines::page_limit;
 use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::types::*;
-use super::ApiState;
 use super::{blocks, settings};
-use crate::alias::{validate_id, Participant, Role};
-use crate::storage::{rfc3339_string, OrderExpiry};
+use crate::http::HttpState;
+use crate::service::NewAlias;
+use crate::storage::rfc3339_string;
 
 /// Most items in one bulk request.
 pub const MAX_BULK: usize = 1000;
-/// Timeline page size: default and most.
-const PAGE_DEFAULT: usize = 100;
-const PAGE_MAX: usize = crate::storage::PAGE_MAX as usize;
 
-pub fn router(state: ApiState) -> Router {
+/// The API's routes, for `crate::http::app` to serve.
+pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -49,16 +49,6 @@ pub fn router(state: ApiState) -> Router {
             delete(blocks::unblock_sender),
         )
         .route("/v1/messages/{id}", get(message))
-        .merge(crate::console::router())
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed here",
-            )
-        })
-        .with_state(state)
 }
 
 /// The process is up.
@@ -72,8 +62,8 @@ pub async fn healthz() -> Json<Health> {
 /// Ready: the database answers and the SMTP listener is up.
 #[utoipa::path(get, path = "/readyz", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
-pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
-    let database = state.storage.ping().await.is_ok();
+pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Readiness>) {
+    let database = state.services.storage.ping().await.is_ok();
     let smtp = state.smtp_up.load(std::sync::atomic::Ordering::SeqCst);
     let ready = database && smtp;
     let status = if ready {
@@ -92,12 +82,12 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readines
 /// Prometheus text format. The queue gauges are read at scrape time.
 #[utoipa::path(get, path = "/metrics", security(()),
     responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<ApiState>) -> Response {
-    if let Ok((depth, oldest)) = state.storage.queue_stats().await {
+pub async fn metrics(State(state): State<HttpState>) -> Response {
+    if let Ok((depth, oldest)) = state.services.storage.queue_stats().await {
         let age = oldest.and_then(|t| (Utc::now() - t).to_std().ok());
         crate::telemetry::queue(depth, age);
     }
-    if let Ok((pending, oldest)) = state.storage.webhook_backlog().await {
+    if let Ok((pending, oldest)) = state.services.storage.webhook_backlog().await {
         let age = oldest.and_then(|t| (Utc::now() - t).to_std().ok());
         crate::telemetry::webhook_backlog(pending, age);
     }
@@ -127,35 +117,23 @@ pub async fn openapi() -> Response {
     responses((status = 200, body = OrderAliases), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_aliases(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(order): Path<String>,
     body: Result<Json<CreateAliases>, JsonRejection>,
 ) -> Result<Json<OrderAliases>, ApiError> {
     let Json(req) = body?;
-    validate_id(&req.store, "store id")?;
-    caller.allow(&req.store)?;
-    let mode = state.storage.store_mode(&req.store).await?;
-    let now = Utc::now();
-    let mut wanted = vec![state.aliaser.participant(
-        &req.store,
-        &order,
-        Role::Customer,
-        &req.customer_email,
-        mode,
-        now,
-    )?];
-    if let Some(email) = &req.store_email {
-        wanted.push(state.aliaser.participant(
+    let stored = state
+        .services
+        .create_order_aliases(
+            &caller,
             &req.store,
             &order,
-            Role::Store,
-            email,
-            mode,
-            now,
-        )?);
-    }
-    let stored = state.storage.ensure_participants(&wanted).await?;
+            &req.customer_email,
+            req.store_email.as_deref(),
+            Utc::now(),
+        )
+        .await?;
     tracing::info!(store = %req.store, order = %order, customer = %stored[0].alias, "aliases created via API");
     Ok(Json(OrderAliases {
         store: req.store,
@@ -173,7 +151,7 @@ pub async fn create_aliases(
     responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn bulk_create(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     body: Result<Json<BulkRequest>, JsonRejection>,
 ) -> Result<Json<BulkResponse>, ApiError> {
@@ -185,45 +163,24 @@ pub async fn bulk_create(
             format!("at most {MAX_BULK} items per request"),
         ));
     }
-    let now = Utc::now();
-    let mut prepared: Vec<Result<Participant, ApiError>> = Vec::with_capacity(req.items.len());
-    for item in &req.items {
-        let one = async {
-            validate_id(&item.store, "store id")?;
-            caller.allow(&item.store)?;
-            let mode = match item.mode {
-                Some(m) => m,
-                None => state.storage.store_mode(&item.store).await?,
-            };
-            Ok::<_, ApiError>(state.aliaser.participant(
-                &item.store,
-                &item.order,
-                item.role,
-                &item.email,
-                mode,
-                now,
-            )?)
-        };
-        prepared.push(one.await);
-    }
-    let valid: Vec<Participant> = prepared
-        .iter()
-        .filter_map(|r| r.as_ref().ok().cloned())
-        .collect();
-    let mut stored = state.storage.ensure_participants(&valid).await?.into_iter();
-    let results: Vec<BulkResult> = prepared
+    let items: Vec<NewAlias> = req.items.into_iter().map(NewAlias::from).collect();
+    let made = state
+        .services
+        .create_aliases(&caller, &items, Utc::now())
+        .await?;
+    let results: Vec<BulkResult> = made
         .into_iter()
         .enumerate()
         .map(|(index, r)| match r {
-            Ok(_) => BulkResult {
+            Ok(p) => BulkResult {
                 index,
-                alias: stored.next().as_ref().map(AliasCreated::from),
+                alias: Some(AliasCreated::from(&p)),
                 error: None,
             },
             Err(e) => BulkResult {
                 index,
                 alias: None,
-                error: Some(e.body()),
+                error: Some(ApiError::from(e).body()),
             },
         })
         .collect();
@@ -244,67 +201,34 @@ pub async fn bulk_create(
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn order_event(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(order): Path<String>,
     body: Result<Json<OrderEventRequest>, JsonRejection>,
 ) -> Result<Json<OrderEventResult>, ApiError> {
     let Json(req) = body?;
-    validate_id(&req.store, "store id")?;
-    caller.allow(&req.store)?;
-    let now = Utc::now();
-    let expiry = match req.event {
-        OrderEvent::Invoiced | OrderEvent::Canceled => {
-            OrderExpiry::NoLaterThan(now + state.end_grace)
-        }
-        OrderEvent::Reopened => OrderExpiry::Until(now + state.reopen_window),
-    };
-    if state
-        .storage
-        .order_participants(&req.store, &order)
-        .await?
-        .is_empty()
-    {
-        return Err(ApiError::not_found(format!(
-            "no order `{order}` in store `{}`",
-            req.store
-        )));
-    }
-    let changed = state
-        .storage
-        .set_order_expiry(&req.store, &order, expiry)
+    let outcome = state
+        .services
+        .order_event(&caller, &req.store, &order, req.event.into(), Utc::now())
         .await?;
-    let (OrderExpiry::NoLaterThan(at) | OrderExpiry::Until(at)) = expiry;
-    tracing::info!(store = %req.store, order = %order, event = req.event.as_str(), aliases = changed, "order event");
     Ok(Json(OrderEventResult {
         store: req.store,
         order,
         event: req.event.as_str().into(),
-        aliases_changed: changed,
-        aliases_end_at: rfc3339_string(at),
+        aliases_changed: outcome.aliases_changed,
+        aliases_end_at: rfc3339_string(outcome.aliases_end_at),
     }))
-}
-
-async fn find_visible(
-    state: &ApiState,
-    caller: &Caller,
-    alias: &str,
-) -> Result<Participant, ApiError> {
-    match state.storage.find_alias(alias).await? {
-        Some(p) if caller.sees(&p.store) => Ok(p),
-        _ => Err(ApiError::not_found(format!("no alias `{alias}`"))),
-    }
 }
 
 /// The alias's participant, by role: never the real address.
 #[utoipa::path(get, path = "/v1/aliases/{alias}", params(("alias" = String, Path)),
     responses((status = 200, body = AliasInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn show_alias(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(alias): Path<String>,
 ) -> Result<Json<AliasInfo>, ApiError> {
-    let p = find_visible(&state, &caller, &alias).await?;
+    let p = state.services.alias(&caller, &alias).await?;
     Ok(Json(AliasInfo {
         active: p.is_active(Utc::now()),
         created_at: rfc3339_string(p.created_at),
@@ -322,12 +246,14 @@ pub async fn show_alias(
 #[utoipa::path(delete, path = "/v1/aliases/{alias}", params(("alias" = String, Path)),
     responses((status = 200, body = AliasDisabled), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn disable_alias(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(alias): Path<String>,
 ) -> Result<Json<AliasDisabled>, ApiError> {
-    let p = find_visible(&state, &caller, &alias).await?;
-    state.storage.disable_alias(&p.alias, Utc::now()).await?;
+    let p = state
+        .services
+        .disable_alias(&caller, &alias, Utc::now())
+        .await?;
     tracing::info!(alias = %p.alias, "alias disabled via API");
     Ok(Json(AliasDisabled {
         alias: p.alias,
@@ -355,29 +281,21 @@ pub struct TimelineQuery {
     responses((status = 200, body = Timeline), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn timeline(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(order): Path<String>,
     query: Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Json<Timeline>, ApiError> {
     let Query(q) = query?;
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to {PAGE_MAX}"
-        )));
-    }
-    let store = order_store(&state, &caller, q.store, &order).await?;
-    let Some(page) = state
-        .storage
-        .timeline_page(&store, &order, q.after.as_deref(), limit as u32)
-        .await?
-    else {
-        let after = q.after.unwrap_or_default();
-        return Err(ApiError::bad_request(format!(
-            "`after` names no entry of this timeline: {after}"
-        )));
-    };
+    let limit = page_limit(q.limit)?;
+    let store = state
+        .services
+        .order_store(&caller, q.store.as_deref(), &order)
+        .await?;
+    let page = state
+        .services
+        .timeline_page(&store, &order, q.after.as_deref(), limit)
+        .await?;
     Ok(Json(Timeline {
         store,
         order,
@@ -386,48 +304,16 @@ pub async fn timeline(
     }))
 }
 
-/// The store an order belongs to: the one named (and allowed), the
-/// caller's own, or the only store with that order id.
-pub(super) async fn order_store(
-    state: &ApiState,
-    caller: &Caller,
-    named: Option<String>,
-    order: &str,
-) -> Result<String, ApiError> {
-    Ok(match (named, &caller.store) {
-        (Some(s), _) => {
-            validate_id(&s, "store id")?;
-            caller.allow(&s)?;
-            s
-        }
-        (None, Some(mine)) => mine.clone(),
-        (None, None) => {
-            let mut stores = state.storage.stores_with_order(order).await?;
-            match stores.len() {
-                0 => return Err(ApiError::not_found(format!("no order `{order}`"))),
-                1 => stores.remove(0),
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "ambiguous",
-                        format!("order `{order}` exists in several stores; pass ?store="),
-                    ))
-                }
-            }
-        }
-    })
-}
-
 /// The masked message as stored.
 #[utoipa::path(get, path = "/v1/messages/{id}", params(("id" = String, Path)),
     responses((status = 200, content_type = "message/rfc822", body = String), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn message(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.storage.message(&id).await? {
+    match state.services.storage.message(&id).await? {
         Some(m) if caller.sees(&m.store) => Ok((
             [(header::CONTENT_TYPE, "message/rfc822")],
             Bytes::from(m.content),

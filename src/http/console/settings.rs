@@ -13,7 +13,8 @@ use super::policy::PolicyView;
 use super::session::{self, Session, LIFETIME, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{page, see_other, valid_id, ConsoleError, Nav};
 use crate::alias::{MaskMode, Role};
-use crate::api::ApiState;
+use crate::http::HttpState;
+use crate::service::SettingsChange;
 
 /// How long the login form stays good.
 const LOGIN_FORM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -56,7 +57,7 @@ pub struct LoginForm {
 }
 
 pub async fn log_in(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -68,7 +69,7 @@ pub async fn log_in(
             Some("The login form had expired. Please log in again."),
         );
     }
-    let Some(token) = crate::api::auth::find_token(&state.tokens, form.token.trim()) else {
+    let Some(token) = crate::service::find_token(&state.tokens, form.token.trim()) else {
         tracing::info!("console login refused: unknown token");
         return login_form(
             &headers,
@@ -80,7 +81,7 @@ pub async fn log_in(
         store = token.store.as_deref().unwrap_or("(all)"),
         "console login"
     );
-    let value = session::open(&state.aliaser, token);
+    let value = session::open(&state.services.aliaser, token);
     let mut response = see_other("/console/orders");
     let cookies = [
         session::set_cookie(&headers, SESSION_COOKIE, &value, LIFETIME),
@@ -181,7 +182,7 @@ pub fn form_store(
 }
 
 pub async fn settings_page(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Query(q): Query<StoreQuery>,
 ) -> Result<Response, ConsoleError> {
@@ -196,12 +197,14 @@ pub async fn settings_page(
         ));
     };
     let config = state
+        .services
         .storage
         .store_config(&store)
         .await
         .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
     let example = |mode| {
         state
+            .services
             .aliaser
             .participant(
                 &store,
@@ -239,7 +242,7 @@ pub struct SettingsForm {
 }
 
 pub async fn save_settings(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, ConsoleError> {
@@ -254,12 +257,15 @@ pub async fn save_settings(
         )
         .within("settings", &session)
     })?;
+    let change = SettingsChange {
+        mask_mode: Some(mode),
+        ..SettingsChange::default()
+    };
     state
-        .storage
-        .set_store_mode(&store, mode)
+        .services
+        .change_settings(&session.scope(), &store, change, Utc::now())
         .await
         .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
-    tracing::info!(store = %store, mode = mode.as_str(), "mask mode set in the console");
     Ok(see_other(&format!(
         "/console/settings?store={}&saved=1",
         urlencode(&store)

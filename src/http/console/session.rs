@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use crate::alias::{constant_time_eq, Aliaser};
-use crate::api::ApiState;
 use crate::config::ApiToken;
+use crate::http::HttpState;
 
 /// The session cookie, and the one that carries the login form's CSRF token.
 pub const SESSION_COOKIE: &str = "ct_console";
@@ -37,6 +37,13 @@ impl Session {
     /// Whether this session may see and change `store`.
     pub fn sees(&self, store: &str) -> bool {
         self.store.as_deref().is_none_or(|mine| mine == store)
+    }
+
+    /// The stores this session may act for, as the shared rules take it.
+    pub fn scope(&self) -> crate::service::Scope {
+        crate::service::Scope {
+            store: self.store.clone(),
+        }
     }
 
     /// The form's CSRF token is this session's.
@@ -137,12 +144,12 @@ impl IntoResponse for LoginFirst {
     }
 }
 
-impl FromRequestParts<ApiState> for Session {
+impl FromRequestParts<HttpState> for Session {
     type Rejection = LoginFirst;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, LoginFirst> {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, LoginFirst> {
         cookie(&parts.headers, SESSION_COOKIE)
-            .and_then(|value| verify(&state.aliaser, &state.tokens, value))
+            .and_then(|value| verify(&state.services.aliaser, &state.tokens, value))
             .ok_or(LoginFirst)
     }
 }

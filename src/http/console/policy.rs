@@ -13,10 +13,10 @@ use serde::Deserialize;
 use super::session::Session;
 use super::settings::{form_store, urlencode};
 use super::{see_other, ConsoleError};
-use crate::api::ApiState;
+use crate::http::HttpState;
 use crate::policy::settings::AttachmentsUpdate;
 use crate::policy::{BulkMail, PolicyUpdate, SpamAction, StorePolicy};
-use crate::storage::StoreUpdate;
+use crate::service::{ServiceError, SettingsChange};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -124,7 +124,7 @@ impl PolicyForm {
 }
 
 pub async fn save_policy(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Form(form): Form<PolicyForm>,
 ) -> Result<Response, ConsoleError> {
@@ -132,19 +132,18 @@ pub async fn save_policy(
     let bad =
         |m: String| ConsoleError::new(StatusCode::BAD_REQUEST, m).within("settings", &session);
     let update = form.update().map_err(bad)?;
-    update
-        .apply(&StorePolicy::default())
-        .map_err(|e| bad(format!("Not saved: {e}.")))?;
-    let change = StoreUpdate {
+    let change = SettingsChange {
         policy: Some(update),
-        ..StoreUpdate::default()
+        ..SettingsChange::default()
     };
-    let config = state
-        .storage
-        .update_store(&store, &change, Utc::now())
+    state
+        .services
+        .change_settings(&session.scope(), &store, change, Utc::now())
         .await
-        .map_err(|e| ConsoleError::from(e).within("settings", &session))?;
-    tracing::info!(store = %store, approved_senders = config.policy.approved_senders.len(), "store policy set in the console");
+        .map_err(|e| match e {
+            ServiceError::Invalid(m) => bad(format!("Not saved: {m}.")),
+            other => ConsoleError::from(other).within("settings", &session),
+        })?;
     Ok(see_other(&format!(
         "/console/settings?store={}&saved=policy#policy",
         urlencode(&store)

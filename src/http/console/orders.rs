@@ -10,7 +10,8 @@ use serde::Deserialize;
 use super::session::Session;
 use super::settings::chosen_store;
 use super::{page, shown_time, valid_id, ConsoleError, Nav};
-use crate::api::ApiState;
+use crate::http::HttpState;
+use crate::service::ServiceError;
 use crate::storage::{AliasRef, TimelineEntry};
 
 /// Most of a message's body shown on its page; the raw copy is below it.
@@ -129,7 +130,7 @@ pub struct OrderQuery {
 }
 
 pub async fn orders_page(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Query(q): Query<OrderQuery>,
 ) -> Result<Response, ConsoleError> {
@@ -155,41 +156,42 @@ pub async fn orders_page(
     let unavailable = |e| ConsoleError::from(e).within("orders", &session);
     let store = match chosen_store(&session, q.store.as_deref(), "orders")? {
         Some(store) => store,
-        None => {
-            let mut stores = state
-                .storage
-                .stores_with_order(&order)
-                .await
-                .map_err(unavailable)?;
-            match stores.len() {
-                1 => stores.remove(0),
-                0 => {
-                    view.problem = Some(format!("No order {order}."));
-                    return Ok(page(StatusCode::NOT_FOUND, &view));
-                }
-                _ => {
-                    view.problem = Some(format!(
-                        "Order {order} is in several stores ({}): say which.",
-                        stores.join(", ")
-                    ));
-                    return Ok(page(StatusCode::CONFLICT, &view));
-                }
+        None => match state
+            .services
+            .order_store(&session.scope(), None, &order)
+            .await
+        {
+            Ok(store) => store,
+            Err(ServiceError::NoSuchOrder(_)) => {
+                view.problem = Some(format!("No order {order}."));
+                return Ok(page(StatusCode::NOT_FOUND, &view));
             }
-        }
+            Err(ServiceError::AmbiguousOrder { stores, .. }) => {
+                view.problem = Some(format!(
+                    "Order {order} is in several stores ({}): say which.",
+                    stores.join(", ")
+                ));
+                return Ok(page(StatusCode::CONFLICT, &view));
+            }
+            Err(e) => return Err(ConsoleError::from(e).within("orders", &session)),
+        },
     };
-    let Some(shown) = state
-        .storage
+    let shown = match state
+        .services
         .timeline_page(&store, &order, q.after.as_deref(), ENTRIES_PER_PAGE)
         .await
-        .map_err(unavailable)?
-    else {
-        view.problem = Some(format!(
-            "The timeline of order {order} has no entry {}: start from its first page.",
-            q.after.unwrap_or_default()
-        ));
-        return Ok(page(StatusCode::BAD_REQUEST, &view));
+    {
+        Ok(shown) => shown,
+        Err(ServiceError::UnknownCursor(after)) => {
+            view.problem = Some(format!(
+                "The timeline of order {order} has no entry {after}: start from its first page."
+            ));
+            return Ok(page(StatusCode::BAD_REQUEST, &view));
+        }
+        Err(e) => return Err(ConsoleError::from(e).within("orders", &session)),
     };
     let participants = state
+        .services
         .storage
         .order_participants(&store, &order)
         .await
@@ -236,11 +238,12 @@ struct MessagePage {
 /// The masked copy as stored: its address fields, text and attachments'
 /// names, and the whole message as text below.
 pub async fn message_page(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let message = state
+        .services
         .storage
         .message(&id)
         .await

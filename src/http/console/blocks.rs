@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::session::Session;
 use super::settings::{form_store, urlencode};
 use super::{see_other, valid_id, ConsoleError};
-use crate::api::ApiState;
+use crate::http::HttpState;
 use crate::policy::blocks::{self, BlockError};
 
 #[derive(Deserialize)]
@@ -25,7 +25,7 @@ pub struct BlockForm {
 }
 
 pub async fn change_block(
-    State(state): State<ApiState>,
+    State(state): State<HttpState>,
     session: Session,
     Path(order): Path<String>,
     Form(form): Form<BlockForm>,
@@ -34,10 +34,12 @@ pub async fn change_block(
     valid_id(&order, "order id").map_err(|e| e.within("orders", &session))?;
     let now = Utc::now();
     let key = (store.as_str(), order.as_str());
-    let storage = state.storage.as_ref();
+    let storage = state.services.storage.as_ref();
     let done = match form.action.as_str() {
-        "block" => blocks::block(storage, &state.aliaser, key, &form.sender, now).await,
-        "unblock" => blocks::unblock(storage, &state.aliaser, key, &form.sender, now).await,
+        "block" => blocks::block(storage, &state.services.aliaser, key, &form.sender, now).await,
+        "unblock" => {
+            blocks::unblock(storage, &state.services.aliaser, key, &form.sender, now).await
+        }
         other => {
             return Err(ConsoleError::new(
                 StatusCode::BAD_REQUEST,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::alias::AliasError;
+use crate::service::ServiceError;
 use crate::storage::StorageError;
 
 #[derive(Debug)]
@@ -77,6 +78,27 @@ impl From<StorageError> for ApiError {
             "unavailable",
             "storage unavailable, try again later",
         )
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            ServiceError::BadRequest(m) => Self::bad_request(m),
+            ServiceError::Forbidden(store) => Self::forbidden(&store),
+            ServiceError::NotFound(m) => Self::not_found(m),
+            ServiceError::NoSuchOrder(order) => Self::not_found(format!("no order `{order}`")),
+            ServiceError::AmbiguousOrder { order, .. } => Self::new(
+                StatusCode::CONFLICT,
+                "ambiguous",
+                format!("order `{order}` exists in several stores; pass ?store="),
+            ),
+            ServiceError::UnknownCursor(after) => {
+                Self::bad_request(format!("`after` names no entry of this timeline: {after}"))
+            }
+            ServiceError::Storage(e) => e.into(),
+        }
     }
 }
 

@@ -1,0 +1,61 @@
+//! Bearer tokens, each allowed every store or one.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use crate::http::HttpState;
+use crate::service::{find_token, Scope};
+
+/// Who is calling: the scope of the bearer token presented.
+pub type Caller = Scope;
+
+/// The caller a presented token makes, if it is a configured one.
+pub fn find(tokens: &[crate::config::ApiToken], presented: &str) -> Option<Caller> {
+    find_token(tokens, presented).map(Scope::of)
+}
+
+impl FromRequestParts<HttpState> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        find(&state.tokens, presented.trim()).ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ApiToken, Secret};
+
+    #[test]
+    fn tokens_and_store_limits() {
+        let tokens = vec![
+            ApiToken {
+                token: Secret::new("admin-token-0123456789"),
+                store: None,
+            },
+            ApiToken {
+                token: Secret::new("acme-token-0123456789"),
+                store: Some("acme".into()),
+            },
+        ];
+        assert!(find(&tokens, "nope").is_none());
+        let admin = find(&tokens, "admin-token-0123456789").unwrap();
+        assert!(admin.allow("any").is_ok());
+        let acme = find(&tokens, "acme-token-0123456789").unwrap();
+        assert!(acme.allow("acme").is_ok());
+        assert_eq!(ApiError::from(acme.allow("shop2").unwrap_err()).status, 403);
+        assert!(!acme.sees("shop2"));
+    }
+}

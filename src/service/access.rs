@@ -1,0 +1,80 @@
+//! Who may act for which store: a token for every store, or one limited to
+//! a single store. The API's bearer tokens and the console's logins (which
+//! are opened with the same tokens) both end up as a `Scope`.
+
+use super::{Result, ServiceError};
+use crate::alias::constant_time_eq;
+use crate::config::ApiToken;
+
+/// The stores a caller may act for: all of them, or one.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// The one store the caller's token is limited to; `None` for every store.
+    pub store: Option<String>,
+}
+
+impl Scope {
+    /// Every store: the command line, or a token without a store.
+    pub fn all() -> Self {
+        Self { store: None }
+    }
+
+    /// The scope a configured token gives.
+    pub fn of(token: &ApiToken) -> Self {
+        Self {
+            store: token.store.clone(),
+        }
+    }
+
+    /// `Forbidden` unless this caller may act for `store`.
+    pub fn allow(&self, store: &str) -> Result<()> {
+        match &self.store {
+            Some(mine) if mine != store => Err(ServiceError::Forbidden(store.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `store`'s data may be shown. Where a refusal would reveal
+    /// that something exists, callers answer "not found" instead.
+    pub fn sees(&self, store: &str) -> bool {
+        self.store.as_deref().is_none_or(|mine| mine == store)
+    }
+}
+
+/// The configured token matching `presented`, if any (compared in constant
+/// time, so the comparison does not tell how much of a guess was right).
+pub fn find_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
+    tokens
+        .iter()
+        .find(|t| constant_time_eq(t.token.expose(), presented))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn tokens_and_store_limits() {
+        let tokens = vec![
+            ApiToken {
+                token: Secret::new("admin-token-0123456789"),
+                store: None,
+            },
+            ApiToken {
+                token: Secret::new("acme-token-0123456789"),
+                store: Some("acme".into()),
+            },
+        ];
+        assert!(find_token(&tokens, "nope").is_none());
+        let admin = Scope::of(find_token(&tokens, "admin-token-0123456789").unwrap());
+        assert!(admin.allow("any").is_ok());
+        let acme = Scope::of(find_token(&tokens, "acme-token-0123456789").unwrap());
+        assert!(acme.allow("acme").is_ok());
+        assert!(matches!(
+            acme.allow("shop2"),
+            Err(ServiceError::Forbidden(s)) if s == "shop2"
+        ));
+        assert!(!acme.sees("shop2"));
+    }
+}
