@@ -6,7 +6,6 @@ COPY src ./src
 COPY templates ./templates
 COPY migrations ./migrations
 COPY bench ./bench
-COPY benches ./benches
 RUN cargo build --release --locked --bin ct-relay
 
 FROM debian:bookworm-slim

@@ -1,4 +1,4 @@
-//! The `ct-relay` command line (DESIGN.md section 5).
+//! The `ct-relay` command line (docs/REFERENCE.md, "Command line").
 
 mod cli;
 

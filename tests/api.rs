@@ -73,7 +73,7 @@ async fn creating_aliases_is_idempotent_and_validated(backend: Backend) {
         String::from_utf8_lossy(&first.body)
     );
     let first = first.json();
-    // DESIGN.md's vectors (the tests use the vectors' key).
+    // The vectors of docs/REFERENCE.md (the tests use the vectors' key).
     assert_eq!(
         first["aliases"]["customer"]["alias"],
         "f44789d54cb7909fb48a75629fbe7cfa@ct.test"

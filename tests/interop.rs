@@ -238,7 +238,7 @@ async fn swaks_straight_to_ct_relay_over_starttls(backend: Backend) {
     // The shop has no alias on this order: its address is hidden all the same.
     assert!(!to_buyer.text().contains(SHOP), "{}", to_buyer.text());
 
-    // A recipient ct-relay does not know is refused with DESIGN.md's reply.
+    // A recipient ct-relay does not know is refused with the reference's reply.
     let forged = "0123456789abcdef0123456789abcdef@ct.test";
     let mut cmd = swaks(relay.smtp, SHOP, forged, "Forged", true);
     cmd.args(["--quit-after", "RCPT"]);

@@ -115,7 +115,7 @@ async fn soft_alias_delivers_and_reply_comes_back_through_the_relay(backend: Bac
         "maria.silva@gmail.com",
     );
     let store = relay.create_alias("shop2", "v502556llux-01", "store", "loja@shop2.example");
-    // DESIGN.md's test vector for this participant.
+    // The reference's test vector for this participant.
     assert_eq!(maria, "maria.silva@gmail.com-a227fbbab7cad.ct.test");
     relay.start().await;
 

@@ -1,4 +1,4 @@
-//! RCPT refusals of DESIGN.md section 4, over a real socket.
+//! RCPT refusals of docs/REFERENCE.md ("SMTP replies"), over a real socket.
 
 mod common;
 
@@ -29,7 +29,7 @@ async fn relaying_and_dead_aliases_are_refused_with_one_text(backend: Backend) {
     let mut c = SmtpClient::ready(relay.smtp).await;
     assert_eq!(c.cmd("MAIL FROM:<sender@example.org>").await.code, 250);
 
-    // A well-formed alias (DESIGN.md vector) that was never created here.
+    // A well-formed alias (a vector of docs/REFERENCE.md) that was never created here.
     let unknown = c
         .cmd("RCPT TO:<f44789d54cb7909fb48a75629fbe7cfa@ct.test>")
         .await;

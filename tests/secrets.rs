@@ -62,7 +62,7 @@ async fn secrets_come_from_files_and_stay_out_of_the_log(backend: Backend) {
         &format!("token = \"{ADMIN_TOKEN}\""),
         &format!("token_file = \"{}\"", token_file.display()),
     );
-    // The key from the file makes DESIGN.md's vector.
+    // The key from the file makes the reference's vector.
     let alias = relay.create_alias(
         "acme",
         "1234567890123-01",

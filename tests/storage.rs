@@ -42,7 +42,7 @@ async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
     );
 }
 
-/// DESIGN.md: the same (store, order, role, email) gives the same alias and
+/// docs/REFERENCE.md: the same (store, order, role, email) gives the same alias and
 /// row, also when the store switched its mask mode in between; other roles
 /// and orders get aliases of the new mode.
 async fn a_participant_keeps_its_alias_when_the_mode_changes(backend: Backend) {

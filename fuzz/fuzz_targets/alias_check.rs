@@ -8,7 +8,7 @@
 //! - changing one character of its local part makes it not `Valid` (or
 //!   `Valid` under another key: never the same participant);
 //! - a hard alias made with another key is not `Valid` (its tag has 48 bits;
-//!   a soft alias's has 20, as DESIGN.md gives it, so about one in a million
+//!   a soft alias's has 20, as docs/REFERENCE.md gives it, so about one in a million
 //!   soft aliases checks under another key too: the fuzzer found such pairs,
 //!   and the database lookup after the check is what refuses them);
 //! - any other text checks without panicking, and `Valid` only comes with a

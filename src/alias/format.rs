@@ -1,4 +1,4 @@
-//! The alias formats of DESIGN.md section 2: pure functions of the HMAC key and
+//! The alias formats of docs/REFERENCE.md ("Alias formats"): pure functions of the HMAC key and
 //! the participant, no storage. Every alias carries a tag, so an address can be
 //! checked without reading the database.
 
@@ -15,7 +15,7 @@ const SOFT_TAG_LEN: usize = 5;
 const MAX_LABEL: usize = 63;
 const MAX_DOMAIN: usize = 253;
 
-/// `H(x…)` of DESIGN.md: lowercase hex of HMAC-SHA256 over the fields joined by NUL.
+/// `H(x…)` of the reference's alias formats: lowercase hex of HMAC-SHA256 over the fields joined by NUL.
 pub(super) fn h(key: &AliasKey, fields: &[&str]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
         .expect("HMAC accepts keys of any length");
@@ -68,7 +68,7 @@ pub fn soft_alias(
 }
 
 /// The alias of a participant in the asked mode, falling back to hard as
-/// DESIGN.md requires. Returns the alias and the mode it was made in.
+/// the reference requires. Returns the alias and the mode it was made in.
 pub fn make_alias(
     key: &AliasKey,
     domain: &str,
@@ -200,7 +200,7 @@ mod tests {
         AliasKey::new((0u8..32).collect()).unwrap()
     }
 
-    /// The published vectors of DESIGN.md section 2.
+    /// The published vectors of docs/REFERENCE.md ("Alias formats").
     const VECTORS: &[(&str, &str, Role, &str, &str, &str)] = &[
         (
             "acme",

@@ -1,6 +1,6 @@
 //! Aliases: who they stand for, how they are made and checked, how long they live.
 //!
-//! `format` holds the normative formats of DESIGN.md section 2; `Aliaser` binds
+//! `format` holds the normative formats of docs/REFERENCE.md; `Aliaser` binds
 //! them to the configured key, domain and lifetime.
 
 mod bounce;
@@ -21,7 +21,7 @@ pub use ttl::Ttl;
 #[derive(Clone)]
 pub struct AliasKey(Vec<u8>);
 
-/// DESIGN.md asks for 32 random bytes or more.
+/// The reference asks for 32 random bytes or more.
 pub const MIN_KEY_LEN: usize = 32;
 
 impl AliasKey {
@@ -230,7 +230,7 @@ impl Aliaser {
 
     /// `H(label, fields…)` with the current key, for what else the relay
     /// signs (console sessions). `label` names the use and keeps it apart
-    /// from the alias formats, whose labels are DESIGN.md's.
+    /// from the alias formats, whose labels are the reference's.
     pub fn sign(&self, label: &str, fields: &[&str]) -> String {
         let mut all = Vec::with_capacity(fields.len() + 1);
         all.push(label);

@@ -1,4 +1,4 @@
-//! Alias lifetime (`alias.ttl`): calendar months, as DESIGN.md says "2 calendar
+//! Alias lifetime (`alias.ttl`): calendar months, as docs/REFERENCE.md says "2 calendar
 //! months", or a fixed duration for tests and special deployments.
 
 use std::fmt;

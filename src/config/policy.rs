@@ -1,4 +1,4 @@
-//! Configuration of the door (README, "Trust at the door"): scanning (`[scan]`)
+//! Configuration of the door (docs/REFERENCE.md, "Trust at the door"): scanning (`[scan]`)
 //! and the rate limits that protect a buyer (`[policy]`). Store settings
 //! (authentication, spam, bulk, attachments) are per store, through the API.
 

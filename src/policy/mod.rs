@@ -1,6 +1,6 @@
 //! The policy stage: between "message read" and "commit", one decision per
 //! order of a message: accept (with marks), refuse with a reply of the
-//! project's trust rules (docs in README, "Trust at the door"), or come
+//! project's trust rules (docs/REFERENCE.md, "Trust at the door"), or come
 //! back later. Every refusal is answered before `250`.
 //!
 //! Each rule is its own module and a pure function: `sender` (no spoofing

@@ -1,4 +1,4 @@
-//! The replies of the trust rules (README, "Trust at the door"). None
+//! The replies of the trust rules (docs/REFERENCE.md, "Trust at the door"). None
 //! names an address; the attachment reply names the file.
 
 use super::AttachmentProblem;

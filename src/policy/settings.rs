@@ -1,4 +1,4 @@
-//! A store's policy settings (README, "Trust at the door"): what its order aliases
+//! A store's policy settings (docs/REFERENCE.md, "Trust at the door"): what its order aliases
 //! take. Stored as one JSON value per store; a store never configured has
 //! the defaults, which are the strict ones.
 

@@ -1,5 +1,5 @@
 //! SMTP replies as values. Every reply ct-relay sends is built here, so the
-//! codes of DESIGN.md section 4 live in one place; text is made at the edge.
+//! codes of docs/REFERENCE.md ("SMTP replies") live in one place; text is made at the edge.
 
 use std::fmt;
 

@@ -20,7 +20,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// "550 5.1.1" style prefix, for asserting DESIGN.md codes.
+    /// "550 5.1.1" style prefix, for asserting the reference's codes.
     pub fn status(&self) -> String {
         let enhanced = self.text.split(' ').next().unwrap_or("");
         format!("{} {enhanced}", self.code)

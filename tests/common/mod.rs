@@ -27,7 +27,7 @@ pub use client::SmtpClient;
 #[allow(unused_imports)]
 pub use sink::{Received, Sink, SinkReply};
 
-/// The key of DESIGN.md's test vectors: bytes 00..1f.
+/// The key of the test vectors in docs/REFERENCE.md: bytes 00..1f.
 /// API tokens of every test relay: one for all stores, one for `acme` only.
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 pub const ACME_TOKEN: &str = "acme-token-for-tests-0123456789";
