@@ -91,8 +91,8 @@ pub fn session_closed() {
     gauge!(SESSIONS_OPEN).decrement(1.0);
 }
 
-pub fn refused(status: &'static str) {
-    counter!(MESSAGES_REFUSED, "reason" => status).increment(1);
+pub fn refused(status: &str) {
+    counter!(MESSAGES_REFUSED, "reason" => status.to_owned()).increment(1);
 }
 
 pub fn accepted() {

@@ -5,7 +5,7 @@
 //! trips instead of four, and a quarter of the writes. Replies are parsed
 //! by smtp-proto; the sockets and the timeouts are the caller's.
 
-use std::fmt;
+use crate::smtp::Reply;
 
 use rustls_pki_types::ServerName;
 use smtp_proto::response::parser::ResponseReceiver;
@@ -18,25 +18,6 @@ use tokio_rustls::TlsConnector;
 /// A reply may not grow past this (smtp-proto holds each line to 4 KiB).
 const MAX_REPLY: usize = 64 * 1024;
 
-/// A server's reply, as one line of text: `250 2.0.0 Ok: queued`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
-}
-
-impl Reply {
-    fn positive(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{0}")]
@@ -46,7 +27,7 @@ pub enum ClientError {
     #[error("unreadable reply: {0}")]
     Protocol(String),
     /// The server refused (4xx or 5xx).
-    #[error("{0}")]
+    #[error("{}", .0.one_line())]
     Refused(Reply),
     /// The message needs an extension the server does not offer.
     #[error("{0}")]
@@ -195,7 +176,7 @@ impl Client {
             for command in &commands {
                 self.write(command.as_bytes()).await?;
                 let reply = self.reply().await?;
-                let go_on = reply.positive();
+                let go_on = reply.is_positive();
                 replies.push(reply);
                 if !go_on {
                     break;
@@ -204,7 +185,7 @@ impl Client {
         }
         let refused = replies[..replies.len().min(2)]
             .iter()
-            .find(|r| !r.positive())
+            .find(|r| !r.is_positive())
             .cloned();
         let data = replies.get(2);
         match (refused, data) {
@@ -223,7 +204,7 @@ impl Client {
         self.write(&dot_stuffed(message)).await?;
         let done = self.reply().await?;
         self.broken = false;
-        if done.positive() {
+        if done.is_positive() {
             Ok(done)
         } else {
             Err(ClientError::Refused(done))
@@ -274,14 +255,11 @@ impl Client {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        let text = match parsed.esc {
-            [0, 0, 0] => format!("{} {message}", parsed.code),
-            [c, s, d] => format!("{} {c}.{s}.{d} {message}", parsed.code),
+        let status = match parsed.esc {
+            [0, 0, 0] => None,
+            [c, s, d] => Some(format!("{c}.{s}.{d}")),
         };
-        Ok(Reply {
-            code: parsed.code,
-            text: text.trim_end().to_string(),
-        })
+        Ok(Reply::received(parsed.code, status, message))
     }
 
     /// The bytes of the next reply: lines up to one whose code is followed

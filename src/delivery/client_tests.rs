@@ -87,7 +87,7 @@ async fn a_pipelined_transaction_sends_its_commands_at_once_and_the_connection_i
         )
         .await
         .unwrap();
-    assert_eq!(reply.text, "250 2.0.0 Ok: queued as 1");
+    assert_eq!(reply.one_line(), "250 2.0.0 Ok: queued as 1");
     let reply = c
         .send(
             "",
@@ -96,7 +96,7 @@ async fn a_pipelined_transaction_sends_its_commands_at_once_and_the_connection_i
         )
         .await
         .unwrap();
-    assert_eq!(reply.text, "250 2.0.0 Ok: queued as 2");
+    assert_eq!(reply.one_line(), "250 2.0.0 Ok: queued as 2");
     assert!(!c.is_broken());
     c.quit().await;
     let lines = server.await.unwrap();
@@ -130,7 +130,7 @@ async fn a_refused_recipient_in_a_pipeline_is_the_answer_and_the_transaction_is_
     match c.send("a@example.com", "b@example.net", b"x\r\n").await {
         Err(ClientError::Refused(r)) => {
             assert_eq!(r.code, 550);
-            assert_eq!(r.text, "550 5.1.1 <b@example.net>: no such user");
+            assert_eq!(r.one_line(), "550 5.1.1 <b@example.net>: no such user");
         }
         other => panic!("{other:?}"),
     }
@@ -158,7 +158,7 @@ async fn without_pipelining_each_command_waits_and_a_refusal_stops_the_rest() {
     .await;
     let mut c = client(port).await;
     match c.send("a@example.com", "b@example.net", b"x\r\n").await {
-        Err(ClientError::Refused(r)) => assert_eq!(r.text, "451 4.3.0 try later"),
+        Err(ClientError::Refused(r)) => assert_eq!(r.one_line(), "451 4.3.0 try later"),
         other => panic!("{other:?}"),
     }
     drop(c);
@@ -191,7 +191,7 @@ async fn eight_bit_content_needs_8bitmime_and_multiline_replies_are_one_line() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(reply.text, "250 2.0.0 first second");
+    assert_eq!(reply.one_line(), "250 2.0.0 first second");
     drop(c);
     server.await.unwrap();
 }

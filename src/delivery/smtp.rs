@@ -13,9 +13,10 @@ use lettre::Address;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::client::{Client, ClientError, Reply};
+use super::client::{Client, ClientError};
 use super::{tls, DeliveryEnvelope, Outcome, Transport, TransportError};
 use crate::config::OutboundTls;
+use crate::smtp::Reply;
 
 /// MX hosts tried per attempt, best preference first.
 const MAX_MX_HOSTS: usize = 5;
@@ -152,9 +153,15 @@ fn checked_envelope<'a>(env: &DeliveryEnvelope<'a>) -> Result<Envelope<'a>, Outc
 /// (4xx, network trouble) is retried.
 fn classify(result: Result<Reply, ClientError>) -> Outcome {
     match result {
-        Ok(r) => Outcome::Delivered { reply: r.text },
-        Err(ClientError::Refused(r)) if r.code >= 500 => Outcome::Failed { reply: r.text },
-        Err(ClientError::Refused(r)) => Outcome::Retry { reply: r.text },
+        Ok(r) => Outcome::Delivered {
+            reply: r.one_line(),
+        },
+        Err(ClientError::Refused(r)) if r.code >= 500 => Outcome::Failed {
+            reply: r.one_line(),
+        },
+        Err(ClientError::Refused(r)) => Outcome::Retry {
+            reply: r.one_line(),
+        },
         Err(ClientError::Unsupported(reason)) => Outcome::Failed {
             reply: reason.to_string(),
         },

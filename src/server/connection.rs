@@ -122,7 +122,7 @@ async fn talks_first(stream: &TcpStream, delay: Duration) -> bool {
 
 /// Answer with `reply` and close, for a session that never starts.
 async fn refuse(mut stream: TcpStream, reply: &Reply) {
-    if let (true, Some(status)) = (reply.code >= 400, reply.status) {
+    if let (true, Some(status)) = (reply.code >= 400, reply.status.as_deref()) {
         crate::telemetry::refused(status);
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -321,7 +321,7 @@ impl Connection {
     }
 
     async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
-        if let (true, Some(status)) = (reply.code >= 400, reply.status) {
+        if let (true, Some(status)) = (reply.code >= 400, reply.status.as_deref()) {
             crate::telemetry::refused(status);
         }
         self.io().write_all(&reply.to_wire()).await

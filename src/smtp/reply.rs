@@ -1,24 +1,62 @@
-//! SMTP replies as values. Every reply ct-relay sends is built here, so the
-//! codes of docs/REFERENCE.md ("SMTP replies") live in one place; text is made at the edge.
+//! SMTP replies as values: the ones ct-relay sends, and the ones the next
+//! hop sends back to its delivery client. Every reply the relay sends is
+//! built here (the policy's in `policy::replies`), so the codes of
+//! docs/REFERENCE.md ("SMTP replies") live in one place; text is made at
+//! the edge.
 
+use std::borrow::Cow;
 use std::fmt;
 
+/// One SMTP reply: a code, an enhanced status code when there is one, and
+/// its lines of text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The three-digit reply code.
     pub code: u16,
-    /// Enhanced status code (RFC 3463), e.g. "5.1.1"; absent on 220/221-less greetings.
-    pub status: Option<&'static str>,
+    /// Enhanced status code (RFC 3463), e.g. "5.1.1"; absent on greetings
+    /// and EHLO, and on replies from servers that do not give one.
+    pub status: Option<Cow<'static, str>>,
     /// One entry per line; multi-line replies use `code-` continuation.
     pub lines: Vec<String>,
 }
 
 impl Reply {
+    /// A one-line reply with an enhanced status code.
     pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Self {
         Self {
             code,
-            status: Some(status),
+            status: Some(Cow::Borrowed(status)),
             lines: vec![text.into()],
         }
+    }
+
+    /// A reply read from another server (its lines already joined).
+    pub fn received(code: u16, status: Option<String>, text: String) -> Self {
+        Self {
+            code,
+            status: status.map(Cow::Owned),
+            lines: vec![text],
+        }
+    }
+
+    /// 2xx or 3xx: the command went through.
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    /// The reply as one line of text, `250 2.0.0 Ok: queued`: how logs,
+    /// the timeline's `last_reply` and the relay's reports quote it.
+    pub fn one_line(&self) -> String {
+        let mut text = self.code.to_string();
+        if let Some(status) = &self.status {
+            text.push(' ');
+            text.push_str(status);
+        }
+        for line in &self.lines {
+            text.push(' ');
+            text.push_str(line);
+        }
+        text.trim_end().to_string()
     }
 
     fn plain(code: u16, lines: Vec<String>) -> Self {
@@ -217,7 +255,7 @@ impl fmt::Display for Reply {
         let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
-            match self.status {
+            match &self.status {
                 Some(status) => write!(f, "{}{sep}{status} {line}\r\n", self.code)?,
                 None => write!(f, "{}{sep}{line}\r\n", self.code)?,
             }
@@ -246,6 +284,20 @@ mod tests {
         assert_eq!(
             Reply::greeting("mx.test").to_string(),
             "220 mx.test ESMTP\r\n"
+        );
+    }
+
+    #[test]
+    fn received_replies_read_as_one_line() {
+        let r = Reply::received(451, Some("4.3.0".into()), "try later".into());
+        assert_eq!(r.one_line(), "451 4.3.0 try later");
+        assert!(!r.is_positive() && !r.is_permanent_error());
+        let plain = Reply::received(250, None, "ok".into());
+        assert_eq!(plain.one_line(), "250 ok");
+        assert!(plain.is_positive());
+        assert_eq!(
+            Reply::unknown_alias().one_line(),
+            "550 5.1.1 Recipient address rejected: no such alias"
         );
     }
 }

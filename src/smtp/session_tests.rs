@@ -32,7 +32,7 @@ fn send(s: &mut Session<String>, line: &str) -> Event {
 fn code(e: &Event) -> String {
     match e {
         Event::Reply(r) | Event::Close(r) | Event::ReadData(r) | Event::StartTls(r) => {
-            format!("{} {}", r.code, r.status.unwrap_or("-"))
+            format!("{} {}", r.code, r.status.as_deref().unwrap_or("-"))
         }
         Event::CheckRecipient(a) => format!("check {a}"),
     }
