@@ -8,6 +8,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::rows::{to_ms, Columns};
+use super::sql::{Backend, SqlConn, Stmt};
 use super::Result;
 
 /// Mail an alias took since some time: from everyone, and from one sender
@@ -40,79 +42,61 @@ pub trait DoorStore: Send + Sync {
     ) -> Result<u64>;
 }
 
-/// `impl DoorStore for $storage`, in SQL both backends accept.
-macro_rules! impl_door {
-    ($storage:ident, $db:ty $(,)?) => {
-        const _: () = {
-            use chrono::{DateTime, Utc};
-
-            use $crate::storage::door::{DoorStore, RecentMail};
-            use $crate::storage::rows::{to_ms, Columns};
-            use $crate::storage::Result;
-
-            #[async_trait::async_trait]
-            impl DoorStore for $storage {
-                async fn recent_mail(
-                    &self,
-                    rcpt_alias: &str,
-                    sender_alias: Option<&str>,
-                    since: DateTime<Utc>,
-                    cap: u32,
-                ) -> Result<RecentMail> {
-                    // Read at most `cap` rows through the (rcpt_alias,
-                    // created_at) index: the cost stays bounded by the
-                    // limit however much mail the alias has had.
-                    let rows = sqlx::query(
-                        "SELECT sender_alias FROM deliveries
-                         WHERE rcpt_alias = $1 AND created_at >= $2 LIMIT $3",
-                    )
-                    .bind(rcpt_alias)
-                    .bind(to_ms(since))
-                    .bind(i64::from(cap))
-                    .fetch_all(&mut *self.reader().await?)
-                    .await?;
-                    let mut recent = RecentMail {
-                        total: rows.len() as u32,
-                        from_sender: 0,
-                    };
-                    if let Some(sender) = sender_alias {
-                        for r in &rows {
-                            if r.opt_text("sender_alias")?.as_deref() == Some(sender) {
-                                recent.from_sender += 1;
-                            }
-                        }
-                    }
-                    Ok(recent)
-                }
-
-                async fn set_blocked(
-                    &self,
-                    aliases: &[String],
-                    blocked: bool,
-                    now: DateTime<Utc>,
-                ) -> Result<u64> {
-                    let mut writer = self.writer().await?;
-                    let mut tx = Self::begin_write(&mut writer).await?;
-                    let mut changed = 0;
-                    for alias in aliases {
-                        let done = sqlx::query(
-                            "UPDATE participants
-                             SET blocked_at = CASE WHEN $1 THEN COALESCE(blocked_at, $2) ELSE NULL END
-                             WHERE alias_key = $3 AND (blocked_at IS NULL) = $1",
-                        )
-                        .bind(blocked)
-                        .bind(to_ms(now))
-                        .bind(alias.to_lowercase())
-                        .execute(&mut *tx)
-                        .await?;
-                        changed += done.rows_affected();
-                    }
-                    tx.commit().await?;
-                    Ok(changed)
+#[async_trait]
+impl<B: Backend> DoorStore for B {
+    async fn recent_mail(
+        &self,
+        rcpt_alias: &str,
+        sender_alias: Option<&str>,
+        since: DateTime<Utc>,
+        cap: u32,
+    ) -> Result<RecentMail> {
+        // Read at most `cap` rows through the (rcpt_alias, created_at)
+        // index: the cost stays bounded by the limit however much mail the
+        // alias has had.
+        let stmt = Stmt::new(
+            "SELECT sender_alias FROM deliveries
+             WHERE rcpt_alias = $1 AND created_at >= $2 LIMIT $3",
+        )
+        .text(rcpt_alias)
+        .int(to_ms(since))
+        .int(i64::from(cap));
+        let rows = self.reader().await?.fetch_all(stmt).await?;
+        let mut recent = RecentMail {
+            total: rows.len() as u32,
+            from_sender: 0,
+        };
+        if let Some(sender) = sender_alias {
+            for r in &rows {
+                if r.opt_text("sender_alias")?.as_deref() == Some(sender) {
+                    recent.from_sender += 1;
                 }
             }
-        };
-    };
-}
+        }
+        Ok(recent)
+    }
 
-pub(crate) use impl_door;
+    async fn set_blocked(
+        &self,
+        aliases: &[String],
+        blocked: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut writer = self.writer().await?;
+        let mut tx = B::begin_write(&mut writer).await?;
+        let mut changed = 0;
+        for alias in aliases {
+            let stmt = Stmt::new(
+                "UPDATE participants
+                 SET blocked_at = CASE WHEN $1 THEN COALESCE(blocked_at, $2) ELSE NULL END
+                 WHERE alias_key = $3 AND (blocked_at IS NULL) = $1",
+            )
+            .bool(blocked)
+            .int(to_ms(now))
+            .text(alias.to_lowercase());
+            changed += tx.execute(stmt).await?;
+        }
+        B::commit(tx).await?;
+        Ok(changed)
+    }
+}

@@ -18,9 +18,12 @@ mod participants;
 mod placeholders;
 mod postgres;
 pub mod purge;
+mod queries;
 mod rows;
-mod shared;
+mod schema;
+pub mod settings;
 mod sorted;
+mod sql;
 pub mod timeline;
 
 pub mod sqlite;
@@ -39,6 +42,7 @@ pub use door::{DoorStore, RecentMail};
 pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
+pub use settings::*;
 pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
 pub use types::*;
 
@@ -92,7 +96,7 @@ pub trait Maintenance: Send + Sync {
 
 #[async_trait]
 pub trait Storage:
-    BatchWriter + WebhookOutbox + DoorStore + Timelines + Maintenance + Nodes
+    BatchWriter + WebhookOutbox + StoreSettings + DoorStore + Timelines + Maintenance + Nodes
 {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;

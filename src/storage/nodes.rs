@@ -10,6 +10,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::rows::to_ms;
+use super::sql::{Backend, SqlConn, Stmt};
 use super::Result;
 
 /// The claim condition: lease free, run out, or held by a silent node.
@@ -25,51 +27,27 @@ pub trait Nodes: Send + Sync {
     async fn node_stopped(&self, node: &str) -> Result<()>;
 }
 
-/// `impl Nodes for $storage`, in SQL both backends accept.
-macro_rules! impl_nodes {
-    ($storage:ident $(,)?) => {
-        const _: () = {
-            use chrono::{DateTime, Utc};
+#[async_trait]
+impl<B: Backend> Nodes for B {
+    async fn heartbeat(&self, node: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<()> {
+        let mut writer = self.writer().await?;
+        let beat = Stmt::new(
+            "INSERT INTO nodes (node, started_at, alive_until) VALUES ($1, $2, $3)
+             ON CONFLICT (node) DO UPDATE SET alive_until = $3",
+        )
+        .text(node)
+        .int(to_ms(now))
+        .int(to_ms(until));
+        writer.execute(beat).await?;
+        let forget = Stmt::new("DELETE FROM nodes WHERE alive_until < $1")
+            .int(to_ms(now - chrono::Duration::days(1)));
+        writer.execute(forget).await?;
+        Ok(())
+    }
 
-            use $crate::storage::nodes::Nodes;
-            use $crate::storage::rows::to_ms;
-            use $crate::storage::Result;
-
-            #[async_trait::async_trait]
-            impl Nodes for $storage {
-                async fn heartbeat(
-                    &self,
-                    node: &str,
-                    now: DateTime<Utc>,
-                    until: DateTime<Utc>,
-                ) -> Result<()> {
-                    let mut writer = self.writer().await?;
-                    sqlx::query(
-                        "INSERT INTO nodes (node, started_at, alive_until) VALUES ($1, $2, $3)
-                         ON CONFLICT (node) DO UPDATE SET alive_until = $3",
-                    )
-                    .bind(node)
-                    .bind(to_ms(now))
-                    .bind(to_ms(until))
-                    .execute(&mut *writer)
-                    .await?;
-                    sqlx::query("DELETE FROM nodes WHERE alive_until < $1")
-                        .bind(to_ms(now - chrono::Duration::days(1)))
-                        .execute(&mut *writer)
-                        .await?;
-                    Ok(())
-                }
-
-                async fn node_stopped(&self, node: &str) -> Result<()> {
-                    sqlx::query("DELETE FROM nodes WHERE node = $1")
-                        .bind(node)
-                        .execute(&mut *self.writer().await?)
-                        .await?;
-                    Ok(())
-                }
-            }
-        };
-    };
+    async fn node_stopped(&self, node: &str) -> Result<()> {
+        let stmt = Stmt::new("DELETE FROM nodes WHERE node = $1").text(node);
+        self.writer().await?.execute(stmt).await?;
+        Ok(())
+    }
 }
-
-pub(crate) use impl_nodes;

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
     AliasRef, DeliveryJob, DeliveryState, DeliveryStatus, QueueEntry, Result, StorageError,
@@ -19,28 +19,33 @@ pub trait Columns {
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn bytes(&self, col: &str) -> Result<Vec<u8>>;
 }
 
-macro_rules! columns_for {
-    ($row:ty) => {
-        impl Columns for $row {
-            fn text(&self, col: &str) -> Result<String> {
-                Ok(self.try_get(col)?)
-            }
-            fn opt_text(&self, col: &str) -> Result<Option<String>> {
-                Ok(self.try_get(col)?)
-            }
-            fn int(&self, col: &str) -> Result<i64> {
-                Ok(self.try_get(col)?)
-            }
-            fn opt_int(&self, col: &str) -> Result<Option<i64>> {
-                Ok(self.try_get(col)?)
-            }
-        }
-    };
+impl<R> Columns for R
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'c> &'c str: ColumnIndex<R>,
+{
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(col)?)
+    }
 }
-columns_for!(sqlx::sqlite::SqliteRow);
-columns_for!(sqlx::postgres::PgRow);
 
 pub fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -83,9 +88,6 @@ pub fn mask_mode(r: &impl Columns, col: &str) -> Result<crate::alias::MaskMode> 
     parsed(r, col)
 }
 
-pub const PARTICIPANT_COLUMNS: &str =
-    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at, blocked_at";
-
 pub fn participant(r: &impl Columns) -> Result<Participant> {
     Ok(Participant {
         alias: r.text("alias")?,
@@ -100,9 +102,6 @@ pub fn participant(r: &impl Columns) -> Result<Participant> {
         blocked: r.opt_int("blocked_at")?.is_some(),
     })
 }
-
-pub const JOB_COLUMNS: &str =
-    "id, message_id, rcpt_alias, rcpt_email, mail_from, attempts, created_at";
 
 pub fn delivery_job(r: &impl Columns) -> Result<DeliveryJob> {
     Ok(DeliveryJob {

@@ -4,9 +4,14 @@
 //! (store, order_id, at, id), however long the order's timeline has grown;
 //! the deliveries read are those of the page's messages only.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
-use super::{Result, TimelineEntry};
+use super::placeholders::list;
+use super::rows::{self, Columns};
+use super::sql::{Backend, SqlConn, Stmt};
+use super::{schema, DeliveryStatus, Result, TimelineEntry};
 
 /// Most entries one page holds.
 pub const PAGE_MAX: u32 = 1000;
@@ -75,140 +80,110 @@ pub trait Timelines: Send + Sync {
     }
 }
 
-/// `impl Timelines for $storage`, in SQL both backends accept.
-macro_rules! impl_timelines {
-    ($storage:ident, $db:ty $(,)?) => {
-        const _: () = {
-            use std::collections::HashMap;
+/// The deliveries of these messages, by message, in the order they were made.
+async fn deliveries_of(
+    conn: &mut impl SqlConn,
+    messages: &[String],
+) -> Result<HashMap<String, Vec<DeliveryStatus>>> {
+    let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
+    if messages.is_empty() {
+        return Ok(by_message);
+    }
+    let sql = format!(
+        "SELECT {} FROM deliveries WHERE message_id IN ({}) ORDER BY id",
+        schema::DELIVERY_STATUS,
+        list(messages.len())
+    );
+    let stmt = messages.iter().fold(Stmt::new(sql), |s, m| s.text(m));
+    for r in &conn.fetch_all(stmt).await? {
+        by_message
+            .entry(r.text("message_id")?)
+            .or_default()
+            .push(rows::delivery_status(r)?);
+    }
+    Ok(by_message)
+}
 
-            use $crate::storage::rows::{self, Columns};
-            use $crate::storage::timeline::{TimelinePage, Timelines};
-            use $crate::storage::{DeliveryStatus, Result, TimelineEntry};
+/// Entry rows (`schema::TIMELINE_ENTRY`) with their messages' deliveries.
+async fn with_deliveries<C: SqlConn>(
+    conn: &mut C,
+    found: Vec<C::Row>,
+) -> Result<Vec<TimelineEntry>> {
+    let messages = found
+        .iter()
+        .filter_map(|r| r.opt_text("message_id").transpose())
+        .collect::<Result<Vec<String>>>()?;
+    let mut by_message = deliveries_of(conn, &messages).await?;
+    found
+        .iter()
+        .map(|r| {
+            let mine = r
+                .opt_text("message_id")?
+                .and_then(|id| by_message.remove(&id));
+            rows::timeline_entry(r, mine.unwrap_or_default())
+        })
+        .collect()
+}
 
-            const ENTRY_COLUMNS: &str = "id, at, message_id, from_alias, to_aliases, subject, first_words,
-                attachment_names, refused, reason, flags, authentication";
-
-            impl $storage {
-                /// The deliveries of these messages, by message, in the
-                /// order they were made.
-                async fn deliveries_of(
-                    &self,
-                    messages: &[String],
-                ) -> Result<HashMap<String, Vec<DeliveryStatus>>> {
-                    let mut by_message: HashMap<String, Vec<DeliveryStatus>> = HashMap::new();
-                    if messages.is_empty() {
-                        return Ok(by_message);
-                    }
-                    let sql = format!(
-                        "SELECT message_id, rcpt_alias, state, attempts, last_reply, updated_at
-                         FROM deliveries WHERE message_id IN ({}) ORDER BY id",
-                        $crate::storage::placeholders::list(messages.len())
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for m in messages {
-                        query = query.bind(m);
-                    }
-                    for r in &query.fetch_all(&mut *self.reader().await?).await? {
-                        by_message
-                            .entry(r.text("message_id")?)
-                            .or_default()
-                            .push(rows::delivery_status(r)?);
-                    }
-                    Ok(by_message)
-                }
-
-                /// Entry rows with their messages' deliveries.
-                async fn with_deliveries(
-                    &self,
-                    found: Vec<<$db as sqlx::Database>::Row>,
-                ) -> Result<Vec<TimelineEntry>> {
-                    let messages = found
-                        .iter()
-                        .filter_map(|r| r.opt_text("message_id").transpose())
-                        .collect::<Result<Vec<String>>>()?;
-                    let mut by_message = self.deliveries_of(&messages).await?;
-                    found
-                        .iter()
-                        .map(|r| {
-                            let mine = r
-                                .opt_text("message_id")?
-                                .and_then(|id| by_message.remove(&id));
-                            rows::timeline_entry(r, mine.unwrap_or_default())
-                        })
-                        .collect()
-                }
-            }
-
-            #[async_trait::async_trait]
-            impl Timelines for $storage {
-                async fn timeline_page(
-                    &self,
-                    store: &str,
-                    order: &str,
-                    after: Option<&str>,
-                    limit: u32,
-                ) -> Result<Option<TimelinePage>> {
-                    let mut reader = self.reader().await?;
-                    let from: (i64, String) = match after {
-                        None => (i64::MIN, String::new()),
-                        Some(id) => {
-                            let at: Option<i64> = sqlx::query_scalar(
-                                "SELECT at FROM timeline_entries WHERE id = $1 AND store = $2 AND order_id = $3",
-                            )
-                            .bind(id)
-                            .bind(store)
-                            .bind(order)
-                            .fetch_optional(&mut *reader)
-                            .await?;
-                            match at {
-                                Some(at) => (at, id.to_string()),
-                                None => return Ok(None),
-                            }
-                        }
-                    };
-                    let sql = format!(
-                        "SELECT {ENTRY_COLUMNS} FROM timeline_entries
-                         WHERE store = $1 AND order_id = $2 AND (at, id) > ($3, $4)
-                         ORDER BY at, id LIMIT $5"
-                    );
-                    // One more than asked: whether there is a next page.
-                    let mut found = sqlx::query(&sql)
-                        .bind(store)
-                        .bind(order)
-                        .bind(from.0)
-                        .bind(from.1)
-                        .bind(i64::from(limit) + 1)
-                        .fetch_all(&mut *reader)
-                        .await?;
-                    drop(reader);
-                    let more = found.len() > limit as usize;
-                    found.truncate(limit as usize);
-                    let entries = self.with_deliveries(found).await?;
-                    let next = more.then(|| entries.last().map(|e| e.id.clone())).flatten();
-                    Ok(Some(TimelinePage { entries, next }))
-                }
-
-                async fn timeline_entry(
-                    &self,
-                    store: &str,
-                    order: &str,
-                    entry_id: &str,
-                ) -> Result<Option<TimelineEntry>> {
-                    let sql = format!(
-                        "SELECT {ENTRY_COLUMNS} FROM timeline_entries
-                         WHERE id = $1 AND store = $2 AND order_id = $3"
-                    );
-                    let found = sqlx::query(&sql)
-                        .bind(entry_id)
-                        .bind(store)
-                        .bind(order)
-                        .fetch_all(&mut *self.reader().await?)
-                        .await?;
-                    Ok(self.with_deliveries(found).await?.pop())
+#[async_trait]
+impl<B: Backend> Timelines for B {
+    async fn timeline_page(
+        &self,
+        store: &str,
+        order: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<TimelinePage>> {
+        let mut reader = self.reader().await?;
+        let from: (i64, String) = match after {
+            None => (i64::MIN, String::new()),
+            Some(id) => {
+                let stmt = Stmt::new(
+                    "SELECT at FROM timeline_entries WHERE id = $1 AND store = $2 AND order_id = $3",
+                )
+                .text(id)
+                .text(store)
+                .text(order);
+                match reader.fetch_optional(stmt).await? {
+                    Some(row) => (row.int("at")?, id.to_string()),
+                    None => return Ok(None),
                 }
             }
         };
-    };
-}
+        let sql = format!(
+            "SELECT {} FROM timeline_entries
+             WHERE store = $1 AND order_id = $2 AND (at, id) > ($3, $4)
+             ORDER BY at, id LIMIT $5",
+            schema::TIMELINE_ENTRY
+        );
+        // One more than asked: whether there is a next page.
+        let stmt = Stmt::new(sql)
+            .text(store)
+            .text(order)
+            .int(from.0)
+            .text(from.1)
+            .int(i64::from(limit) + 1);
+        let mut found = reader.fetch_all(stmt).await?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        let entries = with_deliveries(&mut *reader, found).await?;
+        let next = more.then(|| entries.last().map(|e| e.id.clone())).flatten();
+        Ok(Some(TimelinePage { entries, next }))
+    }
 
-pub(crate) use impl_timelines;
+    async fn timeline_entry(
+        &self,
+        store: &str,
+        order: &str,
+        entry_id: &str,
+    ) -> Result<Option<TimelineEntry>> {
+        let sql = format!(
+            "SELECT {} FROM timeline_entries WHERE id = $1 AND store = $2 AND order_id = $3",
+            schema::TIMELINE_ENTRY
+        );
+        let stmt = Stmt::new(sql).text(entry_id).text(store).text(order);
+        let mut reader = self.reader().await?;
+        let found = reader.fetch_all(stmt).await?;
+        Ok(with_deliveries(&mut *reader, found).await?.pop())
+    }
+}

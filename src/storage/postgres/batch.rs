@@ -31,7 +31,7 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
     for w in batch {
         match w {
             // Refusals are rare (mail to ended aliases): one statement each.
-            Write::Refusal(r) => super::PgStorage::insert_refusal(&mut tx, r).await?,
+            Write::Refusal(r) => crate::storage::queries::insert_refusal(&mut *tx, r).await?,
             // Failures that notify the sender, and bounces, are rare: one by one.
             Write::Attempt {
                 node,
@@ -45,7 +45,7 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
                     record,
                 }];
                 if !write_rows(&mut tx, &[], &one).await?.is_empty() {
-                    super::PgStorage::insert_notice(&mut tx, n).await?;
+                    crate::storage::notices::insert_notice(&mut *tx, n).await?;
                     recorded.insert(delivery_id.clone());
                 }
             }
@@ -54,10 +54,10 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
                 record,
                 notice,
             } => {
-                if super::PgStorage::record_bounce(&mut tx, delivery_id, record).await? {
+                if crate::storage::notices::record_bounce(&mut *tx, delivery_id, record).await? {
                     bounced.insert(delivery_id.clone());
                     if let Some(n) = notice {
-                        super::PgStorage::insert_notice(&mut tx, n).await?;
+                        crate::storage::notices::insert_notice(&mut *tx, n).await?;
                     }
                 }
             }
@@ -226,10 +226,10 @@ async fn write_rows(
     Ok(written.into_iter().collect())
 }
 
-/// The statement of `write_rows`. Its plan is made for each batch's arrays
-/// (the committer's connection has `plan_cache_mode = force_custom_plan`):
-/// a generic plan made while the tables were small scanned all of
-/// `deliveries` for every batch until the next ANALYZE.
+/// The statement of `write_rows`. The committer's connection plans it once
+/// (`plan_cache_mode = force_generic_plan`, with `enable_seqscan = off`; see
+/// `PgStorage::connect`), so a plan made while the tables were small does
+/// not scan all of `deliveries` for every batch until the next ANALYZE.
 const WRITE_ROWS: &str = "
 WITH contacts AS (
     INSERT INTO participants (alias_key, alias, store, order_id, role, email, mode, created_at,

@@ -12,6 +12,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
+use sqlx::pool::PoolConnection;
+
+use super::sql::Backend;
 use super::{BatchWriter, Result, StorageError, Write};
 
 pub struct PgStorage {
@@ -83,12 +86,12 @@ impl PgStorage {
     }
 
     /// A connection for reads.
-    pub(crate) async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    pub(crate) async fn reader(&self) -> Result<PoolConnection<sqlx::Postgres>> {
         Ok(self.pool.acquire().await?)
     }
 
     /// PostgreSQL locks rows, not the database: writes share the pool.
-    pub(crate) async fn writer(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    pub(crate) async fn writer(&self) -> Result<PoolConnection<sqlx::Postgres>> {
         Ok(self.pool.acquire().await?)
     }
 }
@@ -100,19 +103,32 @@ impl BatchWriter for PgStorage {
     }
 }
 
-super::shared::impl_storage!(
-    PgStorage,
-    sqlx::Postgres,
-    migrator: sqlx::migrate!("migrations/postgres"),
-    single_node: false,
-    claim_lock: "FOR UPDATE SKIP LOCKED",
-    greatest: "GREATEST",
-);
-super::participants::impl_participants!(PgStorage, sqlx::Postgres, rows_per_statement: 500, numbered: true);
+impl Backend for PgStorage {
+    type Conn = PgConnection;
+    type Reader<'a> = PoolConnection<sqlx::Postgres>;
+    type Writer<'a> = PoolConnection<sqlx::Postgres>;
+    type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
 
-impl PgStorage {
-    async fn begin_write(conn: &mut PgConnection) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {
+    const SINGLE_NODE: bool = false;
+    const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
+    const GREATEST: &'static str = "GREATEST";
+    const ROWS_PER_STATEMENT: usize = 500;
+    const NUMBERED_PLACEHOLDERS: bool = true;
+
+    async fn reader(&self) -> Result<PoolConnection<sqlx::Postgres>> {
+        PgStorage::reader(self).await
+    }
+
+    async fn writer(&self) -> Result<PoolConnection<sqlx::Postgres>> {
+        PgStorage::writer(self).await
+    }
+
+    async fn begin_write(conn: &mut PgConnection) -> Result<Self::Tx<'_>> {
         Ok(conn.begin().await?)
+    }
+
+    async fn commit(tx: Self::Tx<'_>) -> Result<()> {
+        Ok(tx.commit().await?)
     }
 
     /// Two nodes creating participants of one order take turns: a lock
@@ -131,10 +147,14 @@ impl PgStorage {
         .await?;
         Ok(())
     }
+
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("migrations/postgres")
+            .run_direct(&mut *PgStorage::writer(self).await?)
+            .await
+            .map_err(|e| StorageError::Migration(e.to_string()))
+    }
 }
-super::outbox::impl_outbox!(PgStorage, sqlx::Postgres, claim_lock: "FOR UPDATE SKIP LOCKED");
-super::notices::impl_notices!(PgStorage, sqlx::Postgres);
-super::door::impl_door!(PgStorage, sqlx::Postgres);
 
 #[async_trait::async_trait]
 impl super::Maintenance for PgStorage {
@@ -165,5 +185,3 @@ impl super::Maintenance for PgStorage {
         Ok(())
     }
 }
-super::timeline::impl_timelines!(PgStorage, sqlx::Postgres);
-super::nodes::impl_nodes!(PgStorage);

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, Connection, Encode, Row, Sqlite, SqliteConnection, Type};
 
-use super::{SqliteStorage, WriterState};
+use super::WriterState;
 use crate::storage::rows::{json, to_ms};
 use crate::storage::sorted::{applied, sort, Outcome};
 use crate::storage::{AcceptedMessage, Result, StorageError, WebhookEventKind, Write};
@@ -70,7 +70,7 @@ async fn with_rare_writes(
     let mut bounced = HashSet::new();
     for write in batch {
         match write {
-            Write::Refusal(r) => SqliteStorage::insert_refusal(&mut tx, r).await?,
+            Write::Refusal(r) => crate::storage::queries::insert_refusal(&mut *tx, r).await?,
             Write::Attempt {
                 node,
                 delivery_id,
@@ -85,7 +85,7 @@ async fn with_rare_writes(
                 let mut text = Text::new("");
                 text.attempts(std::slice::from_ref(&one))?;
                 if !text.run(&mut tx).await?.is_empty() {
-                    SqliteStorage::insert_notice(&mut tx, n).await?;
+                    crate::storage::notices::insert_notice(&mut *tx, n).await?;
                     recorded.insert(delivery_id.clone());
                 }
             }
@@ -94,9 +94,9 @@ async fn with_rare_writes(
                 record,
                 notice,
             } => {
-                if SqliteStorage::record_bounce(&mut tx, delivery_id, record).await? {
+                if crate::storage::notices::record_bounce(&mut *tx, delivery_id, record).await? {
                     if let Some(n) = notice {
-                        SqliteStorage::insert_notice(&mut tx, n).await?;
+                        crate::storage::notices::insert_notice(&mut *tx, n).await?;
                     }
                     bounced.insert(delivery_id.clone());
                 }
@@ -440,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn padded_and_split_statements_write_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteStorage::migrated_in(dir.path(), Duration::from_secs(5)).await;
+        let db = super::super::SqliteStorage::migrated_in(dir.path(), Duration::from_secs(5)).await;
         // 3 messages (padded to 4 rows) with 1 + 2 + 600 deliveries (603:
         // statements of 256, 256 and 91 padded to 128).
         let batch: Vec<_> = [1, 2, 600]

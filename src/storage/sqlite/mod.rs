@@ -18,6 +18,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use checkpoint::{Checkpointer, WalBound};
 use readers::{Reader, Readers};
 
+use super::sql::Backend;
 use super::{BatchWriter, Result, StorageError, Write};
 
 /// The writer's page cache: a transaction that touches more pages than
@@ -197,19 +198,50 @@ impl BatchWriter for SqliteStorage {
     }
 }
 
-impl SqliteStorage {
+impl Backend for SqliteStorage {
+    type Conn = SqliteConnection;
+    type Reader<'a> = Reader<'a>;
+    type Writer<'a> = WriterTurn<'a>;
+    type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
+
+    const SINGLE_NODE: bool = true;
+    // One writer: no row locking needed when claiming.
+    const CLAIM_LOCK: &'static str = "";
+    const GREATEST: &'static str = "MAX";
+    const ROWS_PER_STATEMENT: usize = 256;
+    const NUMBERED_PLACEHOLDERS: bool = false;
+
+    async fn reader(&self) -> Result<Reader<'_>> {
+        SqliteStorage::reader(self).await
+    }
+
+    async fn writer(&self) -> Result<WriterTurn<'_>> {
+        SqliteStorage::writer(self).await
+    }
+
     /// A write transaction holds the write lock from its start: it never
     /// finds, at its first write, that the log was checkpointed and reset
     /// under the snapshot its reads saw (SQLITE_BUSY_SNAPSHOT).
-    async fn begin_write(
-        conn: &mut SqliteConnection,
-    ) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+    async fn begin_write(conn: &mut SqliteConnection) -> Result<Self::Tx<'_>> {
         Ok(conn.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn commit(tx: Self::Tx<'_>) -> Result<()> {
+        Ok(tx.commit().await?)
     }
 
     /// One writer: nothing else creates participants meanwhile.
     async fn lock_orders(_: &mut SqliteConnection, _: &[(&str, &str)]) -> Result<()> {
         Ok(())
+    }
+
+    async fn run_migrations(&self) -> Result<()> {
+        // `run` takes an `Acquire`, which a borrowed connection's future
+        // cannot name here; sqlx offers `run_direct` for just that.
+        sqlx::migrate!("migrations/sqlite")
+            .run_direct(&mut *SqliteStorage::writer(self).await?)
+            .await
+            .map_err(|e| StorageError::Migration(e.to_string()))
     }
 }
 
@@ -256,22 +288,6 @@ impl super::Maintenance for SqliteStorage {
         Ok(())
     }
 }
-
-// SQLite has one writer: no row locking needed when claiming.
-super::shared::impl_storage!(
-    SqliteStorage,
-    sqlx::Sqlite,
-    migrator: sqlx::migrate!("migrations/sqlite"),
-    single_node: true,
-    claim_lock: "",
-    greatest: "MAX",
-);
-super::participants::impl_participants!(SqliteStorage, sqlx::Sqlite, rows_per_statement: 256, numbered: false);
-super::outbox::impl_outbox!(SqliteStorage, sqlx::Sqlite, claim_lock: "");
-super::notices::impl_notices!(SqliteStorage, sqlx::Sqlite);
-super::door::impl_door!(SqliteStorage, sqlx::Sqlite);
-super::timeline::impl_timelines!(SqliteStorage, sqlx::Sqlite);
-super::nodes::impl_nodes!(SqliteStorage);
 
 #[cfg(test)]
 mod tests {
