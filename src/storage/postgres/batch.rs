@@ -7,12 +7,15 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Connection, PgConnection};
+use std::sync::OnceLock;
+
+use sqlx::postgres::{PgArguments, PgHasArrayType};
+use sqlx::{Arguments, Connection, Encode, PgConnection, Postgres, Type};
 
 use crate::alias::Participant;
 use crate::storage::rows::{json, to_ms};
 use crate::storage::sorted::{applied, sort, Outcome, Sorted};
-use crate::storage::{AcceptedMessage, NewDelivery, Result, Write};
+use crate::storage::{AcceptedMessage, NewDelivery, Result, StorageError, Write};
 
 /// Write `batch` in one transaction; per write, whether it applied.
 pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Vec<bool>> {
@@ -86,165 +89,216 @@ async fn write_rows(
         .iter()
         .flat_map(|m| m.deliveries.iter().map(move |d| (*m, d)))
         .collect();
-    let texts =
-        |f: &dyn Fn(&AcceptedMessage) -> String| ms.iter().map(|m| f(m)).collect::<Vec<_>>();
-    let ptexts =
-        |f: &dyn Fn(&Participant) -> String| contacts.iter().map(|p| f(p)).collect::<Vec<_>>();
-    let dtexts = |f: &dyn Fn(&(&AcceptedMessage, &NewDelivery)) -> String| {
-        deliveries.iter().map(f).collect::<Vec<String>>()
-    };
-    let written: Vec<String> = sqlx::query_scalar(WRITE_ROWS)
-        // participants
-        .bind(ptexts(&|p| p.key()))
-        .bind(ptexts(&|p| p.alias.clone()))
-        .bind(ptexts(&|p| p.store.clone()))
-        .bind(ptexts(&|p| p.order.clone()))
-        .bind(ptexts(&|p| p.role.as_str().to_string()))
-        .bind(ptexts(&|p| p.email.clone()))
-        .bind(ptexts(&|p| p.mode.as_str().to_string()))
-        .bind(
-            contacts
-                .iter()
-                .map(|p| to_ms(p.created_at))
-                .collect::<Vec<i64>>(),
-        )
-        .bind(
-            contacts
-                .iter()
-                .map(|p| to_ms(p.expires_at))
-                .collect::<Vec<i64>>(),
-        )
-        // messages
-        .bind(texts(&|m| m.id.clone()))
-        .bind(texts(&|m| m.queue_id.clone()))
-        .bind(texts(&|m| m.store.clone()))
-        .bind(texts(&|m| m.order.clone()))
-        .bind(
-            ms.iter()
-                .map(|m| to_ms(m.received_at))
-                .collect::<Vec<i64>>(),
-        )
-        .bind(texts(&|m| m.return_path.clone()))
-        .bind(
-            ms.iter()
-                .map(|m| m.content.len() as i64)
-                .collect::<Vec<i64>>(),
-        )
-        .bind(ms.iter().map(|m| &m.content[..]).collect::<Vec<&[u8]>>())
-        // timeline entries and events
-        .bind(
-            ms.iter()
-                .map(|m| m.entry.from.as_ref().map(json))
-                .collect::<Vec<Option<String>>>(),
-        )
-        .bind(texts(&|m| json(&m.entry.to)))
-        .bind(texts(&|m| m.entry.subject.clone()))
-        .bind(texts(&|m| m.entry.first_words.clone()))
-        .bind(texts(&|m| json(&m.entry.attachment_names)))
-        .bind(new_ids(ms.len()))
-        .bind(
-            ms.iter()
-                .map(|m| m.entry.authentication.as_ref().map(json))
-                .collect::<Vec<Option<String>>>(),
-        )
-        // deliveries
-        .bind(dtexts(&|(_, d)| d.id.clone()))
-        .bind(dtexts(&|(m, _)| m.id.clone()))
-        .bind(dtexts(&|(_, d)| d.rcpt_alias.clone()))
-        .bind(dtexts(&|(_, d)| d.rcpt_email.clone()))
-        .bind(dtexts(&|(_, d)| d.mail_from.clone()))
-        .bind(
-            deliveries
-                .iter()
-                .map(|(m, _)| to_ms(m.received_at))
-                .collect::<Vec<i64>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(m, _)| m.lease.as_ref().map(|l| l.owner.clone()))
-                .collect::<Vec<Option<String>>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(m, _)| m.lease.as_ref().map(|l| to_ms(l.until)))
-                .collect::<Vec<Option<i64>>>(),
-        )
-        // outcomes
-        .bind(
-            attempts
-                .iter()
-                .map(|o| o.delivery_id.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            attempts
-                .iter()
-                .map(|o| o.node.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            attempts
-                .iter()
-                .map(|o| o.record.state.as_str().to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            attempts
-                .iter()
-                .map(|o| o.record.reply.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            attempts
-                .iter()
-                .map(|o| to_ms(o.record.at))
-                .collect::<Vec<i64>>(),
-        )
-        .bind(
-            attempts
-                .iter()
-                .map(|o| o.record.next_attempt_at.map(to_ms))
-                .collect::<Vec<Option<i64>>>(),
-        )
-        .bind(new_ids(attempts.len()))
-        // added since: the door's flags per entry, the sender per delivery
-        .bind(
-            ms.iter()
-                .map(|m| (!m.entry.flags.is_empty()).then(|| json(&m.entry.flags)))
-                .collect::<Vec<Option<String>>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.sender_alias.clone())
-                .collect::<Vec<Option<String>>>(),
-        )
+    let mut a = Arrays::new();
+    a.add("contact_key", contacts.iter().map(|p| p.key()));
+    a.add("contact_alias", contacts.iter().map(|p| p.alias.as_str()));
+    a.add("contact_store", contacts.iter().map(|p| p.store.as_str()));
+    a.add("contact_order", contacts.iter().map(|p| p.order.as_str()));
+    a.add("contact_role", contacts.iter().map(|p| p.role.as_str()));
+    a.add("contact_email", contacts.iter().map(|p| p.email.as_str()));
+    a.add("contact_mode", contacts.iter().map(|p| p.mode.as_str()));
+    a.add(
+        "contact_created_at",
+        contacts.iter().map(|p| to_ms(p.created_at)),
+    );
+    a.add(
+        "contact_expires_at",
+        contacts.iter().map(|p| to_ms(p.expires_at)),
+    );
+    a.add("message_id", ms.iter().map(|m| m.id.as_str()));
+    a.add("message_queue_id", ms.iter().map(|m| m.queue_id.as_str()));
+    a.add("message_store", ms.iter().map(|m| m.store.as_str()));
+    a.add("message_order", ms.iter().map(|m| m.order.as_str()));
+    a.add(
+        "message_received_at",
+        ms.iter().map(|m| to_ms(m.received_at)),
+    );
+    a.add(
+        "message_return_path",
+        ms.iter().map(|m| m.return_path.as_str()),
+    );
+    a.add("message_size", ms.iter().map(|m| m.content.len() as i64));
+    a.add("message_content", ms.iter().map(|m| &m.content[..]));
+    a.add(
+        "entry_from",
+        ms.iter().map(|m| m.entry.from.as_ref().map(json)),
+    );
+    a.add("entry_to", ms.iter().map(|m| json(&m.entry.to)));
+    a.add("entry_subject", ms.iter().map(|m| m.entry.subject.as_str()));
+    a.add(
+        "entry_first_words",
+        ms.iter().map(|m| m.entry.first_words.as_str()),
+    );
+    a.add(
+        "entry_attachments",
+        ms.iter().map(|m| json(&m.entry.attachment_names)),
+    );
+    a.add("entry_event_id", new_ids(ms.len()));
+    a.add(
+        "entry_authentication",
+        ms.iter().map(|m| m.entry.authentication.as_ref().map(json)),
+    );
+    a.add(
+        "entry_flags",
+        ms.iter()
+            .map(|m| (!m.entry.flags.is_empty()).then(|| json(&m.entry.flags))),
+    );
+    a.add("delivery_id", deliveries.iter().map(|(_, d)| d.id.as_str()));
+    a.add(
+        "delivery_message",
+        deliveries.iter().map(|(m, _)| m.id.as_str()),
+    );
+    a.add(
+        "delivery_rcpt_alias",
+        deliveries.iter().map(|(_, d)| d.rcpt_alias.as_str()),
+    );
+    a.add(
+        "delivery_rcpt_email",
+        deliveries.iter().map(|(_, d)| d.rcpt_email.as_str()),
+    );
+    a.add(
+        "delivery_mail_from",
+        deliveries.iter().map(|(_, d)| d.mail_from.as_str()),
+    );
+    a.add(
+        "delivery_at",
+        deliveries.iter().map(|(m, _)| to_ms(m.received_at)),
+    );
+    a.add(
+        "delivery_lease_owner",
+        deliveries
+            .iter()
+            .map(|(m, _)| m.lease.as_ref().map(|l| l.owner.clone())),
+    );
+    a.add(
+        "delivery_lease_until",
+        deliveries
+            .iter()
+            .map(|(m, _)| m.lease.as_ref().map(|l| to_ms(l.until))),
+    );
+    a.add(
+        "delivery_sender",
+        deliveries.iter().map(|(_, d)| d.sender_alias.clone()),
+    );
+    a.add("outcome_delivery", attempts.iter().map(|o| o.delivery_id));
+    a.add("outcome_node", attempts.iter().map(|o| o.node));
+    a.add(
+        "outcome_state",
+        attempts.iter().map(|o| o.record.state.as_str()),
+    );
+    a.add(
+        "outcome_reply",
+        attempts.iter().map(|o| o.record.reply.as_str()),
+    );
+    a.add("outcome_at", attempts.iter().map(|o| to_ms(o.record.at)));
+    a.add(
+        "outcome_next_at",
+        attempts.iter().map(|o| o.record.next_attempt_at.map(to_ms)),
+    );
+    a.add("outcome_event_id", new_ids(attempts.len()));
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| a.numbered(WRITE_ROWS));
+    let written: Vec<String> = sqlx::query_scalar_with(sql, a.args()?)
         .fetch_all(&mut *conn)
         .await?;
     Ok(written.into_iter().collect())
 }
 
-/// The statement of `write_rows`. The committer's connection plans it once
-/// (`plan_cache_mode = force_generic_plan`, with `enable_seqscan = off`; see
-/// `PgStorage::connect`), so a plan made while the tables were small does
-/// not scan all of `deliveries` for every batch until the next ANALYZE.
+/// The arrays of one `write_rows` statement, each bound under a name. The
+/// statement names them (`:message_id`), so adding one renumbers nothing:
+/// `numbered` gives each name its `$n`, in the order they were added.
+struct Arrays {
+    names: Vec<&'static str>,
+    args: PgArguments,
+    failed: Option<String>,
+}
+
+impl Arrays {
+    fn new() -> Self {
+        Self {
+            names: Vec::new(),
+            args: PgArguments::default(),
+            failed: None,
+        }
+    }
+
+    /// Bind `values` as one array, named `name` in the statement.
+    fn add<T>(&mut self, name: &'static str, values: impl IntoIterator<Item = T>)
+    where
+        T: for<'q> Encode<'q, Postgres> + Type<Postgres> + PgHasArrayType,
+    {
+        let values: Vec<T> = values.into_iter().collect();
+        if let Err(e) = self.args.add(values) {
+            self.failed.get_or_insert_with(|| format!("{name}: {e}"));
+        }
+        self.names.push(name);
+    }
+
+    /// `template` with each `:name` replaced by its `$n` (`::` casts are kept).
+    fn numbered(&self, template: &str) -> String {
+        let mut sql = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(at) = rest.find(':') {
+            sql.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(cast) = after.strip_prefix(':') {
+                sql.push_str("::");
+                rest = cast;
+                continue;
+            }
+            let len = after
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..len];
+            let n = self
+                .names
+                .iter()
+                .position(|bound| *bound == name)
+                .unwrap_or_else(|| panic!("`:{name}` is bound by no array"));
+            sql.push_str(&format!("${}", n + 1));
+            rest = &after[len..];
+        }
+        sql.push_str(rest);
+        sql
+    }
+
+    /// The bound arrays, or the first that could not be bound.
+    fn args(self) -> Result<PgArguments> {
+        match self.failed {
+            None => Ok(self.args),
+            Some(e) => Err(StorageError::Unavailable(format!(
+                "cannot bind an array: {e}"
+            ))),
+        }
+    }
+}
+
+/// The statement of `write_rows`, its arrays by name. The committer's
+/// connection plans it once (`plan_cache_mode = force_generic_plan`, with
+/// `enable_seqscan = off`; see `PgStorage::connect`), so a plan made while
+/// the tables were small does not scan all of `deliveries` for every batch
+/// until the next ANALYZE.
 const WRITE_ROWS: &str = "
 WITH contacts AS (
     INSERT INTO participants (alias_key, alias, store, order_id, role, email, mode, created_at,
         expires_at)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::int8[], $9::int8[])
+    SELECT * FROM UNNEST(:contact_key::text[], :contact_alias::text[], :contact_store::text[],
+                         :contact_order::text[], :contact_role::text[], :contact_email::text[],
+                         :contact_mode::text[], :contact_created_at::int8[],
+                         :contact_expires_at::int8[])
     ON CONFLICT (alias_key) DO NOTHING),
 stored AS (
     INSERT INTO messages (id, queue_id, store, order_id, received_at, return_path, size, content)
-    SELECT * FROM UNNEST($10::text[], $11::text[], $12::text[], $13::text[], $14::int8[],
-                         $15::text[], $16::int8[], $17::bytea[])),
+    SELECT * FROM UNNEST(:message_id::text[], :message_queue_id::text[], :message_store::text[],
+                         :message_order::text[], :message_received_at::int8[],
+                         :message_return_path::text[], :message_size::int8[],
+                         :message_content::bytea[])),
 t AS (
-    SELECT * FROM UNNEST($10::text[], $12::text[], $13::text[], $14::int8[], $18::text[],
-                         $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-                         $24::text[], $40::text[])
+    SELECT * FROM UNNEST(:message_id::text[], :message_store::text[], :message_order::text[],
+                         :message_received_at::int8[], :entry_from::text[], :entry_to::text[],
+                         :entry_subject::text[], :entry_first_words::text[],
+                         :entry_attachments::text[], :entry_event_id::text[],
+                         :entry_authentication::text[], :entry_flags::text[])
         AS t(id, store, order_id, at, from_alias, to_aliases, subject, first_words,
              attachment_names, event_id, authentication, flags)),
 entries AS (
@@ -264,13 +318,16 @@ queued AS (
         next_attempt_at, created_at, updated_at, lease_owner, lease_until, sender_alias)
     SELECT id, message_id, rcpt_alias, rcpt_email, mail_from, 'queued', at, at, at,
         lease_owner, lease_until, sender_alias
-    FROM UNNEST($25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::int8[],
-                $31::text[], $32::int8[], $41::text[])
+    FROM UNNEST(:delivery_id::text[], :delivery_message::text[], :delivery_rcpt_alias::text[],
+                :delivery_rcpt_email::text[], :delivery_mail_from::text[], :delivery_at::int8[],
+                :delivery_lease_owner::text[], :delivery_lease_until::int8[],
+                :delivery_sender::text[])
          AS d(id, message_id, rcpt_alias, rcpt_email, mail_from, at, lease_owner, lease_until,
               sender_alias)),
 outcome AS (
-    SELECT * FROM UNNEST($33::text[], $34::text[], $35::text[], $36::text[], $37::int8[],
-                         $38::int8[], $39::text[])
+    SELECT * FROM UNNEST(:outcome_delivery::text[], :outcome_node::text[], :outcome_state::text[],
+                         :outcome_reply::text[], :outcome_at::int8[], :outcome_next_at::int8[],
+                         :outcome_event_id::text[])
         AS o(id, node, state, reply, at, next_at, event_id)),
 before AS (
     SELECT d.id, d.state, d.message_id FROM deliveries d JOIN outcome o ON o.id = d.id),
@@ -293,4 +350,21 @@ SELECT id, at, state, reply FROM updated RETURNING delivery_id";
 /// Fresh ids for the webhook events a statement may write.
 fn new_ids(n: usize) -> Vec<String> {
     (0..n).map(|_| ulid::Ulid::new().to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_numbers_in_the_order_bound_and_casts_stay() {
+        let mut a = Arrays::new();
+        a.add("first", ["x"]);
+        a.add("second_one", [1i64]);
+        assert_eq!(
+            a.numbered("SELECT :second_one::int8[], :first::text[], :first"),
+            "SELECT $2::int8[], $1::text[], $1"
+        );
+        assert!(a.args().is_ok());
+    }
 }
