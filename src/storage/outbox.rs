@@ -14,7 +14,7 @@ use super::settings::{StoreSettings, WebhookTarget};
 use super::sql::{Backend, SqlConn, Stmt};
 use super::{schema, Result, StorageError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum WebhookEventKind {
     /// A message was accepted and is on the timeline.
     #[serde(rename = "message.accepted")]

@@ -12,7 +12,7 @@ pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S:
 }
 
 /// An alias as the timeline shows it: never the real address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AliasRef {
     pub email_alias: String,
     pub alias_mask_type: MaskMode,
@@ -164,7 +164,7 @@ pub struct TimelineSummary {
 
 /// SPF, DKIM and DMARC of a received message, as RFC 8601 result words
 /// (pass, fail, softfail, neutral, none, temperror, permerror).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AuthSummary {
     pub spf: String,
     pub dkim: String,
@@ -195,7 +195,7 @@ pub struct DeliveryJob {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     Queued,
@@ -236,7 +236,7 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DeliveryStatus {
     pub to: String,
     pub state: DeliveryState,
@@ -246,7 +246,7 @@ pub struct DeliveryStatus {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
     pub id: String,
     #[serde(serialize_with = "rfc3339")]

@@ -18,7 +18,7 @@ use crate::storage::{rfc3339, TimelineEntry, WebhookEventKind};
 pub use dispatcher::WebhookDispatcher;
 
 /// The JSON body of a webhook request.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WebhookEvent {
     /// Unique per event; the same on every retry of it.
     pub id: String,

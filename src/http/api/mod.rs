@@ -8,6 +8,7 @@ mod blocks;
 mod error;
 pub mod openapi;
 mod routes;
+mod schema;
 mod settings;
 mod types;
 

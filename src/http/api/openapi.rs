@@ -6,13 +6,15 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::schema::{
+    AliasRefDoc, AuthSummaryDoc, DeliveryStateDoc, DeliveryStatusDoc, TimelineEntryDoc,
+    WebhookEventDoc, WebhookEventKindDoc,
+};
 use super::types::*;
 use super::{blocks, routes, settings};
 use crate::alias::{MaskMode, Role};
 use crate::policy::settings::{AttachmentPolicy, AttachmentsUpdate};
 use crate::policy::{BulkMail, SpamAction};
-use crate::storage::{AliasRef, DeliveryState, DeliveryStatus, TimelineEntry, WebhookEventKind};
-use crate::webhook::WebhookEvent;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,8 +28,8 @@ use crate::webhook::WebhookEvent;
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
         BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEvent,
-        OrderEventRequest, OrderEventResult, Timeline, TimelineEntry, AliasRef, DeliveryStatus, DeliveryState,
-        MaskMode, Role, WebhookEvent, WebhookEventKind, SpamAction, BulkMail, AttachmentPolicy,
+        OrderEventRequest, OrderEventResult, Timeline, TimelineEntryDoc, AliasRefDoc, DeliveryStatusDoc,
+        DeliveryStateDoc, AuthSummaryDoc, MaskMode, Role, WebhookEventDoc, WebhookEventKindDoc, SpamAction, BulkMail, AttachmentPolicy,
         AttachmentsUpdate, BlockRequest, Blocks,
     )),
     modifiers(&BearerAuth, &ResponseDescriptions),

@@ -232,6 +232,7 @@ pub struct BlockRequest {
 pub struct Blocks {
     pub store: String,
     pub order: String,
+    #[schema(value_type = Vec<super::schema::AliasRefDoc>)]
     pub senders: Vec<AliasRef>,
 }
 
@@ -310,6 +311,7 @@ pub struct OrderEventResult {
 pub struct Timeline {
     pub store: String,
     pub order: String,
+    #[schema(value_type = Vec<super::schema::TimelineEntryDoc>)]
     pub entries: Vec<TimelineEntry>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
