@@ -127,7 +127,7 @@ mod tests {
 
     /// The property names the document gives `schema`.
     fn documented(schema: &str) -> BTreeSet<String> {
-        let doc: Value = serde_json::from_str(&super::super::openapi::json()).unwrap();
+        let doc: Value = serde_json::from_str(super::super::openapi::json()).unwrap();
         doc["components"]["schemas"][schema]["properties"]
             .as_object()
             .unwrap_or_else(|| panic!("{schema} is in the document"))
@@ -141,7 +141,7 @@ mod tests {
     }
 
     fn enum_values(schema: &str) -> Vec<String> {
-        let doc: Value = serde_json::from_str(&super::super::openapi::json()).unwrap();
+        let doc: Value = serde_json::from_str(super::super::openapi::json()).unwrap();
         serde_json::from_value(doc["components"]["schemas"][schema]["enum"].clone()).unwrap()
     }
 
