@@ -10,17 +10,13 @@ use std::time::Duration;
 
 use common::http::{customer_alias, send_json};
 use common::visitor::{csrf_of, text, Visitor};
-use common::{wait_until, Backend, Relay, Sink, SinkReply, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
-
-async fn relay(backend: Backend) -> (Relay, Sink) {
-    let sink = Sink::start().await;
-    let mut relay = Relay::with_smarthost(backend, sink.addr);
-    relay.start().await;
-    (relay, sink)
-}
+use common::{
+    relay_and_sink, wait_until, Backend, Relay, Sink, SinkReply, SmtpClient, ACME_TOKEN,
+    ADMIN_TOKEN,
+};
 
 async fn login_is_needed_and_a_wrong_token_or_a_forged_form_is_refused(backend: Backend) {
-    let (relay, _sink) = relay(backend).await;
+    let (relay, _sink) = relay_and_sink(backend).await;
     let mut v = Visitor::new(relay.api);
     let r = v.get("/console/orders").await;
     assert_eq!(r.status, 303);
@@ -89,7 +85,7 @@ async fn login_is_needed_and_a_wrong_token_or_a_forged_form_is_refused(backend: 
 }
 
 async fn the_mask_setting_applies_to_aliases_made_afterwards(backend: Backend) {
-    let (relay, _sink) = relay(backend).await;
+    let (relay, _sink) = relay_and_sink(backend).await;
     let before = customer_alias(
         relay.api,
         Some(ACME_TOKEN),
@@ -178,7 +174,7 @@ async fn the_mask_setting_applies_to_aliases_made_afterwards(backend: Backend) {
 }
 
 async fn the_conversation_shows_aliases_and_roles_and_never_a_real_address(backend: Backend) {
-    let (relay, sink) = relay(backend).await;
+    let (relay, sink) = relay_and_sink(backend).await;
     let r = send_json(
         relay.api,
         "POST",

@@ -10,6 +10,7 @@
 
 mod address_fields;
 pub mod address_list;
+mod address_tokens;
 mod alias_map;
 mod defence;
 mod encode;
@@ -19,6 +20,7 @@ mod message_ids;
 mod params;
 pub mod rules;
 pub mod section;
+mod spelling;
 pub mod summary;
 mod text;
 

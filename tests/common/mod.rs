@@ -6,6 +6,7 @@
 pub mod client;
 pub mod dns;
 pub mod door;
+pub mod header_reading;
 pub mod hooks;
 pub mod http;
 pub mod postfix;
@@ -115,6 +116,14 @@ pub struct Relay {
     pub config: PathBuf,
     child: Option<Child>,
     env: Vec<(String, String)>,
+}
+
+/// A started relay on `backend` delivering to a new recording sink.
+pub async fn relay_and_sink(backend: Backend) -> (Relay, Sink) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    relay.start().await;
+    (relay, sink)
 }
 
 /// The `[delivery]` lines for a smarthost.
