@@ -49,23 +49,30 @@ pub fn find_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a Api
         .find(|t| constant_time_eq(t.token.expose(), presented))
 }
 
+/// Two tokens for tests: `admin-token-0123456789` for every store and
+/// `acme-token-0123456789` for `acme`.
+#[cfg(test)]
+pub(crate) fn test_tokens() -> Vec<ApiToken> {
+    use crate::config::Secret;
+    vec![
+        ApiToken {
+            token: Secret::new("admin-token-0123456789"),
+            store: None,
+        },
+        ApiToken {
+            token: Secret::new("acme-token-0123456789"),
+            store: Some("acme".into()),
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     #[test]
     fn tokens_and_store_limits() {
-        let tokens = vec![
-            ApiToken {
-                token: Secret::new("admin-token-0123456789"),
-                store: None,
-            },
-            ApiToken {
-                token: Secret::new("acme-token-0123456789"),
-                store: Some("acme".into()),
-            },
-        ];
+        let tokens = test_tokens();
         assert!(find_token(&tokens, "nope").is_none());
         let admin = Scope::of(find_token(&tokens, "admin-token-0123456789").unwrap());
         assert!(admin.allow("any").is_ok());

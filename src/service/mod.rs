@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod aliases;
+pub mod blocks;
 pub mod orders;
 pub mod settings;
 pub mod timelines;
@@ -19,6 +20,7 @@ use crate::storage::{Storage, StorageError};
 
 pub use access::{find_token, Scope};
 pub use aliases::NewAlias;
+pub use blocks::BlockChange;
 pub use orders::{OrderEvent, OrderEventOutcome};
 pub use settings::SettingsChange;
 

@@ -10,7 +10,8 @@ use crate::alias::validate_id;
 use crate::storage::OrderExpiry;
 
 /// What happened to an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OrderEvent {
     /// The order was invoiced: its conversation winds down.
     Invoiced,
@@ -21,6 +22,9 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
+    /// Every event.
+    pub const ALL: [Self; 3] = [Self::Invoiced, Self::Canceled, Self::Reopened];
+
     /// The event's name, as the API and the logs give it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::queries::{claim, Claim};
 use super::rows::{self, to_ms, Columns};
 use super::settings::{StoreSettings, WebhookTarget};
 use super::sql::{Backend, SqlConn, Stmt};
@@ -28,6 +29,14 @@ pub enum WebhookEventKind {
 }
 
 impl WebhookEventKind {
+    /// Every kind of event.
+    pub const ALL: [Self; 3] = [
+        Self::MessageAccepted,
+        Self::MessageRefused,
+        Self::DeliveryUpdated,
+    ];
+
+    /// The event's `type`, as stored and as sent.
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookEventKind::MessageAccepted => "message.accepted",
@@ -145,22 +154,18 @@ impl<B: Backend> WebhookOutbox for B {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<WebhookJob>> {
-        let sql = format!(
-            "UPDATE webhook_events SET lease_owner = $1, lease_until = $2
-             WHERE id IN (
-                 SELECT id FROM webhook_events
-                 WHERE state = 'pending' AND next_attempt_at <= $3 AND {free}
-                 ORDER BY next_attempt_at, id LIMIT $4 {lock})
-             RETURNING {columns}",
-            lock = B::CLAIM_LOCK,
-            free = super::nodes::LEASE_FREE,
-            columns = schema::WEBHOOK_JOB,
+        let stmt = claim::<B>(
+            Claim {
+                table: "webhook_events",
+                due: "state = 'pending' AND next_attempt_at <= $3",
+                order: "next_attempt_at, id",
+                columns: schema::WEBHOOK_JOB,
+            },
+            node,
+            now,
+            lease_until,
+            limit,
         );
-        let stmt = Stmt::new(sql)
-            .text(node)
-            .int(to_ms(lease_until))
-            .int(to_ms(now))
-            .int(i64::from(limit));
         let claimed = self.writer().await?.fetch_all(stmt).await?;
         let mut targets = HashMap::new();
         let mut jobs = Vec::with_capacity(claimed.len());

@@ -62,6 +62,63 @@ pub(crate) async fn release_leases_in<B: Backend>(
         .await
 }
 
+/// What a claim leases: rows of `table` that are `due` (`$3` is now), the
+/// earliest by `order` first, returning `columns`.
+pub(crate) struct Claim {
+    pub(crate) table: &'static str,
+    pub(crate) due: &'static str,
+    pub(crate) order: &'static str,
+    pub(crate) columns: &'static str,
+}
+
+/// Lease up to `limit` rows `what` names to `node` until `lease_until`:
+/// rows whose lease is free, run out or held by a silent node, locked
+/// against other claimers where several nodes claim at once.
+pub(crate) fn claim<B: Backend>(
+    what: Claim,
+    node: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> Stmt<'static> {
+    let Claim {
+        table,
+        due,
+        order,
+        columns,
+    } = what;
+    let sql = format!(
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2
+         WHERE id IN (
+             SELECT id FROM {table} WHERE {due} AND {free}
+             ORDER BY {order} LIMIT $4 {lock})
+         RETURNING {columns}",
+        free = super::nodes::LEASE_FREE,
+        lock = B::CLAIM_LOCK,
+    );
+    Stmt::new(sql)
+        .text(node)
+        .int(to_ms(lease_until))
+        .int(to_ms(now))
+        .int(i64::from(limit))
+}
+
+/// The purge, a statement per table (`$1` the cutoff, `$2` the limit).
+/// Deletes cascade from messages to deliveries, attempts and entries.
+const PURGE_ALIASES: &str = "DELETE FROM participants WHERE alias_key IN
+    (SELECT alias_key FROM participants WHERE expires_at < $1 LIMIT $2)";
+/// Messages whose deliveries are all final.
+const PURGE_MESSAGES: &str = "DELETE FROM messages WHERE id IN
+    (SELECT id FROM messages m WHERE received_at < $1
+       AND NOT EXISTS (SELECT 1 FROM deliveries d
+                       WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
+     LIMIT $2)";
+/// Timeline entries with no message: refusals.
+const PURGE_REFUSALS: &str = "DELETE FROM timeline_entries WHERE id IN
+    (SELECT id FROM timeline_entries WHERE message_id IS NULL AND at < $1 LIMIT $2)";
+const PURGE_WEBHOOK_EVENTS: &str = "DELETE FROM webhook_events WHERE id IN
+    (SELECT id FROM webhook_events WHERE created_at < $1 LIMIT $2)";
+
 /// One purge statement (`$1` the cutoff, `$2` the limit); rows deleted.
 async fn delete_batch(
     conn: &mut impl SqlConn,
@@ -269,22 +326,18 @@ impl<B: Backend> Storage for B {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DeliveryJob>> {
-        let sql = format!(
-            "UPDATE deliveries SET lease_owner = $1, lease_until = $2
-             WHERE id IN (
-                 SELECT id FROM deliveries
-                 WHERE state IN ('queued', 'retrying') AND next_attempt_at <= $3 AND {free}
-                 ORDER BY next_attempt_at LIMIT $4 {lock})
-             RETURNING {columns}",
-            lock = B::CLAIM_LOCK,
-            free = super::nodes::LEASE_FREE,
-            columns = schema::DELIVERY_JOB,
+        let stmt = claim::<B>(
+            Claim {
+                table: "deliveries",
+                due: "state IN ('queued', 'retrying') AND next_attempt_at <= $3",
+                order: "next_attempt_at",
+                columns: schema::DELIVERY_JOB,
+            },
+            node,
+            now,
+            lease_until,
+            limit,
         );
-        let stmt = Stmt::new(sql)
-            .text(node)
-            .int(to_ms(lease_until))
-            .int(to_ms(now))
-            .int(i64::from(limit));
         let claimed = self.writer().await?.fetch_all(stmt).await?;
         claimed.iter().map(rows::delivery_job).collect()
     }
@@ -364,45 +417,20 @@ impl<B: Backend> Storage for B {
         messages_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<PurgeCounts> {
-        // Deletes cascade from messages to deliveries, attempts and timeline entries.
         let limit = i64::from(limit);
         let mut writer = self.writer().await?;
         let mut tx = B::begin_write(&mut writer).await?;
-        let aliases = delete_batch(
-            &mut *tx,
-            "DELETE FROM participants WHERE alias_key IN
-                 (SELECT alias_key FROM participants WHERE expires_at < $1 LIMIT $2)",
-            aliases_before,
-            limit,
-        )
-        .await?;
-        let messages = delete_batch(
-            &mut *tx,
-            "DELETE FROM messages WHERE id IN
-                 (SELECT id FROM messages m WHERE received_at < $1
-                    AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                    WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
-                  LIMIT $2)",
-            messages_before,
-            limit,
-        )
-        .await?;
-        let entries = delete_batch(
-            &mut *tx,
-            "DELETE FROM timeline_entries WHERE id IN
-                 (SELECT id FROM timeline_entries WHERE message_id IS NULL AND at < $1 LIMIT $2)",
-            messages_before,
-            limit,
-        )
-        .await?;
-        let webhook_events = delete_batch(
-            &mut *tx,
-            "DELETE FROM webhook_events WHERE id IN
-                 (SELECT id FROM webhook_events WHERE created_at < $1 LIMIT $2)",
-            messages_before,
-            limit,
-        )
-        .await?;
+        let statements = [
+            (PURGE_ALIASES, aliases_before),
+            (PURGE_MESSAGES, messages_before),
+            (PURGE_REFUSALS, messages_before),
+            (PURGE_WEBHOOK_EVENTS, messages_before),
+        ];
+        let mut deleted = [0; 4];
+        for (count, (sql, before)) in deleted.iter_mut().zip(statements) {
+            *count = delete_batch(&mut *tx, sql, before, limit).await?;
+        }
+        let [aliases, messages, entries, webhook_events] = deleted;
         B::commit(tx).await?;
         Ok(PurgeCounts {
             aliases,

@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::{AcceptedMessage, AttemptRecord, Write};
+use super::sql::SqlConn;
+use super::{notices, queries, AcceptedMessage, AttemptRecord, Result, Write};
 
 /// An attempt's outcome, to be written under `node`'s lease.
 pub(crate) struct Outcome<'a> {
@@ -61,4 +62,53 @@ pub(crate) fn applied(
             Write::Bounce { delivery_id, .. } => bounced.contains(delivery_id),
         })
         .collect()
+}
+
+/// The rare writes of `batch`, one by one on `conn` (inside the batch's
+/// transaction): refusals; outcomes that notify the sender, each written
+/// by `write_outcome` (true where its lease held) and its notice queued;
+/// bounces, with their notices. Adds the outcomes that applied to
+/// `recorded`; returns the deliveries whose bounce applied.
+pub(crate) async fn rare_writes<C: SqlConn>(
+    conn: &mut C,
+    batch: &[Write],
+    recorded: &mut HashSet<String>,
+    mut write_outcome: impl AsyncFnMut(&mut C, Outcome<'_>) -> Result<bool>,
+) -> Result<HashSet<String>> {
+    let mut bounced = HashSet::new();
+    for write in batch {
+        match write {
+            Write::Refusal(r) => queries::insert_refusal(conn, r).await?,
+            Write::Attempt {
+                node,
+                delivery_id,
+                record,
+                notice: Some(n),
+            } => {
+                let one = Outcome {
+                    node,
+                    delivery_id,
+                    record,
+                };
+                if write_outcome(conn, one).await? {
+                    notices::insert_notice(conn, n).await?;
+                    recorded.insert(delivery_id.clone());
+                }
+            }
+            Write::Bounce {
+                delivery_id,
+                record,
+                notice,
+            } => {
+                if notices::record_bounce(conn, delivery_id, record).await? {
+                    if let Some(n) = notice {
+                        notices::insert_notice(conn, n).await?;
+                    }
+                    bounced.insert(delivery_id.clone());
+                }
+            }
+            Write::Accept(_) | Write::Attempt { notice: None, .. } => {}
+        }
+    }
+    Ok(bounced)
 }

@@ -205,6 +205,10 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
+    /// Every state, in the order a delivery can pass through them.
+    pub const ALL: [Self; 4] = [Self::Queued, Self::Retrying, Self::Delivered, Self::Failed];
+
+    /// The state's word, as stored and as the timeline shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Queued => "queued",

@@ -36,26 +36,13 @@ impl FromRequestParts<HttpState> for Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ApiToken, Secret};
+    use crate::service::access::test_tokens;
 
     #[test]
-    fn tokens_and_store_limits() {
-        let tokens = vec![
-            ApiToken {
-                token: Secret::new("admin-token-0123456789"),
-                store: None,
-            },
-            ApiToken {
-                token: Secret::new("acme-token-0123456789"),
-                store: Some("acme".into()),
-            },
-        ];
+    fn a_token_for_another_store_is_forbidden() {
+        let tokens = test_tokens();
         assert!(find(&tokens, "nope").is_none());
-        let admin = find(&tokens, "admin-token-0123456789").unwrap();
-        assert!(admin.allow("any").is_ok());
         let acme = find(&tokens, "acme-token-0123456789").unwrap();
-        assert!(acme.allow("acme").is_ok());
         assert_eq!(ApiError::from(acme.allow("shop2").unwrap_err()).status, 403);
-        assert!(!acme.sees("shop2"));
     }
 }

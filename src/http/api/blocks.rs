@@ -4,7 +4,6 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
@@ -12,22 +11,10 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::types::*;
-use crate::alias::{validate_id, Participant};
+use crate::alias::Participant;
 use crate::http::HttpState;
-use crate::policy::blocks::{self, BlockError};
+use crate::service::BlockChange;
 use crate::storage::AliasRef;
-
-impl From<BlockError> for ApiError {
-    fn from(e: BlockError) -> Self {
-        match e {
-            BlockError::NoSuchOrder | BlockError::NotInOrder => ApiError::not_found(e.to_string()),
-            BlockError::BadSender => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-            }
-            BlockError::Storage(e) => e.into(),
-        }
-    }
-}
 
 fn answer(store: String, order: String, senders: Vec<Participant>) -> Json<Blocks> {
     Json(Blocks {
@@ -58,11 +45,10 @@ pub async fn list_blocks(
     query: Result<Query<BlocksQuery>, QueryRejection>,
 ) -> Result<Json<Blocks>, ApiError> {
     let Query(q) = query?;
-    let store = state
+    let (store, senders) = state
         .services
-        .order_store(&caller, q.store.as_deref(), &order)
+        .blocked_senders(&caller, q.store.as_deref(), &order)
         .await?;
-    let senders = blocks::blocked(state.services.storage.as_ref(), &store, &order).await?;
     Ok(answer(store, order, senders))
 }
 
@@ -81,16 +67,11 @@ pub async fn block_sender(
     body: Result<Json<BlockRequest>, JsonRejection>,
 ) -> Result<Json<Blocks>, ApiError> {
     let Json(req) = body?;
-    validate_id(&req.store, "store id")?;
-    caller.allow(&req.store)?;
-    let senders = blocks::block(
-        state.services.storage.as_ref(),
-        &state.services.aliaser,
-        (&req.store, &order),
-        &req.sender,
-        Utc::now(),
-    )
-    .await?;
+    let key = (req.store.as_str(), order.as_str());
+    let senders = state
+        .services
+        .change_block(&caller, key, &req.sender, BlockChange::Block, Utc::now())
+        .await?;
     Ok(answer(req.store, order, senders))
 }
 
@@ -111,13 +92,10 @@ pub async fn unblock_sender(
         .services
         .order_store(&caller, q.store.as_deref(), &order)
         .await?;
-    let senders = blocks::unblock(
-        state.services.storage.as_ref(),
-        &state.services.aliaser,
-        (&store, &order),
-        &sender,
-        Utc::now(),
-    )
-    .await?;
+    let key = (store.as_str(), order.as_str());
+    let senders = state
+        .services
+        .change_block(&caller, key, &sender, BlockChange::Unblock, Utc::now())
+        .await?;
     Ok(answer(store, order, senders))
 }

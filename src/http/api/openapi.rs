@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::schema::{
-    AliasRefDoc, AuthSummaryDoc, DeliveryStateDoc, DeliveryStatusDoc, TimelineEntryDoc,
-    WebhookEventDoc, WebhookEventKindDoc,
+    AliasRefDoc, AuthSummaryDoc, DeliveryStateDoc, DeliveryStatusDoc, OrderEventDoc,
+    TimelineEntryDoc, WebhookEventDoc, WebhookEventKindDoc,
 };
 use super::types::*;
 use super::{blocks, routes, settings};
@@ -27,7 +27,7 @@ use crate::policy::{BulkMail, SpamAction};
     ),
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
-        BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEvent,
+        BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEventDoc,
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntryDoc, AliasRefDoc, DeliveryStatusDoc,
         DeliveryStateDoc, AuthSummaryDoc, MaskMode, Role, WebhookEventDoc, WebhookEventKindDoc, SpamAction, BulkMail, AttachmentPolicy,
         AttachmentsUpdate, BlockRequest, Blocks,

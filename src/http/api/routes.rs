@@ -209,7 +209,7 @@ pub async fn order_event(
     let Json(req) = body?;
     let outcome = state
         .services
-        .order_event(&caller, &req.store, &order, req.event.into(), Utc::now())
+        .order_event(&caller, &req.store, &order, req.event, Utc::now())
         .await?;
     Ok(Json(OrderEventResult {
         store: req.store,

@@ -6,11 +6,17 @@
 
 #![allow(dead_code)] // Read by utoipa's derive only.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::alias::{MaskMode, Role};
+use crate::service::OrderEvent;
+use crate::storage::{DeliveryState, WebhookEventKind};
 
 /// An alias as the timeline shows it: never the real address.
 #[derive(Serialize, ToSchema)]
@@ -29,16 +35,6 @@ pub struct AuthSummaryDoc {
     spf: String,
     dkim: String,
     dmarc: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[schema(as = DeliveryState)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStateDoc {
-    Queued,
-    Retrying,
-    Delivered,
-    Failed,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -82,20 +78,6 @@ pub struct TimelineEntryDoc {
     authentication: Option<AuthSummaryDoc>,
 }
 
-#[derive(Serialize, ToSchema)]
-#[schema(as = WebhookEventKind)]
-pub enum WebhookEventKindDoc {
-    /// A message was accepted and is on the timeline.
-    #[serde(rename = "message.accepted")]
-    MessageAccepted,
-    /// Mail was refused at the door (e.g. to an ended alias).
-    #[serde(rename = "message.refused")]
-    MessageRefused,
-    /// One of the entry's deliveries changed state.
-    #[serde(rename = "delivery.updated")]
-    DeliveryUpdated,
-}
-
 /// The JSON body of a webhook request.
 #[derive(Serialize, ToSchema)]
 #[schema(as = WebhookEvent)]
@@ -110,6 +92,63 @@ pub struct WebhookEventDoc {
     order: String,
     /// The timeline entry concerned, as `GET /v1/orders/{order}/timeline` shows it.
     entry: TimelineEntryDoc,
+}
+
+/// A text with one of `values`: how the document shows an enum written
+/// as a word, its words taken from the type itself.
+fn words(values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .into()
+}
+
+/// `DeliveryState` in the document.
+#[derive(Serialize)]
+pub struct DeliveryStateDoc;
+
+impl PartialSchema for DeliveryStateDoc {
+    fn schema() -> RefOr<Schema> {
+        words(DeliveryState::ALL.map(DeliveryState::as_str))
+    }
+}
+
+impl ToSchema for DeliveryStateDoc {
+    fn name() -> Cow<'static, str> {
+        "DeliveryState".into()
+    }
+}
+
+/// `WebhookEventKind` in the document.
+#[derive(Serialize)]
+pub struct WebhookEventKindDoc;
+
+impl PartialSchema for WebhookEventKindDoc {
+    fn schema() -> RefOr<Schema> {
+        words(WebhookEventKind::ALL.map(WebhookEventKind::as_str))
+    }
+}
+
+impl ToSchema for WebhookEventKindDoc {
+    fn name() -> Cow<'static, str> {
+        "WebhookEventKind".into()
+    }
+}
+
+/// `OrderEvent` in the document.
+#[derive(Serialize)]
+pub struct OrderEventDoc;
+
+impl PartialSchema for OrderEventDoc {
+    fn schema() -> RefOr<Schema> {
+        words(OrderEvent::ALL.map(OrderEvent::as_str))
+    }
+}
+
+impl ToSchema for OrderEventDoc {
+    fn name() -> Cow<'static, str> {
+        "OrderEvent".into()
+    }
 }
 
 #[cfg(test)]

@@ -241,31 +241,6 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderEvent {
-    Invoiced,
-    Canceled,
-    Reopened,
-}
-
-impl OrderEvent {
-    /// The event's name, as the request gave it.
-    pub fn as_str(self) -> &'static str {
-        service::OrderEvent::from(self).as_str()
-    }
-}
-
-impl From<OrderEvent> for service::OrderEvent {
-    fn from(e: OrderEvent) -> Self {
-        match e {
-            OrderEvent::Invoiced => Self::Invoiced,
-            OrderEvent::Canceled => Self::Canceled,
-            OrderEvent::Reopened => Self::Reopened,
-        }
-    }
-}
-
 impl From<BulkItem> for service::NewAlias {
     fn from(item: BulkItem) -> Self {
         Self {
@@ -293,7 +268,8 @@ impl From<SettingsUpdate> for service::SettingsChange {
 #[serde(deny_unknown_fields)]
 pub struct OrderEventRequest {
     pub store: String,
-    pub event: OrderEvent,
+    #[schema(value_type = super::schema::OrderEventDoc)]
+    pub event: service::OrderEvent,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,5 +1,5 @@
 //! The order view's Block / Unblock buttons: a sender blocked for an
-//! order has its mail refused (`policy::blocks`, shared with the API).
+//! order has its mail refused (`service::blocks`, shared with the API).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use super::session::Session;
 use super::settings::{form_store, urlencode};
 use super::{see_other, valid_id, ConsoleError};
 use crate::http::HttpState;
-use crate::policy::blocks::{self, BlockError};
+use crate::service::{BlockChange, ServiceError};
 
 #[derive(Deserialize)]
 pub struct BlockForm {
@@ -32,14 +32,9 @@ pub async fn change_block(
 ) -> Result<Response, ConsoleError> {
     let store = form_store(&session, &form.csrf, &form.store, "orders")?;
     valid_id(&order, "order id").map_err(|e| e.within("orders", &session))?;
-    let now = Utc::now();
-    let key = (store.as_str(), order.as_str());
-    let storage = state.services.storage.as_ref();
-    let done = match form.action.as_str() {
-        "block" => blocks::block(storage, &state.services.aliaser, key, &form.sender, now).await,
-        "unblock" => {
-            blocks::unblock(storage, &state.services.aliaser, key, &form.sender, now).await
-        }
+    let change = match form.action.as_str() {
+        "block" => BlockChange::Block,
+        "unblock" => BlockChange::Unblock,
         other => {
             return Err(ConsoleError::new(
                 StatusCode::BAD_REQUEST,
@@ -48,13 +43,18 @@ pub async fn change_block(
             .within("orders", &session))
         }
     };
+    let key = (store.as_str(), order.as_str());
+    let done = state
+        .services
+        .change_block(&session.scope(), key, &form.sender, change, Utc::now())
+        .await;
     match done {
         Ok(_) => Ok(see_other(&format!(
             "/console/orders?order={}&store={}#participants",
             urlencode(&order),
             urlencode(&store)
         ))),
-        Err(BlockError::Storage(e)) => Err(ConsoleError::from(e).within("orders", &session)),
+        Err(ServiceError::Storage(e)) => Err(ConsoleError::from(e).within("orders", &session)),
         Err(e) => Err(ConsoleError::not_found(format!("{e}.")).within("orders", &session)),
     }
 }

@@ -158,7 +158,6 @@ impl FromRequestParts<HttpState> for Session {
 mod tests {
     use super::*;
     use crate::alias::{AliasKey, Ttl};
-    use crate::config::Secret;
 
     fn aliaser(key: u8) -> Aliaser {
         Aliaser::new(
@@ -169,16 +168,7 @@ mod tests {
     }
 
     fn tokens() -> Vec<ApiToken> {
-        vec![
-            ApiToken {
-                token: Secret::new("admin-token-0123456789"),
-                store: None,
-            },
-            ApiToken {
-                token: Secret::new("acme-token-0123456789"),
-                store: Some("acme".into()),
-            },
-        ]
+        crate::service::access::test_tokens()
     }
 
     #[test]

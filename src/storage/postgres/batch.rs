@@ -14,7 +14,7 @@ use sqlx::{Arguments, Connection, Encode, PgConnection, Postgres, Type};
 
 use crate::alias::Participant;
 use crate::storage::rows::{json, to_ms};
-use crate::storage::sorted::{applied, sort, Outcome, Sorted};
+use crate::storage::sorted::{applied, rare_writes, sort, Outcome, Sorted};
 use crate::storage::{AcceptedMessage, NewDelivery, Result, StorageError, Write};
 
 /// Write `batch` in one transaction; per write, whether it applied.
@@ -30,43 +30,12 @@ pub(super) async fn apply(conn: &mut PgConnection, batch: &[Write]) -> Result<Ve
     }
     let mut tx = conn.begin().await?;
     let mut recorded = write_rows(&mut tx, &messages, &outcomes).await?;
-    let mut bounced = HashSet::new();
-    for w in batch {
-        match w {
-            // Refusals are rare (mail to ended aliases): one statement each.
-            Write::Refusal(r) => crate::storage::queries::insert_refusal(&mut *tx, r).await?,
-            // Failures that notify the sender, and bounces, are rare: one by one.
-            Write::Attempt {
-                node,
-                delivery_id,
-                record,
-                notice: Some(n),
-            } => {
-                let one = [Outcome {
-                    node,
-                    delivery_id,
-                    record,
-                }];
-                if !write_rows(&mut tx, &[], &one).await?.is_empty() {
-                    crate::storage::notices::insert_notice(&mut *tx, n).await?;
-                    recorded.insert(delivery_id.clone());
-                }
-            }
-            Write::Bounce {
-                delivery_id,
-                record,
-                notice,
-            } => {
-                if crate::storage::notices::record_bounce(&mut *tx, delivery_id, record).await? {
-                    bounced.insert(delivery_id.clone());
-                    if let Some(n) = notice {
-                        crate::storage::notices::insert_notice(&mut *tx, n).await?;
-                    }
-                }
-            }
-            Write::Accept(_) | Write::Attempt { notice: None, .. } => {}
-        }
-    }
+    // Refusals, failures that notify the sender and bounces are rare: one
+    // by one, beside the batch's statement.
+    let bounced = rare_writes(&mut *tx, batch, &mut recorded, async |conn, one| {
+        Ok(!write_rows(conn, &[], &[one]).await?.is_empty())
+    })
+    .await?;
     tx.commit().await?;
     Ok(applied(batch, &recorded, &bounced))
 }

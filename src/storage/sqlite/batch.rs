@@ -12,7 +12,7 @@ use sqlx::{Arguments, Connection, Encode, Row, Sqlite, SqliteConnection, Type};
 
 use super::WriterState;
 use crate::storage::rows::{json, to_ms};
-use crate::storage::sorted::{applied, sort, Outcome};
+use crate::storage::sorted::{applied, rare_writes, sort, Outcome};
 use crate::storage::{AcceptedMessage, Result, StorageError, WebhookEventKind, Write};
 
 /// Most rows in one statement: well under SQLite's 32766 parameters for
@@ -67,43 +67,12 @@ async fn with_rare_writes(
     text.messages(messages)?;
     text.attempts(attempts)?;
     let mut recorded = text.run(&mut tx).await?;
-    let mut bounced = HashSet::new();
-    for write in batch {
-        match write {
-            Write::Refusal(r) => crate::storage::queries::insert_refusal(&mut *tx, r).await?,
-            Write::Attempt {
-                node,
-                delivery_id,
-                record,
-                notice: Some(n),
-            } => {
-                let one = Outcome {
-                    node,
-                    delivery_id,
-                    record,
-                };
-                let mut text = Text::new("");
-                text.attempts(std::slice::from_ref(&one))?;
-                if !text.run(&mut tx).await?.is_empty() {
-                    crate::storage::notices::insert_notice(&mut *tx, n).await?;
-                    recorded.insert(delivery_id.clone());
-                }
-            }
-            Write::Bounce {
-                delivery_id,
-                record,
-                notice,
-            } => {
-                if crate::storage::notices::record_bounce(&mut *tx, delivery_id, record).await? {
-                    if let Some(n) = notice {
-                        crate::storage::notices::insert_notice(&mut *tx, n).await?;
-                    }
-                    bounced.insert(delivery_id.clone());
-                }
-            }
-            Write::Accept(_) | Write::Attempt { notice: None, .. } => {}
-        }
-    }
+    let bounced = rare_writes(&mut *tx, batch, &mut recorded, async |conn, one| {
+        let mut text = Text::new("");
+        text.attempts(std::slice::from_ref(&one))?;
+        Ok(!text.run(conn).await?.is_empty())
+    })
+    .await?;
     tx.commit().await?;
     Ok((recorded, bounced))
 }
