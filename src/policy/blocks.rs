@@ -22,68 +22,62 @@ pub enum BlockError {
     Storage(#[from] StorageError),
 }
 
-/// Block `sender` (an alias or an address) for the order; the blocked
-/// participants.
-pub async fn block(
-    storage: &dyn Storage,
-    aliaser: &Aliaser,
-    (store, order): (&str, &str),
-    sender: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<Participant>, BlockError> {
-    let participants = order_of(storage, store, order).await?;
-    let mut chosen = matching(aliaser, &participants, sender)?;
-    if chosen.is_empty() {
-        if is_alias(aliaser, sender) {
-            return Err(BlockError::NotInOrder);
-        }
-        let contact = aliaser
-            .participant(
-                store,
-                order,
-                Role::Contact,
-                sender.trim(),
-                MaskMode::Hard,
-                now,
-            )
-            .map_err(|_| BlockError::BadSender)?;
-        chosen = storage.ensure_participants(&[contact]).await?;
-    }
-    let aliases: Vec<String> = chosen.iter().map(|p| p.alias.clone()).collect();
-    storage.set_blocked(&aliases, true, now).await?;
-    tracing::info!(store, order, aliases = ?aliases, "sender blocked for the order");
-    Ok(chosen
-        .into_iter()
-        .map(|p| Participant { blocked: true, ..p })
-        .collect())
+/// Block or lift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockChange {
+    /// Refuse the sender's mail to the order.
+    Block,
+    /// Take it again.
+    Unblock,
 }
 
-/// Lift the block on `sender`; the participants unblocked. `NotInOrder`
-/// when none of them was blocked.
-pub async fn unblock(
+/// Block `sender` (an alias or an address) for the order, or lift its
+/// block; the participants changed. Blocking an address that is no
+/// participant yet makes it a blocked contact; lifting a block is
+/// `NotInOrder` when none of the sender's participants was blocked.
+pub async fn change(
     storage: &dyn Storage,
     aliaser: &Aliaser,
     (store, order): (&str, &str),
     sender: &str,
+    change: BlockChange,
     now: DateTime<Utc>,
 ) -> Result<Vec<Participant>, BlockError> {
     let participants = order_of(storage, store, order).await?;
-    let chosen: Vec<Participant> = matching(aliaser, &participants, sender)?
-        .into_iter()
-        .filter(|p| p.blocked)
-        .collect();
-    if chosen.is_empty() {
-        return Err(BlockError::NotInOrder);
-    }
+    let matched = matching(aliaser, &participants, sender)?;
+    let blocked = change == BlockChange::Block;
+    let chosen = match change {
+        BlockChange::Block if matched.is_empty() => {
+            if is_alias(aliaser, sender) {
+                return Err(BlockError::NotInOrder);
+            }
+            let contact = aliaser
+                .participant(
+                    store,
+                    order,
+                    Role::Contact,
+                    sender.trim(),
+                    MaskMode::Hard,
+                    now,
+                )
+                .map_err(|_| BlockError::BadSender)?;
+            storage.ensure_participants(&[contact]).await?
+        }
+        BlockChange::Block => matched,
+        BlockChange::Unblock => {
+            let chosen: Vec<Participant> = matched.into_iter().filter(|p| p.blocked).collect();
+            if chosen.is_empty() {
+                return Err(BlockError::NotInOrder);
+            }
+            chosen
+        }
+    };
     let aliases: Vec<String> = chosen.iter().map(|p| p.alias.clone()).collect();
-    storage.set_blocked(&aliases, false, now).await?;
-    tracing::info!(store, order, aliases = ?aliases, "sender unblocked for the order");
+    storage.set_blocked(&aliases, blocked, now).await?;
+    tracing::info!(store, order, aliases = ?aliases, blocked, "sender's block for the order changed");
     Ok(chosen
         .into_iter()
-        .map(|p| Participant {
-            blocked: false,
-            ..p
-        })
+        .map(|p| Participant { blocked, ..p })
         .collect())
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
 use crate::alias::{validate_id, Participant};
-use crate::policy::blocks::{self, BlockError};
+use crate::policy::blocks::{self, BlockChange, BlockError};
 
 impl From<BlockError> for ServiceError {
     fn from(e: BlockError) -> Self {
@@ -16,15 +16,6 @@ impl From<BlockError> for ServiceError {
             BlockError::Storage(e) => Self::Storage(e),
         }
     }
-}
-
-/// Block or lift.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockChange {
-    /// Refuse the sender's mail to the order.
-    Block,
-    /// Take it again.
-    Unblock,
 }
 
 impl Services {
@@ -52,14 +43,8 @@ impl Services {
     ) -> Result<Vec<Participant>> {
         validate_id(store, "store id")?;
         scope.allow(store)?;
-        let (storage, aliaser) = (self.storage.as_ref(), &self.aliaser);
-        Ok(match change {
-            BlockChange::Block => {
-                blocks::block(storage, aliaser, (store, order), sender, now).await?
-            }
-            BlockChange::Unblock => {
-                blocks::unblock(storage, aliaser, (store, order), sender, now).await?
-            }
-        })
+        let key = (store, order);
+        let storage = self.storage.as_ref();
+        Ok(blocks::change(storage, &self.aliaser, key, sender, change, now).await?)
     }
 }

@@ -18,9 +18,9 @@ use crate::alias::{AliasError, Aliaser};
 use crate::config::Settings;
 use crate::storage::{Storage, StorageError};
 
+pub use crate::policy::blocks::BlockChange;
 pub use access::{find_token, Scope};
 pub use aliases::NewAlias;
-pub use blocks::BlockChange;
 pub use orders::{OrderEvent, OrderEventOutcome};
 pub use settings::SettingsChange;
 
