@@ -23,26 +23,38 @@ use crate::smtp::Limits;
 use crate::storage::{self, Committer, Storage, StorageError};
 use crate::webhook::WebhookDispatcher;
 
+/// Why the daemon could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The transport could not be set up.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// A listener could not bind its address.
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    /// The webhook client could not be built.
     #[error("cannot set up the webhook client: {0}")]
     Webhook(#[from] reqwest::Error),
+    /// The TLS certificate or key could not be read.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// Only one of the certificate and its key is configured.
     #[error("smtp.tls_cert_file and smtp.tls_key_file go together")]
     TlsHalf,
+    /// The signal handlers could not be installed.
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
 }
 
+/// Run the relay until SIGTERM or SIGINT: migrate, listen for SMTP and HTTP,
+/// deliver, send webhooks, purge; then stop in order (listener, sessions,
+/// queue runner, webhooks, heartbeat, committer).
 pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let aliaser = settings.aliaser()?;
     if settings.uses_development_key() {

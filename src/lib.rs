@@ -1,4 +1,5 @@
 //! ct-relay: a mail transfer agent that masks e-mail addresses per order.
+#![warn(missing_docs)]
 
 pub mod accept;
 pub mod alias;

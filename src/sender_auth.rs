@@ -20,7 +20,9 @@ use mail_auth::{
     AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput, SpfResult,
 };
 
+/// What the checks of one message found.
 pub struct Checked {
+    /// SPF, DKIM and DMARC, as result words, for the timeline.
     pub summary: AuthSummary,
     /// What the participant rule needs: SPF's result and domain, each DKIM
     /// signature's result and `d=`.
@@ -32,6 +34,8 @@ pub struct Checked {
     pub reject: Option<String>,
 }
 
+/// SPF, DKIM and DMARC of incoming mail (mail-auth) with the configured
+/// resolver and time budget; `accept::Acceptor` calls it after DATA.
 pub struct SenderAuth {
     authenticator: MessageAuthenticator,
     hostname: String,
@@ -39,6 +43,7 @@ pub struct SenderAuth {
 }
 
 impl SenderAuth {
+    /// Checks with `settings`; `hostname` names the relay in Authentication-Results.
     pub fn new(settings: &AuthSettings, hostname: &str) -> Result<Self, ConfigError> {
         let mut opts = ResolverOpts::default();
         opts.timeout = settings.timeout;

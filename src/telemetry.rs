@@ -7,16 +7,24 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// SMTP sessions opened.
 pub const SESSIONS_TOTAL: &str = "ct_relay_smtp_sessions_total";
+/// SMTP sessions open now.
 pub const SESSIONS_OPEN: &str = "ct_relay_smtp_sessions_open";
+/// Messages answered `250`.
 pub const MESSAGES_ACCEPTED: &str = "ct_relay_messages_accepted_total";
 /// By `reason`: the enhanced status code of the refusal (5.1.1 unknown alias,
 /// 5.7.1 relaying, 4.3.0 storage, 5.3.4 size, 5.6.0 framing, 5.4.6 loop, …).
 pub const MESSAGES_REFUSED: &str = "ct_relay_smtp_refusals_total";
+/// Delivery attempts by outcome.
 pub const DELIVERIES: &str = "ct_relay_delivery_attempts_total";
+/// Deliveries not yet final.
 pub const QUEUE_DEPTH: &str = "ct_relay_queue_depth";
+/// Age of the oldest delivery not yet final.
 pub const QUEUE_OLDEST: &str = "ct_relay_queue_oldest_age_seconds";
+/// Writes per group commit.
 pub const COMMIT_WRITES: &str = "ct_relay_commit_batch_writes";
+/// Time per group commit.
 pub const COMMIT_SECONDS: &str = "ct_relay_commit_seconds";
 /// Webhook requests by `outcome`: sent, retry, failed.
 pub const WEBHOOK_SENDS: &str = "ct_relay_webhook_sends_total";
@@ -40,12 +48,16 @@ pub const POLICY_MARKS: &str = "ct_relay_policy_marks_total";
 /// Scans by `outcome` (clean, spam, reject, virus, later, failed), and how
 /// long they took.
 pub const SCANS: &str = "ct_relay_scans_total";
+/// Time per scan.
 pub const SCAN_SECONDS: &str = "ct_relay_scan_seconds";
+/// Webhook events not yet sent.
 pub const WEBHOOK_BACKLOG: &str = "ct_relay_webhook_backlog";
+/// Age of the oldest event not yet sent.
 pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
 /// SQLite: the write-ahead log's size on disk after the last checkpoint,
 /// and the truncating checkpoints run to keep it under `storage.wal_limit_mib`.
 pub const WAL_BYTES: &str = "ct_relay_storage_wal_bytes";
+/// Truncating checkpoints run.
 pub const WAL_TRUNCATIONS: &str = "ct_relay_storage_wal_truncations_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -82,23 +94,28 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Count a session opened.
 pub fn session_opened() {
     counter!(SESSIONS_TOTAL).increment(1);
     gauge!(SESSIONS_OPEN).increment(1.0);
 }
 
+/// Count a session closed.
 pub fn session_closed() {
     gauge!(SESSIONS_OPEN).decrement(1.0);
 }
 
+/// Count a message refused, by its enhanced status code.
 pub fn refused(status: &str) {
     counter!(MESSAGES_REFUSED, "reason" => status.to_owned()).increment(1);
 }
 
+/// Count a message accepted.
 pub fn accepted() {
     counter!(MESSAGES_ACCEPTED).increment(1);
 }
 
+/// Count what masking fixed and removed.
 pub fn header_masking(report: &crate::masking::Report) {
     for &reason in &report.removed {
         counter!(HEADER_FIELDS_REMOVED, "reason" => reason).increment(1);
@@ -108,48 +125,58 @@ pub fn header_masking(report: &crate::masking::Report) {
     }
 }
 
+/// Count a refusal of the policy stage, by reason.
 pub fn policy_refused(reason: crate::policy::Reason) {
     counter!(POLICY_REFUSALS, "reason" => reason.as_str()).increment(1);
 }
 
+/// Count the marks the policy stage put on a message.
 pub fn policy_marked(flags: &[String]) {
     for flag in flags {
         counter!(POLICY_MARKS, "flag" => flag.clone()).increment(1);
     }
 }
 
+/// Count a scan and its time.
 pub fn scanned(outcome: &'static str, took: Duration) {
     counter!(SCANS, "outcome" => outcome).increment(1);
     histogram!(SCAN_SECONDS).record(took.as_secs_f64());
 }
 
+/// Count a delivery attempt by outcome.
 pub fn delivery_attempt(outcome: &'static str) {
     counter!(DELIVERIES, "outcome" => outcome).increment(1);
 }
 
+/// Record a group commit's size and time.
 pub fn commit(writes: usize, took: Duration) {
     histogram!(COMMIT_WRITES).record(writes as f64);
     histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
 }
 
+/// Set the queue gauges (read at scrape time).
 pub fn queue(depth: u64, oldest: Option<Duration>) {
     gauge!(QUEUE_DEPTH).set(depth as f64);
     gauge!(QUEUE_OLDEST).set(oldest.map_or(0.0, |d| d.as_secs_f64()));
 }
 
+/// Count a webhook send by outcome.
 pub fn webhook_send(outcome: &'static str) {
     counter!(WEBHOOK_SENDS, "outcome" => outcome).increment(1);
 }
 
+/// Set the webhook backlog gauges (read at scrape time).
 pub fn webhook_backlog(pending: u64, oldest: Option<Duration>) {
     gauge!(WEBHOOK_BACKLOG).set(pending as f64);
     gauge!(WEBHOOK_OLDEST).set(oldest.map_or(0.0, |d| d.as_secs_f64()));
 }
 
+/// Set the write-ahead log's size.
 pub fn wal(bytes: u64) {
     gauge!(WAL_BYTES).set(bytes as f64);
 }
 
+/// Count a truncating checkpoint.
 pub fn wal_truncated() {
     counter!(WAL_TRUNCATIONS).increment(1);
 }

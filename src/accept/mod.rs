@@ -28,6 +28,7 @@ pub const MAX_RECEIVED: usize = 50;
 /// The longest header field taken, folded lines included, and the largest
 /// header.
 pub const MAX_HEADER_FIELD: usize = 32 * 1024;
+/// The most header bytes a message may have (`552 5.3.4` past it).
 pub const MAX_HEADER: usize = 256 * 1024;
 /// The most a field's encoded words may make mail-parser read. It reads
 /// from each `=?` to the next `?=`, so a field of starts that never end
@@ -75,11 +76,16 @@ pub enum Recipient {
     /// store's policy as they were at RCPT (masking the message needs them
     /// all, the policy stage the policy).
     Alias {
+        /// The alias's participant.
         participant: Participant,
+        /// Every participant of its order, and the store's policy.
         order: Arc<OrderAtRcpt>,
     },
     /// A signed bounce address: a report about this delivery.
-    Bounce { delivery_id: String },
+    Bounce {
+        /// The delivery the report is about.
+        delivery_id: String,
+    },
 }
 
 /// A refusal as the timeline records it.
@@ -92,11 +98,17 @@ struct Refused {
 /// Who is on the other end of the session, for the Received field.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    /// The client's address.
     pub ip: IpAddr,
     /// The session runs over TLS (STARTTLS done).
     pub tls: bool,
 }
 
+/// Decides what happens to recipients and messages as a session receives them:
+/// RCPT checks (the tag first, then the database) and, after DATA, the
+/// sender's authentication, the policy stage, masking once per order and the
+/// commit. One per listener, shared by its sessions; `server::connection`
+/// calls it.
 pub struct Acceptor {
     storage: Arc<dyn Storage>,
     committer: Committer,
@@ -112,6 +124,7 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
+    /// The acceptor of one listener; `daemon::serve` makes it.
     pub fn new(
         storage: Arc<dyn Storage>,
         committer: Committer,

@@ -97,10 +97,18 @@ pub enum TagCheck {
     /// Under alias_domain but not a well-formed alias, or its tag is wrong.
     Invalid,
     /// A well-formed alias whose tag verifies; look it up by this key.
-    Valid { key: String, mode: MaskMode },
+    Valid {
+        /// The alias's lookup key (lowercase).
+        key: String,
+        /// The mode it was made in.
+        mode: MaskMode,
+    },
     /// A bounce address whose tag verifies and that is still valid: it
     /// names this delivery.
-    Bounce { delivery_id: String },
+    Bounce {
+        /// The delivery the bounce address names.
+        delivery_id: String,
+    },
 }
 
 /// Verify an address's tag without touching the database.

@@ -25,6 +25,7 @@ pub struct AliasKey(Vec<u8>);
 pub const MIN_KEY_LEN: usize = 32;
 
 impl AliasKey {
+    /// A key of at least 32 bytes.
     pub fn new(bytes: Vec<u8>) -> Result<Self, AliasError> {
         if bytes.len() < MIN_KEY_LEN {
             return Err(AliasError::ShortKey(bytes.len()));
@@ -41,6 +42,7 @@ impl AliasKey {
         Self::new(bytes)
     }
 
+    /// The key's bytes (never logged).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -52,32 +54,44 @@ impl fmt::Debug for AliasKey {
     }
 }
 
+/// Why an alias, a key or a participant was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AliasError {
+    /// The key is shorter than 32 bytes (its length).
     #[error("alias.hmac_key is {0} bytes; at least 32 are required")]
     ShortKey(usize),
+    /// A `hex:` key that is not hexadecimal.
     #[error("alias.hmac_key starts with hex: but is not valid hex")]
     BadKeyHex,
+    /// Not a plain `local@domain` address.
     #[error("`{0}` is not an e-mail address (expected local@domain)")]
     BadEmail(String),
+    /// An address under the alias domain cannot be a participant.
     #[error("an address under the alias domain cannot be a participant")]
     AliasAsParticipant,
+    /// A store or order id with characters other than letters, digits, `.`, `_` and `-` (the id, what it is).
     #[error("`{0}` is not a valid {1} (letters, digits, `.`, `_`, `-`; 1 to 128 characters)")]
     BadId(String, &'static str),
+    /// Not `customer`, `store` or `contact`.
     #[error("unknown role `{0}` (customer, store or contact)")]
     BadRole(String),
+    /// Not `hard` or `soft`.
     #[error("unknown mask mode `{0}` (hard or soft)")]
     BadMode(String),
 }
 
+/// The form of an alias: unreadable (`hard`) or showing the real address (`soft`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MaskMode {
+    /// 32 hex characters that say nothing about the participant.
     Hard,
+    /// The real address made part of a domain under the alias domain.
     Soft,
 }
 
 impl MaskMode {
+    /// The mode's word, as stored and as the API shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             MaskMode::Hard => "hard",
@@ -97,15 +111,20 @@ impl FromStr for MaskMode {
     }
 }
 
+/// What a participant is to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The buyer.
     Customer,
+    /// The shop's own address.
     Store,
+    /// Anyone else who writes (a carrier, an ERP), added when their mail arrives.
     Contact,
 }
 
 impl Role {
+    /// The role's word, as stored and as the API shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Customer => "customer",
@@ -132,14 +151,21 @@ impl FromStr for Role {
 pub struct Participant {
     /// The alias as made (soft aliases keep the local part's case).
     pub alias: String,
+    /// The store the order belongs to.
     pub store: String,
+    /// The order id within the store.
     pub order: String,
+    /// What the participant is to the order.
     pub role: Role,
     /// The real address. Never logged, never shown outside delivery.
     pub email: String,
+    /// The form the alias was made in.
     pub mode: MaskMode,
+    /// When the alias was made.
     pub created_at: DateTime<Utc>,
+    /// When the alias stops working (`alias.ttl`, or an order event).
     pub expires_at: DateTime<Utc>,
+    /// Disabled by hand before it expired.
     pub disabled: bool,
     /// Blocked as a sender for its order: its mail is refused.
     pub blocked: bool,
@@ -156,6 +182,7 @@ impl Participant {
         self.store == other.store && self.order == other.order
     }
 
+    /// Whether mail to the alias is taken at `now`: not disabled, not expired.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         !self.disabled && now < self.expires_at
     }
@@ -172,6 +199,7 @@ pub struct Aliaser {
 }
 
 impl Aliaser {
+    /// An alias maker for `domain` with `key`, aliases living `ttl`.
     pub fn new(key: AliasKey, domain: &str, ttl: Ttl) -> Self {
         Self {
             key,
@@ -192,6 +220,7 @@ impl Aliaser {
         std::iter::once(&self.key).chain(&self.retired)
     }
 
+    /// The alias domain.
     pub fn domain(&self) -> &str {
         &self.domain
     }
@@ -202,6 +231,7 @@ impl Aliaser {
         d == self.domain || d.ends_with(&format!(".{}", self.domain))
     }
 
+    /// What `address` is under the alias domain, from its tag alone (no database read).
     pub fn check(&self, address: &str) -> TagCheck {
         self.check_at(address, Utc::now())
     }

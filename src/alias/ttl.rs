@@ -6,13 +6,17 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Months, Utc};
 
+/// How long an alias lives (`alias.ttl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
+    /// Calendar months (`2 months`).
     Months(u32),
+    /// Seconds (`90d`, `3600s`; tests use short ones).
     Seconds(i64),
 }
 
 impl Ttl {
+    /// When an alias made at `from` expires.
     pub fn after(self, from: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Ttl::Months(m) => from

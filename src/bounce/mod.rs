@@ -26,6 +26,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// Notices written with `storage`, from `hostname`, for aliases under `alias_domain`.
     pub fn new(storage: Arc<dyn Storage>, hostname: &str, alias_domain: &str) -> Self {
         Self {
             storage,

@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 pub struct FailedDelivery<'a> {
     /// This relay's name (Reporting-MTA, From).
     pub hostname: &'a str,
+    /// The alias the failed delivery was for (the report names it, never the real address).
     pub rcpt_alias: &'a str,
     /// The remote reply or bounce, free of real addresses.
     pub reply: &'a str,
+    /// When the original message arrived.
     pub arrival: DateTime<Utc>,
     /// The masked message as stored; only its header section is returned.
     pub original: &'a [u8],

@@ -8,6 +8,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 /// One per-recipient block of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecipientStatus {
+    /// The report's Final-Recipient, if it gave one.
     pub final_recipient: Option<String>,
     /// failed, delayed, delivered, relayed or expanded (lowercase).
     pub action: String,

@@ -17,8 +17,10 @@ pub struct WebhookSettings {
     /// One request, connecting included.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// First wait before a failed request is sent again.
     #[serde(with = "humantime_serde")]
     pub retry_initial: Duration,
+    /// Longest wait between attempts (the wait doubles up to it).
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
     /// An event still failing this long after it was written fails.
@@ -27,6 +29,7 @@ pub struct WebhookSettings {
     /// A claimed event is this node's until then; must exceed `timeout`.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// How often the outbox is read for due events.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Allow webhook URLs on loopback, private and link-local addresses.
@@ -53,6 +56,7 @@ impl Default for WebhookSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
+    /// Where the HTTP API and the console listen; none: off.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
     /// A bearer token allowed for every store ...
@@ -66,10 +70,13 @@ pub struct ApiSettings {
     pub tokens: Vec<ApiToken>,
 }
 
+/// A bearer token of the API (and a console login).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiToken {
+    /// The token (16 characters or more).
     pub token: Secret,
+    /// The one store it may act for; none: every store.
     #[serde(default)]
     pub store: Option<String>,
 }

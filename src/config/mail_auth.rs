@@ -38,6 +38,7 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DkimSettings {
+    /// The DKIM selector: the key is published at `<selector>._domainkey.<alias.domain>`.
     pub selector: String,
     /// A PEM file (RSA or Ed25519) ...
     #[serde(default)]

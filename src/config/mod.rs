@@ -23,60 +23,83 @@ pub use storage::StorageSettings;
 use crate::alias::{AliasKey, Aliaser, Ttl};
 use crate::delivery::dkim::DkimSigning;
 
+/// The configuration file commands read unless given `--config`.
 pub const DEFAULT_CONFIG: &str = "config/default.toml";
 /// Keys starting with this are the shipped development key.
 pub const DEV_KEY_MARKER: &str = "DEVELOPMENT-ONLY";
 
+/// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Display leaves the cause to the error chain (`{:#}` prints it once).
     #[error("cannot load configuration {path} (with CT_RELAY__* overrides)")]
     Load {
+        /// The file.
         path: String,
+        /// What the reader said.
         #[source]
         source: config::ConfigError,
     },
+    /// A value that breaks a rule (the message names the key).
     #[error("invalid configuration value: {0}")]
     Invalid(String),
 }
 
+/// The whole configuration: the TOML file with `CT_RELAY__SECTION__KEY`
+/// environment overrides, each section a struct below. `Settings::load`
+/// reads and checks it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// `[smtp]`: the listener.
     pub smtp: SmtpSettings,
+    /// `[alias]`: the alias domain, key and lifetime.
     pub alias: AliasSettings,
+    /// `[storage]`: the database and what is kept.
     pub storage: StorageSettings,
+    /// `[delivery]`: how mail leaves.
     pub delivery: DeliverySettings,
+    /// `[api]`: the HTTP listener and its tokens.
     #[serde(default)]
     pub api: ApiSettings,
+    /// `[webhook]`: sending stores' events.
     #[serde(default)]
     pub webhook: WebhookSettings,
     /// Sign outgoing mail; off when absent.
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
+    /// `[auth]`: SPF, DKIM and DMARC of incoming mail.
     #[serde(default)]
     pub auth: AuthSettings,
+    /// `[scan]`: rspamd.
     #[serde(default)]
     pub scan: ScanSettings,
+    /// `[policy]`: rate limits.
     #[serde(default)]
     pub policy: PolicySettings,
+    /// `[log]`: format and level.
     #[serde(default)]
     pub log: LogSettings,
 }
 
+/// `[smtp]`: the SMTP listener and its limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
+    /// Where to listen.
     pub listen: SocketAddr,
+    /// The name in the greeting, EHLO and Received fields.
     pub hostname: String,
     /// Largest message accepted, in bytes (advertised as SIZE).
     #[serde(default = "default_max_message_size")]
     pub max_message_size: usize,
+    /// Recipients per transaction (`452 4.5.3` past it).
     #[serde(default = "default_max_recipients")]
     pub max_recipients: usize,
     /// 5xx replies a session may earn before it is closed with 421 4.7.0.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
+    /// A session idle this long gets `421 4.4.2`.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// How long shutdown waits for sessions and deliveries in flight.
@@ -86,6 +109,7 @@ pub struct SmtpSettings {
     /// client address (more get 421 4.7.0).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Sessions at once from one client address (`421 4.7.0` past it).
     #[serde(default = "default_max_sessions_per_ip")]
     pub max_sessions_per_ip: usize,
     /// Commands in one session; then 421 4.7.0.
@@ -105,6 +129,7 @@ pub struct SmtpSettings {
     /// re-read on SIGHUP).
     #[serde(default)]
     pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
     /// Clients (CIDR, or single addresses) whose mail counts as
@@ -113,10 +138,13 @@ pub struct SmtpSettings {
     pub trusted_networks: TrustedNetworks,
 }
 
+/// `[alias]`: how aliases are made and how long they live.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliasSettings {
+    /// The domain every alias is under.
     pub domain: String,
+    /// The HMAC key aliases are made with (32 bytes or more).
     #[serde(default)]
     pub hmac_key: Secret,
     /// The key read from a file instead.
@@ -126,6 +154,7 @@ pub struct AliasSettings {
     /// new ones are made with `hmac_key` only.
     #[serde(default)]
     pub retired_hmac_keys: Vec<Secret>,
+    /// How long an alias lives (`2 months`).
     #[serde(default = "default_ttl")]
     pub ttl: String,
     /// An order invoiced or canceled keeps its aliases this long, then they end.
@@ -136,11 +165,15 @@ pub struct AliasSettings {
     pub reopen_window: Duration,
 }
 
+/// How delivered mail leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
+    /// Written as .eml files into `delivery.dir` (development).
     File,
+    /// Relayed through `delivery.smarthost`.
     Smarthost,
+    /// Sent to the recipient domain's MX.
     Mx,
 }
 
@@ -159,19 +192,25 @@ pub enum OutboundTls {
     Required,
 }
 
+/// `[delivery]`: transports, retries, workers and leases.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
+    /// How mail leaves.
     pub transport: TransportKind,
+    /// `host:port` of the smarthost.
     #[serde(default)]
     pub smarthost: Option<String>,
+    /// Where the file transport writes.
     #[serde(default = "default_dir")]
     pub dir: PathBuf,
     /// Deliveries attempted at once.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// First wait before a deferred delivery is tried again.
     #[serde(default = "default_retry_initial", with = "humantime_serde")]
     pub retry_initial: Duration,
+    /// Longest wait between attempts (the wait doubles up to it).
     #[serde(default = "default_retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
     /// A delivery still failing temporarily this long after acceptance fails.
@@ -193,6 +232,7 @@ pub struct DeliverySettings {
     /// How often the queue is polled when nothing wakes it.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// STARTTLS to the next hop.
     #[serde(default)]
     pub tls: OutboundTls,
     /// A PEM CA certificate trusted besides the public roots (a private
@@ -201,19 +241,25 @@ pub struct DeliverySettings {
     pub tls_ca_file: Option<PathBuf>,
 }
 
+/// `[log]`: how the daemon logs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
+    /// Text for people, JSON for log collectors.
     #[serde(default = "default_log_format")]
     pub format: LogFormat,
+    /// The level (`RUST_LOG` overrides it).
     #[serde(default = "default_log_level")]
     pub level: String,
 }
 
+/// The log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// One line of text per event.
     Text,
+    /// One JSON object per event.
     Json,
 }
 
@@ -409,6 +455,7 @@ impl Settings {
         Ok(())
     }
 
+    /// `alias.ttl` read.
     pub fn alias_ttl(&self) -> Result<Ttl, ConfigError> {
         self.alias
             .ttl
@@ -450,6 +497,7 @@ impl Settings {
             .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
+    /// True when the shipped development HMAC key is in use (the daemon warns).
     pub fn uses_development_key(&self) -> bool {
         self.alias.hmac_key.expose().starts_with(DEV_KEY_MARKER)
     }

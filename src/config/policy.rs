@@ -39,6 +39,7 @@ impl TryFrom<Vec<String>> for TrustedNetworks {
 }
 
 impl TrustedNetworks {
+    /// Whether `ip` is in one of the networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -47,6 +48,7 @@ impl TrustedNetworks {
         self.0.iter().any(|n| n.contains(&ip))
     }
 
+    /// True when no network is trusted.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -72,6 +74,7 @@ pub struct ScanSettings {
     /// One scan, connection and answer; then `on_error`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// What a scanner failure does to the message.
     pub on_error: OnScanError,
     /// rspamd symbols that mean the antivirus found malware.
     pub virus_symbols: Vec<String>,
@@ -92,6 +95,7 @@ impl Default for ScanSettings {
 }
 
 impl ScanSettings {
+    /// An error naming the key when a value cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.rspamd_url {
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -119,7 +123,9 @@ pub struct PolicySettings {
     pub per_sender_and_alias_per_hour: u32,
     /// To one alias, from everyone.
     pub per_alias_per_hour: u32,
+    /// The store's authenticated mail and approved senders: per sender and alias.
     pub privileged_per_sender_and_alias_per_hour: u32,
+    /// The store's authenticated mail and approved senders: per alias.
     pub privileged_per_alias_per_hour: u32,
 }
 

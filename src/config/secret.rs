@@ -10,11 +10,13 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
+/// A secret from the configuration: never shown by `Debug` or in logs.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret holding `value`.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -24,6 +26,7 @@ impl Secret {
         &self.0
     }
 
+    /// True when nothing was configured.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// `[storage]`: the database, its pool, and what is kept how long.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
+    /// `sqlite://…` or `postgres://…`.
     pub url: String,
+    /// Connections in the pool.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
     /// Most messages committed in one transaction (group commit).
@@ -27,6 +30,7 @@ pub struct StorageSettings {
     /// How often `serve` purges; rows deleted per transaction.
     #[serde(default = "default_purge_interval", with = "humantime_serde")]
     pub purge_interval: Duration,
+    /// Rows deleted per purge transaction.
     #[serde(default = "default_purge_batch")]
     pub purge_batch: u32,
     /// SQLite: the write-ahead log is checkpointed and truncated when it

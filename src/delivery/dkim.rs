@@ -26,12 +26,15 @@ const SIGNED_FIELDS: [&str; 13] = [
     "Content-Transfer-Encoding",
 ];
 
+/// Why a DKIM key could not be used or made.
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
     #[error(
         "dkim: the private key is not a PEM RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8) key: {0}"
     )]
+    /// The key file could not be read as a private key.
     Key(String),
+    /// Making a key failed.
     #[error("dkim: cannot make a key: {0}")]
     Generate(String),
 }
@@ -47,6 +50,7 @@ pub struct DkimSigning {
 }
 
 impl DkimSigning {
+    /// A signer from a PEM private key (RSA or Ed25519), for `d=domain` and `s=selector`.
     pub fn from_pem(pem: &[u8], domain: &str, selector: &str) -> Result<Self, DkimError> {
         let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| DkimError::Key(e.to_string()))?;
         let ed25519 = match &der {
@@ -89,6 +93,7 @@ impl DkimSigning {
     }
 }
 
+/// The kind of key `dkim generate` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyAlgorithm {
     /// RSA, 2048 bits: verified everywhere.
@@ -99,10 +104,13 @@ pub enum KeyAlgorithm {
 
 /// A new key: its PEM (for `dkim.private_key_file`) and the DNS TXT value.
 pub struct GeneratedKey {
+    /// The private key (PKCS#8 PEM).
     pub private_pem: String,
+    /// The DNS TXT value to publish.
     pub txt: String,
 }
 
+/// A new key and the TXT record that publishes it.
 pub fn generate(algorithm: KeyAlgorithm) -> Result<GeneratedKey, DkimError> {
     use base64::Engine;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);

@@ -10,11 +10,13 @@ use async_trait::async_trait;
 
 use super::{DeliveryEnvelope, Outcome, Transport, TransportError};
 
+/// The development transport: each delivery is an `.eml` file with its envelope in a `.json` beside it.
 pub struct FileTransport {
     dir: PathBuf,
 }
 
 impl FileTransport {
+    /// Write into `dir`, creating it.
     pub fn new(dir: &Path) -> Result<Self, TransportError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| TransportError::Dir(dir.display().to_string(), e))?;

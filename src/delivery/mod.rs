@@ -23,15 +23,19 @@ pub use smtp::{MxTransport, SmarthostTransport};
 /// redacted before it is stored or logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The next hop took it.
     Delivered {
+        /// The next hop's answer.
         reply: String,
     },
     /// 4xx, network trouble, timeouts: try again later.
     Retry {
+        /// The next hop's answer, or what went wrong.
         reply: String,
     },
     /// 5xx: the next hop will never take it.
     Failed {
+        /// The next hop's answer.
         reply: String,
     },
 }
@@ -39,24 +43,36 @@ pub enum Outcome {
 /// One delivery's envelope. `mail_from` empty means the null sender.
 #[derive(Debug, Clone)]
 pub struct DeliveryEnvelope<'a> {
+    /// The delivery being attempted.
     pub delivery_id: &'a str,
+    /// The envelope sender (the delivery's bounce address).
     pub mail_from: &'a str,
+    /// The real address delivered to.
     pub rcpt_to: &'a str,
 }
 
+/// A way for mail to leave: the file folder, a smarthost or direct MX.
+/// The queue runner calls `send` for each attempt; `delivery::build` picks
+/// the one the configuration names.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
+    /// Attempt one delivery of `message` (already masked and signed).
     async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome;
 }
 
+/// Why a transport could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// `delivery.smarthost` is not `host:port`.
     #[error("delivery.smarthost `{0}` is not host:port")]
     BadSmarthost(String),
+    /// The file transport's folder could not be made (the folder, why).
     #[error("cannot create delivery.dir {0}: {1}")]
     Dir(String, std::io::Error),
+    /// The DNS resolver for MX delivery could not be set up.
     #[error("cannot set up DNS resolution for mx delivery: {0}")]
     Resolver(String),
+    /// `delivery.tls_ca_file` could not be read (the file, why).
     #[error("delivery.tls_ca_file {0}: {1}")]
     TlsCa(String, String),
 }

@@ -250,6 +250,7 @@ pub struct MxTransport {
 }
 
 impl MxTransport {
+    /// A transport that connects where `connector` says.
     pub fn new(connector: Connector) -> Result<Self, TransportError> {
         let resolver = TokioResolver::builder_tokio()
             .map_err(|e| TransportError::Resolver(e.to_string()))?

@@ -19,7 +19,9 @@ use super::address_tokens::{tokenize, Tok, Token};
 /// `local@domain`, the local part with its quotes and escapes undone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddrSpec {
+    /// The local part, quotes and escapes undone.
     pub local: String,
+    /// The domain.
     pub domain: String,
 }
 
@@ -58,17 +60,26 @@ pub struct Mailbox {
     /// The display name, encoded words decoded; for an address written
     /// without one, the text of a comment after it (`sac@x (ACME)`).
     pub name: Option<String>,
+    /// Its address; none when the mailbox has only a name.
     pub address: Option<AddrSpec>,
 }
 
 /// An entry of an address list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
+    /// One mailbox.
     Mailbox(Mailbox),
-    Group { name: String, members: Vec<Mailbox> },
+    /// A named group of mailboxes (`team: a@x, b@y;`).
+    Group {
+        /// The group's name.
+        name: String,
+        /// The group's mailboxes.
+        members: Vec<Mailbox>,
+    },
 }
 
 impl Item {
+    /// The mailboxes it holds: itself, or the group's members.
     pub fn mailboxes(&self) -> &[Mailbox] {
         match self {
             Item::Mailbox(m) => std::slice::from_ref(m),

@@ -22,6 +22,7 @@ pub(super) struct Known {
 }
 
 impl AliasMap {
+    /// A map with no address.
     pub fn new() -> Self {
         Self::default()
     }
@@ -67,14 +68,17 @@ impl AliasMap {
         self.by_real.get(&canonical(address)).map(String::as_str)
     }
 
+    /// Whether `address` (any case) is a participant's.
     pub fn contains(&self, address: &str) -> bool {
         self.get(address).is_some()
     }
 
+    /// True when no address is known.
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
 
+    /// How many addresses are known.
     pub fn len(&self) -> usize {
         self.parts.len()
     }

@@ -11,6 +11,7 @@ use super::{address_fields, message_ids, params};
 /// What masking needs besides the message: the order's participants, how
 /// to mask a message id, and the relay's own authserv-id.
 pub struct Masker<'a> {
+    /// Every participant's address, with its alias.
     pub aliases: &'a AliasMap,
     /// The masked id (without angle brackets) for an id that holds a
     /// participant's address; the same id must always give the same one.
@@ -34,7 +35,9 @@ pub struct Report {
 /// A masked copy and what was done to it.
 #[derive(Debug)]
 pub struct Masked {
+    /// The masked message: the new header, then the body as it came.
     pub content: Vec<u8>,
+    /// What masking did, for the metrics.
     pub report: Report,
 }
 

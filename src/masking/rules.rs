@@ -10,7 +10,10 @@ pub enum Treatment {
     /// alias, display names kept. `replies` when the field directs where
     /// the reader's program sends replies, receipts or bounces: unknown
     /// addresses there become contacts, so those come back through the relay.
-    Addresses { replies: bool },
+    Addresses {
+        /// The field directs replies, receipts or bounces.
+        replies: bool,
+    },
     /// Envelope trace of an earlier delivery (RFC 5321 4.4: only final
     /// delivery adds Return-Path): removed from every copy.
     Envelope,
@@ -149,6 +152,7 @@ fn one_of(name: &str, names: &[&str]) -> bool {
     names.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
+/// What masking does to the field `name` (any case).
 pub fn treatment(name: &str) -> Treatment {
     if one_of(name, REPLY_FIELDS) {
         Treatment::Addresses { replies: true }

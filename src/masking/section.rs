@@ -26,6 +26,7 @@ pub struct Field<'a> {
 }
 
 impl Field<'_> {
+    /// Whether the field is named `name` (any case).
     pub fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
     }
@@ -34,6 +35,7 @@ impl Field<'_> {
 /// A message split into header fields and the body.
 #[derive(Debug)]
 pub struct Parsed<'a> {
+    /// The fields, in order.
     pub fields: Vec<Field<'a>>,
     /// Lines of the header section that are no header field and have a
     /// field after them: dropped from every copy.
@@ -72,6 +74,7 @@ fn is_empty_line(line: &[u8]) -> bool {
 }
 
 impl<'a> Parsed<'a> {
+    /// The header section of `message`, read field by field.
     pub fn new(message: &'a [u8]) -> Self {
         let mut entries: Vec<Entry<'a>> = Vec::new();
         let mut pos = 0;
@@ -128,6 +131,7 @@ impl<'a> Parsed<'a> {
         }
     }
 
+    /// How many fields are named `name` (any case).
     pub fn count(&self, name: &str) -> usize {
         self.fields.iter().filter(|f| f.is(name)).count()
     }

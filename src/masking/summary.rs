@@ -11,10 +11,14 @@ const FIRST_WORDS: usize = 30;
 /// And at most this many characters of them.
 const FIRST_WORDS_CHARS: usize = 200;
 
+/// What the timeline shows of a message besides its addresses.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// The subject, masked.
     pub subject: String,
+    /// The start of the text, masked.
     pub first_words: String,
+    /// The attachments' file names, masked.
     pub attachment_names: Vec<String>,
 }
 

@@ -24,19 +24,28 @@ const MAX_ARCHIVE_ENTRIES: usize = 10_000;
 pub enum AttachmentProblem {
     /// `name` (or, unnamed, a part of `kind`) is of a refused type.
     Refused {
+        /// The file's name (or a made-up one for an unnamed part).
         name: String,
+        /// The part's declared or detected type.
         kind: String,
     },
     /// An archive that cannot be read, so cannot be checked.
     Unreadable {
+        /// The archive's file name.
         name: String,
     },
+    /// More attachments than the store allows.
     TooMany {
+        /// How many the message has.
         count: u32,
+        /// How many the store allows.
         max: u32,
     },
+    /// More attachment bytes than the store allows.
     TooBig {
+        /// The decoded size of the attachments.
         bytes: u64,
+        /// The store's limit.
         max: u64,
     },
 }

@@ -10,14 +10,19 @@ use chrono::{DateTime, Utc};
 use crate::alias::{Aliaser, MaskMode, Participant, Role};
 use crate::storage::{Storage, StorageError};
 
+/// Why a block could not be changed.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
+    /// The store has no such order.
     #[error("no such order")]
     NoSuchOrder,
+    /// The sender is none of the order's participants (or, unblocking, none is blocked).
     #[error("no participant of this order is that sender")]
     NotInOrder,
+    /// The sender is neither an alias nor an address.
     #[error("sender must be an alias of the order or an address (local@domain)")]
     BadSender,
+    /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -7,6 +7,8 @@
 
 use crate::masking::Parsed;
 
+/// Whether the header says bulk or list mail (`List-Id`, or `List-Unsubscribe` /
+/// `Precedence: bulk|list|junk` without `Auto-Submitted: auto-generated`).
 pub fn is_bulk(parsed: &Parsed<'_>) -> bool {
     let value = |name: &str| {
         parsed

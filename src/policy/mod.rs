@@ -37,11 +37,17 @@ pub use stage::{Admitted, Stage, StageResult};
 /// timeline: the sender comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
+    /// The store's address claimed without authenticating.
     UnauthenticatedStore,
+    /// rspamd judged it spam.
     Spam,
+    /// Malware was found.
     Virus,
+    /// Bulk or list mail to a buyer.
     Bulk,
+    /// An attachment of a refused type, or too many or too large.
     Attachment,
+    /// The sender is blocked for the order.
     Blocked,
     /// The sender's domain publishes DMARC p=reject and the message fails it.
     Dmarc,
@@ -50,12 +56,16 @@ pub enum Reason {
     /// Temporary: authentication undecided, scanner trouble, greylisting,
     /// a rate limit.
     AuthUndecided,
+    /// The scanner gave no verdict.
     ScanFailed,
+    /// rspamd asked to come back later.
     Greylisted,
+    /// Over a rate limit.
     RateLimited,
 }
 
 impl Reason {
+    /// The reason's word, as the timeline, webhooks and metrics give it.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::UnauthenticatedStore => "unauthenticated_store",
@@ -77,15 +87,20 @@ impl Reason {
 /// What the stage says of one order's copy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
+    /// Taken, with what the door marked it with.
     Accept(Marks),
     /// `reply` is 5xx: refused for good, and on the timeline.
     Refuse {
+        /// The reply to the final `.`.
         reply: Reply,
+        /// Why, for the timeline and the metrics.
         reason: Reason,
     },
     /// `reply` is 4xx: try again later; not stored.
     Later {
+        /// The reply to the final `.`.
         reply: Reply,
+        /// Why, for the metrics.
         reason: Reason,
     },
 }
@@ -233,9 +248,11 @@ pub fn best_participant<'p>(
 
 /// One order's side of a message, as the rules see it.
 pub struct OrderCase<'a> {
+    /// The store's policy.
     pub policy: &'a StorePolicy,
     /// The recipients of this order.
     pub recipients: &'a [Participant],
+    /// The participants' addresses the message claims, and how it stands for each.
     pub claims: &'a [Claim],
 }
 

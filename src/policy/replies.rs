@@ -4,6 +4,7 @@
 use super::AttachmentProblem;
 use crate::smtp::Reply;
 
+/// `550 5.7.1`: the store's address, not authenticated.
 pub fn unauthenticated_store() -> Reply {
     Reply::new(
         550,
@@ -12,6 +13,7 @@ pub fn unauthenticated_store() -> Reply {
     )
 }
 
+/// `451 4.7.0`: authentication could not be decided.
 pub fn auth_undecided() -> Reply {
     Reply::new(
         451,
@@ -20,10 +22,12 @@ pub fn auth_undecided() -> Reply {
     )
 }
 
+/// `550 5.7.1`: spam.
 pub fn spam() -> Reply {
     Reply::new(550, "5.7.1", "Message refused as spam")
 }
 
+/// `550 5.7.1`: malware, named (printable characters only).
 pub fn virus(name: &str) -> Reply {
     Reply::new(
         550,
@@ -32,10 +36,12 @@ pub fn virus(name: &str) -> Reply {
     )
 }
 
+/// `451 4.7.1`: greylisted.
 pub fn greylisted() -> Reply {
     Reply::new(451, "4.7.1", "Greylisted, try again later")
 }
 
+/// `451 4.7.0`: the scanner gave no verdict.
 pub fn scan_failed() -> Reply {
     Reply::new(
         451,
@@ -44,6 +50,7 @@ pub fn scan_failed() -> Reply {
     )
 }
 
+/// `550 5.7.1`: bulk mail to an order alias.
 pub fn bulk() -> Reply {
     Reply::new(
         550,
@@ -52,6 +59,7 @@ pub fn bulk() -> Reply {
     )
 }
 
+/// `450 4.7.1`: over a rate limit.
 pub fn rate_limited() -> Reply {
     Reply::new(
         450,
@@ -60,10 +68,12 @@ pub fn rate_limited() -> Reply {
     )
 }
 
+/// `550 5.7.1`: the sender is blocked for the order.
 pub fn blocked() -> Reply {
     Reply::new(550, "5.7.1", "Sender blocked for this order")
 }
 
+/// `550 5.7.1` naming the refused file, or `552 5.3.4` past the store's limits.
 pub fn attachment(problem: &AttachmentProblem) -> Reply {
     let shown = |name: &str, kind: &str| {
         if name.is_empty() {

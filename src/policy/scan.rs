@@ -20,11 +20,22 @@ pub enum ScanOutcome {
     Clean,
     /// `add header` or `rewrite subject`: spam, to be marked (or refused,
     /// as the store says).
-    Spam { score: f64, required: f64 },
+    Spam {
+        /// rspamd's score.
+        score: f64,
+        /// The score rspamd counts as spam.
+        required: f64,
+    },
     /// `reject`.
-    Reject { score: f64 },
+    Reject {
+        /// rspamd's score.
+        score: f64,
+    },
     /// The antivirus found something; its name, as clamd calls it.
-    Virus { name: String },
+    Virus {
+        /// The malware's name.
+        name: String,
+    },
     /// `soft reject` or `greylist`: come back later.
     Later,
     /// No verdict: unreachable, too slow, an answer that makes no sense, or
@@ -35,10 +46,15 @@ pub enum ScanOutcome {
 /// Who sends what to whom, as rspamd wants to know it. Recipients are
 /// aliases: real addresses go to no one.
 pub struct ScanMeta<'a> {
+    /// The client's address.
     pub ip: IpAddr,
+    /// The client's HELO.
     pub helo: &'a str,
+    /// The envelope sender as given.
     pub mail_from: &'a str,
+    /// The recipients' aliases.
     pub rcpts: &'a [String],
+    /// The relay's queue id, for rspamd's log.
     pub queue_id: &'a str,
 }
 
@@ -56,6 +72,8 @@ impl ScanOutcome {
     }
 }
 
+/// rspamd's HTTP client (`POST /checkv2`), with the timeout and the symbols
+/// that mean malware or a failed antivirus. The policy stage calls `scan`.
 pub struct Scanner {
     client: reqwest::Client,
     url: String,
@@ -99,6 +117,7 @@ impl Scanner {
         }))
     }
 
+    /// rspamd's verdict on `message`; any failure is `Failed`, never an error.
     pub async fn scan(&self, message: &[u8], meta: &ScanMeta<'_>) -> ScanOutcome {
         let mut request = self
             .client

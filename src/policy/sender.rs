@@ -17,6 +17,7 @@ use super::settings::StorePolicy;
 /// One check's outcome, as the rule needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The check passed.
     Pass,
     /// No answer from DNS (or the check ran out of time): undecided.
     TempError,
@@ -74,7 +75,9 @@ pub struct Client<'a> {
 /// Where a claim of a participant's address stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
+    /// SPF or DKIM passed aligned with the address's domain, or the client is trusted.
     Authenticated,
+    /// Nothing authenticated it.
     Unauthenticated,
     /// A check that could have authenticated it got no answer.
     Undecided,

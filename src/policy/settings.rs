@@ -19,8 +19,10 @@ pub enum SpamAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkMail {
+    /// Refused with `550 5.7.1`.
     #[default]
     Refuse,
+    /// Delivered as any other mail.
     Deliver,
 }
 
@@ -69,8 +71,11 @@ pub struct StorePolicy {
     /// Addresses and domains (an ERP, a carrier) counted as authenticated
     /// for any participant, and given the higher rate budget.
     pub approved_senders: Vec<String>,
+    /// What spam does: marked or refused.
     pub spam: SpamAction,
+    /// What bulk and list mail to a buyer does.
     pub bulk_mail: BulkMail,
+    /// Attachment limits and refused types.
     pub attachments: AttachmentPolicy,
 }
 
@@ -90,18 +95,27 @@ impl Default for StorePolicy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
+    /// New `require_authenticated_store`.
     pub require_authenticated_store: Option<bool>,
+    /// New approved senders (the whole list).
     pub approved_senders: Option<Vec<String>>,
+    /// New spam action.
     pub spam: Option<SpamAction>,
+    /// New bulk mail action.
     pub bulk_mail: Option<BulkMail>,
+    /// Attachment settings to change.
     pub attachments: Option<AttachmentsUpdate>,
 }
 
+/// A change to the attachment settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentsUpdate {
+    /// New most attachments.
     pub max_count: Option<u32>,
+    /// New most decoded bytes of attachments.
     pub max_total_bytes: Option<u64>,
+    /// New refused extensions (the whole list).
     pub blocked_extensions: Option<Vec<String>>,
 }
 
@@ -110,21 +124,28 @@ pub const MAX_LIST: usize = 200;
 /// The largest attachment budget a store may set.
 pub const MAX_ATTACHMENT_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// Why a policy change was refused (the API answers `422` with it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
+    /// An approved sender that is neither an address nor a domain.
     #[error("approved_senders: `{0}` is neither an address (local@domain) nor a domain")]
     BadSender(String),
+    /// An extension with characters other than letters and digits.
     #[error("attachments.blocked_extensions: `{0}` is not an extension (1 to 16 letters and digits, no dot)")]
     BadExtension(String),
+    /// A list longer than allowed (which list).
     #[error("{0}: at most {MAX_LIST} entries")]
     TooMany(&'static str),
+    /// A byte limit over the largest message.
     #[error("attachments.max_total_bytes: at most {MAX_ATTACHMENT_BYTES}")]
     TooBig,
+    /// An attachment count limit over the largest allowed.
     #[error("attachments.max_count: at most 1000")]
     TooManyAttachments,
 }
 
 impl PolicyUpdate {
+    /// True when the change changes nothing.
     pub fn is_empty(&self) -> bool {
         self == &PolicyUpdate::default()
     }

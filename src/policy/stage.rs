@@ -25,6 +25,9 @@ use super::{StorePolicy, TrustedNetworks};
 /// alias's deliveries of the hour at most.
 const UNCAPPED: u32 = 100_000;
 
+/// The door between DATA and the commit: runs the trust rules, the rate
+/// limits and the scanner for each order of a message and gives the one
+/// reply. `accept::Acceptor` calls `run` after DATA.
 pub struct Stage {
     storage: Arc<dyn Storage>,
     aliaser: Aliaser,
@@ -36,12 +39,17 @@ pub struct Stage {
 
 /// The message as the stage sees it.
 pub struct Incoming<'a> {
+    /// The message as received.
     pub raw: &'a [u8],
+    /// Its header, parsed.
     pub header: &'a Parsed<'a>,
+    /// The client's address.
     pub ip: IpAddr,
+    /// The client's HELO.
     pub helo: &'a str,
     /// As given in MAIL FROM; empty for the null sender.
     pub mail_from: &'a str,
+    /// The relay's id for the transaction.
     pub queue_id: &'a str,
     /// SPF and DKIM; `None` when checking is off.
     pub evidence: Option<&'a Evidence>,
@@ -49,15 +57,18 @@ pub struct Incoming<'a> {
 
 /// One order of the message, as read at RCPT.
 pub struct OrderInput<'a> {
+    /// The order's participants the message is addressed to.
     pub recipients: &'a [Participant],
     /// Every participant of the order.
     pub participants: &'a [Participant],
+    /// The store's policy.
     pub policy: &'a StorePolicy,
 }
 
 /// What an accepted order's copy takes from the stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admitted {
+    /// What the door marked the copy with.
     pub marks: Marks,
     /// From's addresses, then the envelope sender's, resolved.
     pub claims: Vec<Claim>,
@@ -71,18 +82,25 @@ impl Admitted {
     }
 }
 
+/// What the stage says of the whole message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageResult {
     /// One per order, in the order given.
     Accept(Vec<Admitted>),
     /// Refused for good; with each order's claims, for the timeline.
     Refuse {
+        /// The reply to the final `.`.
         reply: Reply,
+        /// Why.
         reason: Reason,
+        /// The claims of each order, for its timeline entry.
         claims: Vec<Vec<Claim>>,
     },
+    /// Try again later (`4xx`); not stored.
     Later {
+        /// The reply to the final `.`.
         reply: Reply,
+        /// Why, for the metrics.
         reason: Reason,
     },
     /// Storage could not be read: `451 4.3.0`.
@@ -96,6 +114,7 @@ struct Case<'a> {
 }
 
 impl Stage {
+    /// A stage over `storage`, with the scanner and limits of the configuration.
     pub fn new(
         storage: Arc<dyn Storage>,
         aliaser: Aliaser,
@@ -114,6 +133,7 @@ impl Stage {
         }
     }
 
+    /// Judge `msg` for each of its orders; the worst answer is the message's.
     pub async fn run(&self, msg: &Incoming<'_>, orders: &[OrderInput<'_>]) -> StageResult {
         match self.decide(msg, orders).await {
             Ok(cases) => combine(cases),

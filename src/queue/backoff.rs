@@ -4,9 +4,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// When a deferred delivery is tried again: the wait doubles from
+/// `initial` up to `max`, until `give_up_after` from the first attempt.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// The first wait.
     pub initial: Duration,
+    /// The longest wait.
     pub max: Duration,
     /// Counted from acceptance.
     pub give_up_after: Duration,
@@ -15,7 +19,9 @@ pub struct RetryPolicy {
 /// What to do after a temporary failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
+    /// Try again then.
     RetryAt(DateTime<Utc>),
+    /// Past `give_up_after`: the delivery fails.
     GiveUp,
 }
 

@@ -19,7 +19,9 @@ use crate::storage::{AcceptedMessage, DeliveryJob, Lease};
 
 /// A leased delivery with the content to send.
 pub struct FreshDelivery {
+    /// The delivery.
     pub job: DeliveryJob,
+    /// The stored message it delivers.
     pub content: Bytes,
     /// When the lease was taken.
     pub leased_at: Instant,

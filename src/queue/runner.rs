@@ -28,16 +28,26 @@ const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
 /// this, a stalled database stops new attempts.
 const RECORDING_PER_SLOT: usize = 4;
 
+/// Works the delivery queue of one node: leases due deliveries, attempts
+/// each through the transport with up to `workers` at once, and writes each
+/// outcome (delivered, retry with backoff, failed with a notice to the
+/// sender) under its lease. `daemon::serve` runs it until shutdown.
 pub struct QueueRunner {
+    /// Where deliveries and outcomes are.
     pub storage: Arc<dyn Storage>,
+    /// How mail leaves.
     pub transport: Arc<dyn Transport>,
     /// Outcomes are group-committed with accepted mail.
     pub committer: Committer,
     /// This process's name on leases.
     pub node: String,
+    /// When a deferred delivery is tried again, and when it fails.
     pub policy: RetryPolicy,
+    /// Attempts at once.
     pub workers: usize,
+    /// How long a claim holds.
     pub lease: Duration,
+    /// How often the queue is read when nothing is due.
     pub poll_interval: Duration,
     /// Notified when unleased deliveries were queued.
     pub wake: Arc<Notify>,

@@ -19,6 +19,8 @@ struct Client {
     messages: u32,
 }
 
+/// Limits per client address shared by a listener's sessions: sessions at
+/// once and messages per minute.
 pub struct ClientLimits {
     max_sessions: usize,
     /// 0: no limit.
@@ -46,6 +48,7 @@ impl Drop for SessionSlot {
 }
 
 impl ClientLimits {
+    /// Limits of `max_sessions` per address and `max_messages_per_minute` (0: none).
     pub fn new(max_sessions: usize, max_messages_per_minute: u32) -> Arc<Self> {
         Arc::new(Self {
             max_sessions,

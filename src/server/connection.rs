@@ -22,14 +22,19 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// What every connection shares.
 pub struct ConnectionContext {
+    /// Decides on recipients and messages.
     pub acceptor: Acceptor,
+    /// The relay's name in replies.
     pub hostname: String,
+    /// The session's limits.
     pub limits: Limits,
+    /// A session idle this long is closed.
     pub idle_timeout: Duration,
     /// A session is closed after this long, whatever it is doing.
     pub max_session_time: Duration,
     /// How long to listen before greeting; a client talking first is dropped.
     pub greeting_delay: Duration,
+    /// Limits per client address.
     pub clients: Arc<ClientLimits>,
     /// STARTTLS, when a certificate is configured.
     pub tls: Option<Arc<TlsFiles>>,

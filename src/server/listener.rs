@@ -11,6 +11,9 @@ use tokio::task::JoinSet;
 
 use super::connection::{self, ConnectionContext};
 
+/// Accepts SMTP connections and runs a session for each, up to
+/// `max_connections` at once; on shutdown it stops accepting and waits for
+/// the sessions, up to a grace period.
 pub struct Listener {
     listener: TcpListener,
     ctx: Arc<ConnectionContext>,
@@ -19,6 +22,7 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// A listener on `listener`, with each connection's context.
     pub fn new(listener: TcpListener, ctx: Arc<ConnectionContext>, max_connections: usize) -> Self {
         Self {
             listener,
@@ -27,6 +31,7 @@ impl Listener {
         }
     }
 
+    /// Serve until `shutdown` turns true, then give sessions `grace` to end.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut sessions = JoinSet::new();
         loop {

@@ -10,12 +10,26 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
+/// Why the TLS certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The certificate file could not be read.
     #[error("smtp.tls_cert_file {path}: {reason}")]
-    Cert { path: String, reason: String },
+    Cert {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The key file could not be read.
     #[error("smtp.tls_key_file {path}: {reason}")]
-    Key { path: String, reason: String },
+    Key {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The pair does not make a TLS configuration.
     #[error("the certificate and key do not make a TLS configuration: {0}")]
     Config(String),
 }
@@ -28,6 +42,7 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// Read the certificate chain and key (PEM).
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         let acceptor = TlsAcceptor::from(Arc::new(server_config(cert, key)?));
         Ok(Self {
@@ -44,6 +59,7 @@ impl TlsFiles {
         Ok(())
     }
 
+    /// A TLS acceptor for STARTTLS with the loaded pair.
     pub fn acceptor(&self) -> TlsAcceptor {
         self.acceptor.read().expect("not poisoned").clone()
     }

@@ -7,10 +7,14 @@
 /// RFC 5321 4.5.3.1.6: 1000 octets per line including CRLF.
 pub const MAX_LINE: usize = 998;
 
+/// Why DATA could not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataError {
+    /// Past the size limit.
     TooBig,
+    /// A bare CR or LF.
     BareLineEnding,
+    /// A line over 1000 octets.
     LineTooLong,
 }
 
@@ -27,6 +31,8 @@ enum State {
     Cr,
 }
 
+/// Reads a message from DATA bytes as they come: undoes dot-stuffing, finds
+/// the end (`<CRLF>.<CRLF>` only) and holds the message to its limits.
 #[derive(Debug)]
 pub struct DataReader {
     max_size: usize,
@@ -38,6 +44,7 @@ pub struct DataReader {
 }
 
 impl DataReader {
+    /// A reader for a message of at most `max_size` bytes.
     pub fn new(max_size: usize) -> Self {
         Self {
             max_size,
@@ -49,6 +56,7 @@ impl DataReader {
         }
     }
 
+    /// True once the final `.` was read.
     pub fn is_done(&self) -> bool {
         self.done
     }

@@ -5,13 +5,16 @@
 /// addresses go beyond, so allow what a text line may hold.
 pub const MAX_COMMAND_LINE: usize = 1000;
 
+/// The next line of command input.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line<'a> {
     /// A command line including its line ending.
     Command(&'a [u8]),
+    /// A line over the limit (it is skipped up to its end).
     TooLong,
 }
 
+/// Bytes received and not yet read as commands or DATA, bounded.
 #[derive(Debug, Default)]
 pub struct InputBuffer {
     buf: Vec<u8>,
@@ -21,6 +24,7 @@ pub struct InputBuffer {
 }
 
 impl InputBuffer {
+    /// An empty buffer.
     pub fn new() -> Self {
         Self::default()
     }
@@ -34,10 +38,12 @@ impl InputBuffer {
         self.buf.extend_from_slice(data);
     }
 
+    /// The bytes not read yet.
     pub fn pending(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 
+    /// Drop the first `n` bytes, which were read.
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.buf.len());
         if self.start == self.buf.len() {

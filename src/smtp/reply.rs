@@ -67,10 +67,12 @@ impl Reply {
         }
     }
 
+    /// 5xx: the client must not try again.
     pub fn is_permanent_error(&self) -> bool {
         self.code >= 500
     }
 
+    /// `220 <hostname> ESMTP`.
     pub fn greeting(hostname: &str) -> Self {
         Self::plain(220, vec![format!("{hostname} ESMTP")])
     }
@@ -90,33 +92,43 @@ impl Reply {
         }
         Self::plain(250, lines)
     }
+    /// `220 2.0.0`: go on with the TLS handshake.
     pub fn ready_for_tls() -> Self {
         Self::new(220, "2.0.0", "Ready to start TLS")
     }
+    /// `250 <hostname>`, the answer to HELO.
     pub fn helo(hostname: &str) -> Self {
         Self::plain(250, vec![hostname.to_string()])
     }
+    /// `250 2.0.0 Ok`.
     pub fn ok() -> Self {
         Self::new(250, "2.0.0", "Ok")
     }
+    /// `250 2.1.0`: sender taken.
     pub fn sender_ok() -> Self {
         Self::new(250, "2.1.0", "Ok")
     }
+    /// `250 2.1.5`: recipient taken.
     pub fn recipient_ok() -> Self {
         Self::new(250, "2.1.5", "Ok")
     }
+    /// `354`: send the message.
     pub fn start_data() -> Self {
         Self::plain(354, vec!["End data with <CR><LF>.<CR><LF>".into()])
     }
+    /// `250 2.0.0 Ok: queued as <id>`, after the commit.
     pub fn queued(id: &str) -> Self {
         Self::new(250, "2.0.0", format!("Ok: queued as {id}"))
     }
+    /// `221 2.0.0`, the answer to QUIT.
     pub fn bye() -> Self {
         Self::new(221, "2.0.0", "Bye")
     }
+    /// `214`, the answer to HELP.
     pub fn help() -> Self {
         Self::new(214, "2.0.0", "See RFC 5321")
     }
+    /// `252 2.5.2`: VRFY is not answered.
     pub fn cannot_vrfy() -> Self {
         Self::new(
             252,
@@ -124,21 +136,27 @@ impl Reply {
             "Cannot VRFY user; send mail and it will be handled",
         )
     }
+    /// `503 5.5.1`: a command out of order.
     pub fn bad_sequence(text: &str) -> Self {
         Self::new(503, "5.5.1", format!("Bad sequence of commands: {text}"))
     }
+    /// `500 5.5.2`: an unknown command.
     pub fn unknown_command() -> Self {
         Self::new(500, "5.5.2", "Command unrecognized")
     }
+    /// `500 5.5.2`: a command line too long.
     pub fn line_too_long() -> Self {
         Self::new(500, "5.5.2", "Line too long")
     }
+    /// `501 5.5.4`: bad syntax.
     pub fn syntax_error(text: &str) -> Self {
         Self::new(501, "5.5.4", format!("Syntax error: {text}"))
     }
+    /// `502 5.5.1`: a command not implemented.
     pub fn not_implemented() -> Self {
         Self::new(502, "5.5.1", "Command not implemented")
     }
+    /// `550 5.7.1`: not under the alias domain.
     pub fn relaying_denied() -> Self {
         Self::new(550, "5.7.1", "Relaying denied")
     }
@@ -146,15 +164,19 @@ impl Reply {
     pub fn unknown_alias() -> Self {
         Self::new(550, "5.1.1", "Recipient address rejected: no such alias")
     }
+    /// `452 4.5.3`: too many recipients.
     pub fn too_many_recipients() -> Self {
         Self::new(452, "4.5.3", "Too many recipients")
     }
+    /// `451 4.3.0`: the database is unavailable.
     pub fn storage_unavailable() -> Self {
         Self::new(451, "4.3.0", "Temporary storage failure, try again later")
     }
+    /// `552 5.3.4`: the message is too big.
     pub fn too_big() -> Self {
         Self::new(552, "5.3.4", "Message size exceeds fixed limit")
     }
+    /// `552 5.3.4`: a header field or the header is too big.
     pub fn header_too_big() -> Self {
         Self::new(
             552,
@@ -162,6 +184,7 @@ impl Reply {
             "Message header exceeds fixed limit (32 KiB a field, 256 KiB in all, encoded words that end)",
         )
     }
+    /// `554 5.6.0`: a bare CR or LF in DATA.
     pub fn bad_line_ending() -> Self {
         Self::new(
             554,
@@ -169,9 +192,11 @@ impl Reply {
             "Bare CR or LF in message; lines must end with CRLF",
         )
     }
+    /// `554 5.6.0`: a DATA line over 1000 octets.
     pub fn data_line_too_long() -> Self {
         Self::new(554, "5.6.0", "Message line longer than 1000 octets")
     }
+    /// `550 5.7.1`: DMARC `p=reject` and the message fails it.
     pub fn dmarc_reject() -> Self {
         Self::new(
             550,
@@ -179,6 +204,7 @@ impl Reply {
             "Message rejected: it fails the DMARC policy (p=reject) of its sender's domain",
         )
     }
+    /// `554 5.4.6`: a mail loop.
     pub fn mail_loop() -> Self {
         Self::new(
             554,
@@ -186,6 +212,7 @@ impl Reply {
             "Mail loop detected: too many Received headers",
         )
     }
+    /// `421 4.4.2`: idle too long.
     pub fn idle_timeout(hostname: &str) -> Self {
         Self::new(
             421,
@@ -193,6 +220,7 @@ impl Reply {
             format!("{hostname} Idle timeout, closing connection"),
         )
     }
+    /// `421 4.7.0`: too many errors.
     pub fn too_many_errors(hostname: &str) -> Self {
         Self::new(
             421,
@@ -200,6 +228,7 @@ impl Reply {
             format!("{hostname} Too many errors, closing connection"),
         )
     }
+    /// `421 4.7.0`: too many commands.
     pub fn too_many_commands(hostname: &str) -> Self {
         Self::new(
             421,
@@ -207,6 +236,7 @@ impl Reply {
             format!("{hostname} Too many commands, closing connection"),
         )
     }
+    /// `421 4.7.0`: too many sessions from this address.
     pub fn too_many_connections(hostname: &str) -> Self {
         Self::new(
             421,
@@ -214,6 +244,7 @@ impl Reply {
             format!("{hostname} Too many connections from your address, try again later"),
         )
     }
+    /// `421 4.4.2`: the session lasted too long.
     pub fn session_too_long(hostname: &str) -> Self {
         Self::new(
             421,
@@ -229,6 +260,7 @@ impl Reply {
             format!("{hostname} Protocol error: commands sent before the greeting"),
         )
     }
+    /// `450 4.7.1`: too many messages from this address this minute.
     pub fn message_rate_exceeded() -> Self {
         Self::new(
             450,
@@ -236,6 +268,7 @@ impl Reply {
             "Too many messages from your address, try again later",
         )
     }
+    /// `421 4.3.2`: the relay is stopping.
     pub fn shutting_down(hostname: &str) -> Self {
         Self::new(
             421,

@@ -10,10 +10,14 @@ use smtp_proto::{Error as ParseError, Request};
 use super::data::DataError;
 use super::reply::Reply;
 
+/// A session's limits, from `[smtp]`.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Largest message (advertised as SIZE).
     pub max_message_size: usize,
+    /// Recipients per transaction.
     pub max_recipients: usize,
+    /// 5xx replies before the session is closed.
     pub max_errors: u32,
     /// Commands since the session began or last had a message accepted;
     /// then 421 4.7.0 and close. A sender reusing one connection for many
@@ -24,6 +28,7 @@ pub struct Limits {
 /// What the connection must do next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
+    /// Send this reply and read on.
     Reply(Reply),
     /// Send this reply, then close the connection.
     Close(Reply),
@@ -48,6 +53,7 @@ enum Tls {
 /// The caller's decision on one RCPT address.
 #[derive(Debug)]
 pub enum Verdict<R> {
+    /// Take it, as this recipient.
     Accept(R),
     /// Not under the alias domain.
     Relaying,
@@ -60,17 +66,22 @@ pub enum Verdict<R> {
 /// A complete transaction handed to the caller for acceptance.
 #[derive(Debug)]
 pub struct Envelope<R> {
+    /// The client's HELO or EHLO argument.
     pub helo: String,
     /// Empty for the null sender.
     pub mail_from: String,
+    /// The recipients taken.
     pub recipients: Vec<R>,
+    /// The message, dot-stuffing undone.
     pub body: Vec<u8>,
 }
 
 /// Why an accepted-looking transaction was not queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// The database is unavailable (`451 4.3.0`).
     StorageUnavailable,
+    /// More than 50 Received fields (`554 5.4.6`).
     MailLoop,
     /// A header field or the header over its fixed limit.
     HeaderTooBig,
@@ -92,6 +103,11 @@ enum State {
     Data,
 }
 
+/// The SMTP protocol of one session as a state machine that does no I/O:
+/// the connection feeds it the bytes it reads and sends the replies it
+/// gives; recipients and messages go to the caller for a decision (`Event`,
+/// `Verdict`). `R` is what an accepted recipient stands for. Tested and
+/// fuzzed without a socket.
 pub struct Session<R> {
     hostname: String,
     limits: Limits,
@@ -105,6 +121,7 @@ pub struct Session<R> {
 }
 
 impl<R> Session<R> {
+    /// A session of `hostname` with `limits`, before the greeting.
     pub fn new(hostname: &str, limits: Limits) -> Self {
         Self {
             hostname: hostname.to_string(),
@@ -135,18 +152,22 @@ impl<R> Session<R> {
         self.reset_transaction();
     }
 
+    /// True once STARTTLS is done.
     pub fn tls_active(&self) -> bool {
         self.tls == Tls::Active
     }
 
+    /// The greeting to send first.
     pub fn greeting(&self) -> Reply {
         Reply::greeting(&self.hostname)
     }
 
+    /// The reply for a session idle too long.
     pub fn idle_timeout(&self) -> Reply {
         Reply::idle_timeout(&self.hostname)
     }
 
+    /// The reply for a session the relay closes while stopping.
     pub fn shutting_down(&self) -> Reply {
         Reply::shutting_down(&self.hostname)
     }
@@ -156,6 +177,7 @@ impl<R> Session<R> {
         &self.mail_from
     }
 
+    /// The largest message taken.
     pub fn max_message_size(&self) -> usize {
         self.limits.max_message_size
     }
@@ -286,6 +308,7 @@ impl<R> Session<R> {
         Event::CheckRecipient(address)
     }
 
+    /// Go on with the caller's `verdict` on the recipient asked about.
     pub fn recipient_checked(&mut self, verdict: Verdict<R>) -> Event {
         match verdict {
             Verdict::Accept(r) if self.state == State::Mail => {

@@ -15,10 +15,13 @@ use super::{AttemptRecord, BatchWriter, Notice, RefusedEntry, StorageError, Writ
 /// on sessions and workers instead of growing memory.
 const QUEUE_DEPTH: usize = 1024;
 
+/// Why a write was not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
+    /// The database failed the batch.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The committer stopped.
     #[error("committer stopped")]
     Stopped,
 }

@@ -16,10 +16,14 @@ use super::Result;
 /// (by the alias its mail went out under).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecentMail {
+    /// Deliveries to the alias in the window, from everyone.
     pub total: u32,
+    /// Of those, from the sender asked about.
     pub from_sender: u32,
 }
 
+/// What the policy stage reads and the block endpoints write: recent mail
+/// for the rate limits, and senders blocked for an order.
 #[async_trait]
 pub trait DoorStore: Send + Sync {
     /// Deliveries to `rcpt_alias` created since `since`, counted up to

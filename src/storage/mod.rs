@@ -46,6 +46,7 @@ pub use settings::*;
 pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
 pub use types::*;
 
+/// Why storage failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The database could not be reached or failed the operation; worth retrying.
@@ -54,8 +55,10 @@ pub enum StorageError {
     /// Stored data that does not make sense (a bug or a hand edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A `storage.url` that is neither SQLite nor PostgreSQL.
     #[error("unsupported storage url `{0}` (expected sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
+    /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
 }
@@ -71,6 +74,7 @@ impl From<sqlx::Error> for StorageError {
     }
 }
 
+/// The result of a storage operation.
 pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// The one write path the group committer needs.
@@ -94,6 +98,10 @@ pub trait Maintenance: Send + Sync {
     async fn compact(&self, shrink: bool) -> Result<()>;
 }
 
+/// Everything the relay keeps, for every caller (acceptance, the queue, the
+/// HTTP API, the console, the command line), implemented once for SQLite
+/// and PostgreSQL over `sql::Backend`. Callers hold an `Arc<dyn Storage>`
+/// from `storage::open`.
 #[async_trait]
 pub trait Storage:
     BatchWriter + WebhookOutbox + StoreSettings + DoorStore + Timelines + Maintenance + Nodes
@@ -109,7 +117,9 @@ pub trait Storage:
 
     /// The store's mask mode; `hard` for a store never configured.
     async fn store_mode(&self, store: &str) -> Result<MaskMode>;
+    /// Set the mask mode for aliases created from now on.
     async fn set_store_mode(&self, store: &str, mode: MaskMode) -> Result<()>;
+    /// The store's mode, webhook and counts of aliases and orders.
     async fn store_summary(&self, store: &str) -> Result<StoreSummary>;
 
     /// True when one process owns the database (SQLite): any lease found at
@@ -129,6 +139,7 @@ pub trait Storage:
     ) -> Result<Option<(Participant, OrderAtRcpt)>>;
     /// Returns false when there is no such alias.
     async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Every participant of the store's order, oldest first.
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
     /// Apply an order event to every alias of the order; returns how many.
     async fn set_order_expiry(&self, store: &str, order: &str, expiry: OrderExpiry) -> Result<u64>;
@@ -143,6 +154,7 @@ pub trait Storage:
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DeliveryJob>>;
+    /// The stored (masked) message's bytes.
     async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>>;
     /// One delivery, leased or not.
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryJob>>;

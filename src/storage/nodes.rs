@@ -19,6 +19,8 @@ use super::Result;
 pub(crate) const LEASE_FREE: &str = "(lease_until IS NULL OR lease_until <= $3
     OR lease_owner IN (SELECT node FROM nodes WHERE alive_until <= $3))";
 
+/// Nodes sharing one database say they are alive; the queue runner's
+/// heartbeat calls it.
 #[async_trait]
 pub trait Nodes: Send + Sync {
     /// `node` is alive until `until`; nodes silent for a day are forgotten.

@@ -15,6 +15,7 @@ use super::settings::{StoreSettings, WebhookTarget};
 use super::sql::{Backend, SqlConn, Stmt};
 use super::{schema, Result, StorageError};
 
+/// What a webhook event announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum WebhookEventKind {
     /// A message was accepted and is on the timeline.
@@ -45,6 +46,7 @@ impl WebhookEventKind {
         }
     }
 
+    /// The kind named `s`, if any.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "message.accepted" => WebhookEventKind::MessageAccepted,
@@ -59,24 +61,37 @@ impl WebhookEventKind {
 /// removed after the event was written).
 #[derive(Debug, Clone)]
 pub struct WebhookJob {
+    /// The event's id (the same on every retry).
     pub id: String,
+    /// The store.
     pub store: String,
+    /// The order.
     pub order: String,
+    /// The timeline entry concerned.
     pub entry_id: String,
+    /// What it announces.
     pub kind: WebhookEventKind,
+    /// Sends tried so far.
     pub attempts: u32,
+    /// When the change happened.
     pub created_at: DateTime<Utc>,
+    /// Where it goes.
     pub target: Option<WebhookTarget>,
 }
 
+/// Where an event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookState {
+    /// Not sent yet.
     Pending,
+    /// Sent (a 2xx answer).
     Sent,
+    /// Given up.
     Failed,
 }
 
 impl WebhookState {
+    /// The state's word, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookState::Pending => "pending",
@@ -89,13 +104,18 @@ impl WebhookState {
 /// The outcome of one send. `Pending` with `next_attempt_at` is a retry.
 #[derive(Debug, Clone)]
 pub struct WebhookOutcome {
+    /// When the send was tried.
     pub at: DateTime<Utc>,
+    /// Where the event now stands.
     pub state: WebhookState,
     /// "HTTP 204", "HTTP 500", "timed out", … (never the URL).
     pub status: String,
+    /// When to try again, for a retry.
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// The webhook outbox: events written with each timeline change, leased and
+/// sent by the dispatcher of any node.
 #[async_trait]
 pub trait WebhookOutbox: Send + Sync {
     /// Lease up to `limit` due events to `node`.

@@ -16,15 +16,20 @@ use crate::policy::{PolicyUpdate, StorePolicy};
 /// Where a store's events go, and the secret they are signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookTarget {
+    /// The URL events are POSTed to.
     pub url: String,
+    /// The secret they are signed with.
     pub secret: String,
 }
 
 /// A store's settings as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
+    /// The store.
     pub store: String,
+    /// The form of aliases created from now on.
     pub mask_mode: MaskMode,
+    /// Where its events go, if anywhere.
     pub webhook: Option<WebhookTarget>,
     /// What its order aliases take (the trust rules).
     pub policy: StorePolicy,
@@ -33,7 +38,9 @@ pub struct StoreConfig {
 /// What a settings update changes; `None`/`Keep` leave a setting as it is.
 #[derive(Debug, Clone, Default)]
 pub struct StoreUpdate {
+    /// A new mask mode.
     pub mask_mode: Option<MaskMode>,
+    /// What happens to the webhook.
     pub webhook: WebhookChange,
     /// Applied to the stored policy inside the update's transaction, so
     /// two updates of different policy fields never undo each other.
@@ -41,8 +48,10 @@ pub struct StoreUpdate {
     pub policy: Option<PolicyUpdate>,
 }
 
+/// A change to the webhook.
 #[derive(Debug, Clone, Default)]
 pub enum WebhookChange {
+    /// Leave it as it is.
     #[default]
     Keep,
     /// Remove the webhook; its pending events fail.
@@ -50,12 +59,17 @@ pub enum WebhookChange {
     /// Send events to `url`, signed with `secret` if given, else with the
     /// store's current secret, else with `new_secret`.
     Set {
+        /// The URL.
         url: String,
+        /// The secret given, if any.
         secret: Option<String>,
+        /// A fresh secret, used when the store has none and none was given.
         new_secret: String,
     },
 }
 
+/// A store's settings as stored; the rules of what may be set are
+/// `service::settings`'.
 #[async_trait]
 pub trait StoreSettings: Send + Sync {
     /// The store's settings; defaults for a store never configured.

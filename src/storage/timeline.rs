@@ -20,10 +20,14 @@ pub const PAGE_MAX: u32 = 1000;
 /// page after them (the last entry's id) when more follow.
 #[derive(Debug, Default)]
 pub struct TimelinePage {
+    /// The entries, oldest first.
     pub entries: Vec<TimelineEntry>,
+    /// The cursor of the next page (the last entry's id); none on the last page.
     pub next: Option<String>,
 }
 
+/// An order's timeline read a page at a time by key; the API, the console
+/// and the CLI read it through `service::timelines`.
 #[async_trait]
 pub trait Timelines: Send + Sync {
     /// Up to `limit` entries of the order's timeline, oldest first, after

@@ -14,8 +14,11 @@ pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S:
 /// An alias as the timeline shows it: never the real address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AliasRef {
+    /// The alias.
     pub email_alias: String,
+    /// Its form.
     pub alias_mask_type: MaskMode,
+    /// Its participant's role in the order.
     pub role: Role,
 }
 
@@ -32,11 +35,15 @@ impl From<&Participant> for AliasRef {
 /// One order's copy of an accepted message, ready to commit.
 #[derive(Debug, Clone)]
 pub struct AcceptedMessage {
+    /// The message's id (also its queue id and timeline entry's).
     pub id: String,
     /// The SMTP transaction's id, given in `250 … queued as <id>`.
     pub queue_id: String,
+    /// The store.
     pub store: String,
+    /// The order.
     pub order: String,
+    /// When it was accepted.
     pub received_at: DateTime<Utc>,
     /// The envelope sender as received (may be empty: null sender).
     pub return_path: String,
@@ -44,7 +51,9 @@ pub struct AcceptedMessage {
     pub content: Bytes,
     /// Contacts met on this message, inserted if new.
     pub new_participants: Vec<Participant>,
+    /// What its timeline entry shows.
     pub entry: TimelineSummary,
+    /// One delivery per recipient of this order.
     pub deliveries: Vec<NewDelivery>,
     /// Set when the deliveries are written already leased, to the node
     /// that accepted the message (see `queue::handoff`).
@@ -84,36 +93,48 @@ impl AcceptedMessage {
 /// participant, and the store's policy, read in one query at RCPT.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderAtRcpt {
+    /// Every participant of the order.
     pub participants: Vec<Participant>,
+    /// The store's policy.
     pub policy: crate::policy::StorePolicy,
 }
 
 /// A claim on deliveries: who holds it, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The node holding the lease.
     pub owner: String,
+    /// When it runs out.
     pub until: DateTime<Utc>,
 }
 
 /// One durable write for the group committer.
 #[derive(Debug, Clone)]
 pub enum Write {
+    /// An accepted message's copy for one order, with its deliveries and timeline entry.
     Accept(Box<AcceptedMessage>),
     /// Mail refused at the door (e.g. to an ended alias), for the timeline.
     Refusal(RefusedEntry),
     /// An attempt's outcome, written only if `node` still holds the lease;
     /// with the notice to the sender when the delivery failed.
     Attempt {
+        /// The node that made the attempt.
         node: String,
+        /// The delivery.
         delivery_id: String,
+        /// What happened.
         record: AttemptRecord,
+        /// The notice to the sender, when the delivery failed.
         notice: Option<Box<Notice>>,
     },
     /// A bounce came back: the delivery failed (unless it already had),
     /// whoever holds its lease; with the notice to the sender.
     Bounce {
+        /// The delivery the bounce is about.
         delivery_id: String,
+        /// What the bounce said.
         record: AttemptRecord,
+        /// The notice to the sender.
         notice: Option<Box<Notice>>,
     },
 }
@@ -137,10 +158,15 @@ impl Write {
 pub struct Notice {
     /// The message id; its one delivery has `delivery_id`.
     pub id: String,
+    /// Its one delivery's id.
     pub delivery_id: String,
+    /// The store of the failed delivery's message.
     pub store: String,
+    /// Its order.
     pub order: String,
+    /// When the notice was made.
     pub at: DateTime<Utc>,
+    /// The report (RFC 3464), ready to send.
     pub content: Vec<u8>,
     /// The real address notified: the original envelope sender.
     pub rcpt_email: String,
@@ -151,10 +177,15 @@ pub struct Notice {
 /// What the timeline says of a message (aliases only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimelineSummary {
+    /// The sender's alias, if it has one.
     pub from: Option<AliasRef>,
+    /// The recipients' aliases.
     pub to: Vec<AliasRef>,
+    /// The subject, masked.
     pub subject: String,
+    /// The start of the text, masked.
     pub first_words: String,
+    /// The attachments' names, masked.
     pub attachment_names: Vec<String>,
     /// Sender authentication, when checked.
     pub authentication: Option<AuthSummary>,
@@ -166,14 +197,20 @@ pub struct TimelineSummary {
 /// (pass, fail, softfail, neutral, none, temperror, permerror).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AuthSummary {
+    /// SPF's result word.
     pub spf: String,
+    /// DKIM's result word.
     pub dkim: String,
+    /// DMARC's result word.
     pub dmarc: String,
 }
 
+/// One recipient's delivery of an accepted message, to be queued.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
+    /// The delivery's id.
     pub id: String,
+    /// The recipient's alias.
     pub rcpt_alias: String,
     /// The real address delivered to.
     pub rcpt_email: String,
@@ -186,21 +223,33 @@ pub struct NewDelivery {
 /// A leased delivery, everything a worker needs to attempt it.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
+    /// The delivery's id.
     pub id: String,
+    /// The message it delivers.
     pub message_id: String,
+    /// The recipient's alias.
     pub rcpt_alias: String,
+    /// The real address delivered to.
     pub rcpt_email: String,
+    /// The envelope sender (the delivery's bounce address).
     pub mail_from: String,
+    /// Attempts made so far.
     pub attempts: u32,
+    /// When the delivery was queued.
     pub created_at: DateTime<Utc>,
 }
 
+/// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
+    /// Waiting for its first attempt.
     Queued,
+    /// Deferred: tried again later.
     Retrying,
+    /// The next hop took it.
     Delivered,
+    /// Given up, refused or bounced.
     Failed,
 }
 
@@ -218,6 +267,7 @@ impl DeliveryState {
         }
     }
 
+    /// The state named `s`, if any.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "queued" => DeliveryState::Queued,
@@ -233,34 +283,54 @@ impl DeliveryState {
 /// free of real addresses.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
+    /// When the attempt ended.
     pub at: DateTime<Utc>,
+    /// The delivery's state after it.
     pub state: DeliveryState,
+    /// The next hop's reply, redacted.
     pub reply: String,
     /// For `Retrying`: when to try again.
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// A delivery as the timeline shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryStatus {
+    /// The recipient's alias.
     pub to: String,
+    /// Where it stands.
     pub state: DeliveryState,
+    /// Attempts made.
     pub attempts: u32,
+    /// The last reply, redacted.
     pub last_reply: Option<String>,
+    /// When it last changed.
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
+/// One entry of an order's timeline: a message and what became of it, or
+/// mail refused at the door. Aliases only, never a real address.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineEntry {
+    /// The entry's id (the message's, for accepted mail); the cursor of pages.
     pub id: String,
+    /// When the message arrived.
     #[serde(serialize_with = "rfc3339")]
     pub date: DateTime<Utc>,
+    /// The sender's alias.
     pub from: Option<AliasRef>,
+    /// The recipients' aliases.
     pub to: Vec<AliasRef>,
+    /// The subject, masked.
     pub subject: String,
+    /// The start of the text, masked.
     pub first_words: String,
+    /// Whether it has attachments.
     pub has_attachment: bool,
+    /// The attachments' names, masked.
     pub attachment_names: Vec<String>,
+    /// One per recipient.
     pub deliveries: Vec<DeliveryStatus>,
     /// The reply given when the message was refused at the door.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -284,11 +354,17 @@ pub struct TimelineEntry {
 /// A timeline entry for mail that was refused, so the order shows it.
 #[derive(Debug, Clone)]
 pub struct RefusedEntry {
+    /// The entry's id.
     pub id: String,
+    /// The store.
     pub store: String,
+    /// The order.
     pub order: String,
+    /// When it was refused.
     pub at: DateTime<Utc>,
+    /// The sender's alias, if it has one.
     pub from: Option<AliasRef>,
+    /// The recipients' aliases.
     pub to: Vec<AliasRef>,
     /// The reply the client got, e.g. "550 5.1.1 …".
     pub reply: String,
@@ -311,31 +387,47 @@ pub enum OrderExpiry {
 /// A line of `ct-relay queue list`.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueEntry {
+    /// The delivery's id.
     pub id: String,
+    /// Its message.
     pub message_id: String,
+    /// The message's store.
     pub store: String,
+    /// The message's order.
     pub order: String,
+    /// The recipient's alias.
     pub to: String,
+    /// Where it stands.
     pub state: DeliveryState,
+    /// Attempts made.
     pub attempts: u32,
+    /// When it is due.
     #[serde(serialize_with = "rfc3339")]
     pub next_attempt_at: DateTime<Utc>,
+    /// The last reply, redacted.
     pub last_reply: Option<String>,
+    /// The node holding its lease, if one does.
     pub leased_by: Option<String>,
 }
 
+/// A store as `ct-relay store show` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreSummary {
+    /// The store.
     pub store: String,
+    /// The form of aliases created from now on.
     pub mask_mode: MaskMode,
     /// False when the store was never configured (mode is the default).
     pub configured: bool,
     /// Where the store's timeline events go, if anywhere.
     pub webhook_url: Option<String>,
+    /// Its aliases.
     pub aliases: u64,
+    /// Its orders.
     pub orders: u64,
 }
 
+/// `t` as RFC 3339, whole seconds, `Z`.
 pub fn rfc3339_string(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -343,14 +435,18 @@ pub fn rfc3339_string(t: DateTime<Utc>) -> String {
 /// Rows removed by one purge batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PurgeCounts {
+    /// Aliases deleted.
     pub aliases: u64,
+    /// Messages deleted (with their deliveries and entries).
     pub messages: u64,
     /// Timeline entries without a message (refusals).
     pub entries: u64,
+    /// Webhook events deleted.
     pub webhook_events: u64,
 }
 
 impl PurgeCounts {
+    /// True when nothing was deleted.
     pub fn is_empty(&self) -> bool {
         self.aliases == 0 && self.messages == 0 && self.entries == 0 && self.webhook_events == 0
     }
@@ -359,10 +455,14 @@ impl PurgeCounts {
 /// A message as stored: the masked bytes and where they belong.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
+    /// The store.
     pub store: String,
+    /// The order.
     pub order: String,
     /// The envelope sender as received (empty: the null sender).
     pub return_path: String,
+    /// When it arrived.
     pub received_at: DateTime<Utc>,
+    /// The masked message.
     pub content: Vec<u8>,
 }

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
+/// The longest webhook URL a store may set.
 pub const MAX_URL_LEN: usize = 2048;
 
 /// Parse and check a webhook URL; the error says what is wrong with it.

@@ -23,6 +23,9 @@ const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest status kept for an attempt.
 const MAX_STATUS: usize = 200;
 
+/// Sends stores' webhook events from the outbox: leases due events, POSTs
+/// each signed, with up to `workers` at once, and records the outcome with
+/// backoff. `daemon::serve` runs it on every node.
 pub struct WebhookDispatcher {
     storage: Arc<dyn Storage>,
     client: reqwest::Client,
@@ -36,6 +39,7 @@ pub struct WebhookDispatcher {
 }
 
 impl WebhookDispatcher {
+    /// A dispatcher over `storage`, with the `[webhook]` settings.
     pub fn new(
         storage: Arc<dyn Storage>,
         node: String,

@@ -22,12 +22,15 @@ pub use dispatcher::WebhookDispatcher;
 pub struct WebhookEvent {
     /// Unique per event; the same on every retry of it.
     pub id: String,
+    /// What the event announces.
     #[serde(rename = "type")]
     pub kind: WebhookEventKind,
     /// When the change happened.
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
+    /// The store.
     pub store: String,
+    /// The order.
     pub order: String,
     /// The timeline entry concerned, as `GET /v1/orders/{order}/timeline` shows it.
     pub entry: TimelineEntry,

@@ -9,6 +9,7 @@ use sha2::Sha256;
 
 use crate::alias::constant_time_eq;
 
+/// The request header carrying the signature.
 pub const HEADER: &str = "CT-Relay-Signature";
 
 fn mac(secret: &str, timestamp: i64, body: &[u8]) -> String {
@@ -25,12 +26,16 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", mac(secret, timestamp, body))
 }
 
+/// Why a signature was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The header is not `t=…,v1=…`.
     #[error("malformed signature header")]
     Malformed,
+    /// `t` is too far from now.
     #[error("timestamp outside the tolerance")]
     Stale,
+    /// The HMAC does not match.
     #[error("signature does not match")]
     Mismatch,
 }

@@ -10,14 +10,19 @@ use crate::alias::AliasError;
 use crate::service::ServiceError;
 use crate::storage::StorageError;
 
+/// An API error: a status and the JSON body `{"error": code, "message": text}`.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// A machine-readable code (`invalid`, `not_found`, …).
     pub code: &'static str,
+    /// A sentence for people.
     pub message: String,
 }
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -25,6 +30,7 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// `401`: no valid bearer token.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -32,6 +38,7 @@ impl ApiError {
             "a valid bearer token is required",
         )
     }
+    /// `403`: the token may not act for `store`.
     pub fn forbidden(store: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
@@ -39,15 +46,18 @@ impl ApiError {
             format!("this token may not act for store `{store}`"),
         )
     }
+    /// `404`, naming what was not found.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
+    /// `400`: the request cannot be read as asked.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
 
 impl ApiError {
+    /// The JSON body.
     pub fn body(&self) -> super::types::ErrorBody {
         super::types::ErrorBody {
             error: self.code.to_string(),

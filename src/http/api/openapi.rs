@@ -35,6 +35,7 @@ use crate::policy::{BulkMail, SpamAction};
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),
 )]
+/// The OpenAPI document of the API, from the handlers' annotations.
 pub struct ApiDoc;
 
 struct BearerAuth;

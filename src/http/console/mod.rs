@@ -31,6 +31,7 @@ const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
 
 const STYLESHEET: &str = include_str!("console.css");
 
+/// The console's routes, for `crate::http::app` to serve.
 pub fn router() -> Router<HttpState> {
     Router::new()
         .route(
@@ -85,8 +86,11 @@ async fn stylesheet() -> Response {
 
 /// The header's navigation, for pages behind the login.
 pub struct Nav {
+    /// The page shown, to mark it in the navigation.
     pub page: &'static str,
+    /// The session's CSRF token, for the log-out form.
     pub csrf: String,
+    /// The store the login is limited to, if any.
     pub store: Option<String>,
 }
 

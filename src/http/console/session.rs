@@ -29,7 +29,9 @@ const SESSION_LABEL: &str = "ct-console-session-v1";
 /// A logged-in operator: the store their token is limited to, if any.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// The store the login's token is limited to, if any.
     pub store: Option<String>,
+    /// The token every form of this session posts back.
     pub csrf: String,
 }
 

@@ -17,6 +17,8 @@ use sqlx::pool::PoolConnection;
 use super::sql::Backend;
 use super::{BatchWriter, Result, StorageError, Write};
 
+/// Storage on PostgreSQL, shared by many relay nodes: a pool for reads
+/// and writes, and the group committer's own connection.
 pub struct PgStorage {
     pool: PgPool,
     committer: CommitterConnection,

@@ -26,6 +26,9 @@ use super::{BatchWriter, Result, StorageError, Write};
 /// random aliases touch many index pages). Readers keep SQLite's default.
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
+/// Storage on the embedded SQLite database of a single node: one writer
+/// connection taken in turns, reading connections beside it, and a
+/// checkpointer keeping the write-ahead log bounded.
 pub struct SqliteStorage {
     readers: Readers,
     writer: Arc<Writer>,
