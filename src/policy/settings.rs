@@ -107,15 +107,15 @@ pub struct PolicyUpdate {
     pub attachments: Option<AttachmentsUpdate>,
 }
 
-/// A change to the attachment settings; `None` leaves a setting as it is.
+/// A change to the attachment settings; a field left out stays as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentsUpdate {
-    /// New most attachments.
+    /// The most attachments a message may have.
     pub max_count: Option<u32>,
-    /// New most decoded bytes of attachments.
+    /// The most bytes its attachments may have, decoded.
     pub max_total_bytes: Option<u64>,
-    /// New refused extensions (the whole list).
+    /// The refused file extensions (replaces the list).
     pub blocked_extensions: Option<Vec<String>>,
 }
 
