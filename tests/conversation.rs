@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::send_json;
+use common::http::order_aliases;
 use common::{wait_until, Backend, Received, Relay, Sink, SmtpClient, ACME_TOKEN};
 
 const ORDER: &str = "5001-01";
@@ -47,23 +47,8 @@ async fn reply_round_trip_across_three_participants(backend: Backend) {
     let mut relay = Relay::with_smarthost(backend, sink.addr);
     relay.start().await;
     let body = format!(r#"{{"store":"acme","customer_email":"{BUYER}","store_email":"{SHOP}"}}"#);
-    let created = send_json(
-        relay.api,
-        "POST",
-        &format!("/v1/orders/{ORDER}/aliases"),
-        Some(ACME_TOKEN),
-        &body,
-    )
-    .await;
-    let created = created.json();
-    let buyer = created["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let shop = created["aliases"]["store"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let path = format!("/v1/orders/{ORDER}/aliases");
+    let (buyer, shop) = order_aliases(relay.api, Some(ACME_TOKEN), &path, &body).await;
     let count = |n: usize| {
         let sink = &sink;
         async move {

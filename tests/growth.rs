@@ -6,7 +6,7 @@ mod common;
 
 use chrono::{Duration, Utc};
 
-use common::storage::{accept, aliaser, message, open, stored_person};
+use common::storage::{accept, message, open, participant, stored_person};
 use common::visitor::{text, Visitor};
 use common::{Backend, Relay, Sink, SmtpClient, ACME_TOKEN};
 use ct_relay::alias::{MaskMode, Role};
@@ -116,11 +116,8 @@ async fn timelines_page_by_key(backend: Backend) {
 async fn bulk_creation_keeps_the_one_at_a_time_contract(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let now = Utc::now();
-    let aliaser = aliaser();
     let make = |order: &str, role: Role, email: &str, mode: MaskMode| {
-        aliaser
-            .participant("acme", order, role, email, mode, now)
-            .unwrap()
+        participant(order, role, email, mode, now)
     };
     let earlier = db
         .ensure_participants(&[make(

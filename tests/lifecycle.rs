@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{get, send_json};
+use common::http::{get, order_aliases, send_json};
 use common::{wait_until, Backend, Relay, Sink, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
 
 async fn rcpt(relay: &Relay, alias: &str) -> String {
@@ -22,17 +22,7 @@ async fn invoiced_order_refuses_mail_until_reopened(backend: Backend) {
     relay.start().await;
     let body = r#"{"store":"acme","customer_email":"buyer@example.net","store_email":"sac@acme-store.com"}"#;
     let path = "/v1/orders/life-1/aliases";
-    let created = send_json(relay.api, "POST", path, Some(ACME_TOKEN), body)
-        .await
-        .json();
-    let customer = created["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let shop = created["aliases"]["store"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (customer, shop) = order_aliases(relay.api, Some(ACME_TOKEN), path, body).await;
 
     let event = |e: &str| format!(r#"{{"store":"acme","event":"{e}"}}"#);
     let r = send_json(

@@ -4,7 +4,9 @@ mod common;
 
 use chrono::Utc;
 
-use common::storage::{accept, aliaser, attempt, message, open, person, stored_person};
+use common::storage::{
+    accept, aliaser, attempt, message, open, participant, person, stored_person,
+};
 use common::Backend;
 use ct_relay::alias::{MaskMode, Role};
 use ct_relay::policy::{PolicyUpdate, SpamAction, StorePolicy};
@@ -48,11 +50,8 @@ async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
 async fn a_participant_keeps_its_alias_when_the_mode_changes(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let now = Utc::now();
-    let aliaser = aliaser();
     let make = |order: &str, role: Role, email: &str, mode: MaskMode| {
-        aliaser
-            .participant("acme", order, role, email, mode, now)
-            .unwrap()
+        participant(order, role, email, mode, now)
     };
     let hard = make("o1", Role::Customer, "buyer@example.com", MaskMode::Hard);
     let first = db

@@ -57,6 +57,7 @@ fn check_reply(d: &Decision) {
     assert!(
         reply
             .status
+            .as_deref()
             .is_some_and(|s| s.starts_with(&class.to_string())),
         "{reply:?}"
     );

@@ -162,10 +162,25 @@ pub async fn customer_alias(
     path: &str,
     body: &str,
 ) -> String {
+    order_aliases(addr, token, path, body).await.0
+}
+
+/// `POST {path}` (an order's aliases) as `token`; the customer's and the
+/// store's alias (empty when the body named no store address).
+pub async fn order_aliases(
+    addr: SocketAddr,
+    token: Option<&str>,
+    path: &str,
+    body: &str,
+) -> (String, String) {
     let r = send_json(addr, "POST", path, token, body).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["aliases"]["customer"]["alias"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let created = r.json();
+    let alias = |role: &str| {
+        created["aliases"][role]["alias"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    (alias("customer"), alias("store"))
 }

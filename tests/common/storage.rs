@@ -35,6 +35,19 @@ pub fn aliaser() -> Aliaser {
     )
 }
 
+/// The participant of store `acme`'s `order` with this role, address and mode.
+pub fn participant(
+    order: &str,
+    role: Role,
+    email: &str,
+    mode: MaskMode,
+    now: DateTime<Utc>,
+) -> Participant {
+    aliaser()
+        .participant("acme", order, role, email, mode, now)
+        .unwrap()
+}
+
 pub fn person(order: &str, email: &str, now: DateTime<Utc>) -> Participant {
     aliaser()
         .participant("acme", order, Role::Customer, email, MaskMode::Hard, now)

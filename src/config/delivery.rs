@@ -1,0 +1,148 @@
+//! `[delivery]` (how mail leaves: transport, retries, workers, leases) and
+//! `[log]` (how the daemon logs).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How delivered mail leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Written as .eml files into `delivery.dir` (development).
+    File,
+    /// Relayed through `delivery.smarthost`.
+    Smarthost,
+    /// Sent to the recipient domain's MX.
+    Mx,
+}
+
+/// STARTTLS towards the next hop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTls {
+    /// Never.
+    Off,
+    /// When offered, without checking the certificate (RFC 7435); in the
+    /// clear when not offered or when the handshake fails.
+    #[default]
+    Opportunistic,
+    /// Always, with a certificate valid for the host's name; otherwise the
+    /// attempt fails temporarily.
+    Required,
+}
+
+/// `[delivery]`: transports, retries, workers and leases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// How mail leaves.
+    pub transport: TransportKind,
+    /// `host:port` of the smarthost.
+    #[serde(default)]
+    pub smarthost: Option<String>,
+    /// Where the file transport writes.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Deliveries attempted at once.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// First wait before a deferred delivery is tried again.
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest wait between attempts (the wait doubles up to it).
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// A delivery still failing temporarily this long after acceptance fails.
+    #[serde(default = "default_give_up_after", with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// Connecting to the next hop and its greeting; a whole transaction may
+    /// take ten times this.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A claimed delivery is this node's until then (long enough for a
+    /// whole transaction: more than 11 × `timeout`); see `heartbeat`.
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+    /// Nodes sharing a PostgreSQL database say they are alive this often;
+    /// a node silent for three heartbeats (killed, frozen, cut off) loses
+    /// its claims to the others at once, without waiting out `lease`.
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// How often the queue is polled when nothing wakes it.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// STARTTLS to the next hop.
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// A PEM CA certificate trusted besides the public roots (a private
+    /// smarthost's), for `tls = "required"`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+/// `[log]`: how the daemon logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Text for people, JSON for log collectors.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// The level (`RUST_LOG` overrides it).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("data/outbox")
+}
+fn default_workers() -> usize {
+    16
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_give_up_after() -> Duration {
+    Duration::from_secs(5 * 86_400)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(900)
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
