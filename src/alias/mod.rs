@@ -318,6 +318,16 @@ pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
             || "<>,;".contains(c)
             || c == char::REPLACEMENT_CHARACTER
     };
+    // A domain mail can be sent to (RFC 5321): labels of letters, digits
+    // and hyphens (any script's, for internationalized names; `_`, which
+    // some DNS names carry), or an address literal. Not `example.net=2E?=`,
+    // which a lenient reading of a broken header can take for an address.
+    let literal = domain.starts_with('[') && domain.ends_with(']');
+    let hostname = domain.split('.').all(|label| {
+        label
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_".contains(c))
+    });
     if local.is_empty()
         || domain.is_empty()
         || local.len() > 64
@@ -326,6 +336,7 @@ pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
         || !domain.contains('.')
         || domain.starts_with('.')
         || domain.ends_with('.')
+        || !(literal || hostname)
     {
         return Err(bad());
     }
@@ -402,6 +413,24 @@ mod tests {
             err("acme", "sac@ac\u{fffd}-store.com"),
             AliasError::BadEmail(_)
         ));
+        // A domain mail cannot be sent to: what a lenient reading of a
+        // broken header can take for one (found by the header_mask fuzzer).
+        for domain in ["example.netple=2enet?=", "exa(mple).net", "ex\"am.net"] {
+            let email = format!("ju@{domain}");
+            assert!(
+                matches!(split_address(&email), Err(AliasError::BadEmail(_))),
+                "{domain}"
+            );
+        }
+        // Hostnames of any script, `_` and address literals stay.
+        for ok in [
+            "ju@exämple.net",
+            "ju@sub_x.example.net",
+            "ju@[192.0.2.1]",
+            "ju@a-b.example",
+        ] {
+            assert!(split_address(ok).is_ok(), "{ok}");
+        }
         assert!(matches!(err("ac me", "a@c.com"), AliasError::BadId(..)));
         assert_eq!(
             err("acme", "f44789d54cb7909fb48a75629fbe7cfa@ct.test"),
