@@ -108,6 +108,22 @@ impl AliasMap {
             && (memchr::memmem::find(value, b"=?").is_some()
                 || contains_ignoring_case(value, b"?q?")
                 || contains_ignoring_case(value, b"?b?"));
+        // Quotes, comments and line breaks can split a word that a reader
+        // (mail-parser) puts back together: `gmai"""\r""l.com`. The labels
+        // are looked for with them taken out.
+        let squeezed: Vec<u8>;
+        let value = if memchr::memchr3(b'"', b'\r', b'\n', value).is_some()
+            || memchr::memchr2(b'(', b'\t', value).is_some()
+        {
+            squeezed = value
+                .iter()
+                .copied()
+                .filter(|b| !matches!(b, b'"' | b'\r' | b'\n' | b' ' | b'\t' | b'(' | b')'))
+                .collect();
+            &squeezed[..]
+        } else {
+            value
+        };
         words
             || self.parts.iter().any(|k| {
                 let label = k.domain.split('.').next().unwrap_or(&k.domain);
@@ -244,6 +260,8 @@ mod tests {
         ] {
             assert!(m.may_be_in(value.as_bytes()), "{value}");
         }
+        // A domain split by quotes and a bare CR, as a fuzzed Reply-To had it.
+        assert!(m.may_be_in(b"re.com para sac@acme-sto\"\"\"\r\"\"re.com"));
         for value in ["x@y.test", "no at sign", "<m.1@ct.test>"] {
             assert!(!m.may_be_in(value.as_bytes()), "{value}");
         }
