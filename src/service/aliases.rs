@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
-use crate::alias::{validate_id, MaskMode, Participant, Role};
+use crate::alias::{MaskMode, Participant, Role};
 
 /// One alias to create.
 #[derive(Debug, Clone)]
@@ -40,7 +40,6 @@ impl Services {
         let mut made = Vec::with_capacity(items.len());
         for item in items {
             let one = async {
-                validate_id(&item.store, "store id")?;
                 scope.allow(&item.store)?;
                 let mode = match item.mode {
                     Some(mode) => mode,
@@ -110,7 +109,6 @@ impl Services {
         store_email: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Participant>> {
-        validate_id(store, "store id")?;
         scope.allow(store)?;
         let mode = self.storage.store_mode(store).await?;
         let mut wanted = vec![self.aliaser.participant(

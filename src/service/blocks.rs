@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
-use crate::alias::{validate_id, Participant};
+use crate::alias::Participant;
 use crate::policy::blocks::{self, BlockChange, BlockError};
 
 impl From<BlockError> for ServiceError {
@@ -41,7 +41,6 @@ impl Services {
         change: BlockChange,
         now: DateTime<Utc>,
     ) -> Result<Vec<Participant>> {
-        validate_id(store, "store id")?;
         scope.allow(store)?;
         let key = (store, order);
         let storage = self.storage.as_ref();

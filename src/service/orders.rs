@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
-use crate::alias::validate_id;
 use crate::storage::OrderExpiry;
 
 /// What happened to an order.
@@ -67,7 +66,6 @@ impl Services {
         event: OrderEvent,
         now: DateTime<Utc>,
     ) -> Result<OrderEventOutcome> {
-        validate_id(store, "store id")?;
         scope.allow(store)?;
         let expiry = event.expiry(now, self.end_grace, self.reopen_window);
         if self

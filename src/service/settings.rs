@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
-use crate::alias::{validate_id, MaskMode};
+use crate::alias::MaskMode;
 use crate::policy::{PolicyUpdate, StorePolicy};
 use crate::storage::{StoreConfig, StoreUpdate, WebhookChange};
 use crate::webhook::address::check_url;
@@ -26,7 +26,6 @@ pub struct SettingsChange {
 impl Services {
     /// The store's settings (the defaults for a store never configured).
     pub async fn store_settings(&self, scope: &Scope, store: &str) -> Result<StoreConfig> {
-        validate_id(store, "store id")?;
         scope.allow(store)?;
         Ok(self.storage.store_config(store).await?)
     }
@@ -40,7 +39,6 @@ impl Services {
         change: SettingsChange,
         now: DateTime<Utc>,
     ) -> Result<StoreConfig> {
-        validate_id(store, "store id")?;
         scope.allow(store)?;
         let webhook = webhook_change(&change, self.allow_private_webhooks)?;
         if let Some(update) = &change.policy {

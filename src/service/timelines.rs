@@ -2,7 +2,6 @@
 //! of entries by key.
 
 use super::{Result, Scope, ServiceError, Services};
-use crate::alias::validate_id;
 use crate::storage::{TimelineEntry, TimelinePage, PAGE_MAX};
 
 /// Entries per page when the caller does not say.
@@ -29,7 +28,6 @@ impl Services {
         order: &str,
     ) -> Result<String> {
         if let Some(store) = named {
-            validate_id(store, "store id")?;
             scope.allow(store)?;
             return Ok(store.to_string());
         }
