@@ -9,7 +9,9 @@ use crate::smtp::Reply;
 
 use rustls_pki_types::ServerName;
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{EhloResponse, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS};
+use smtp_proto::{
+    EhloResponse, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -32,6 +34,15 @@ pub enum ClientError {
     /// The message needs an extension the server does not offer.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// The message is larger than the server's SIZE (RFC 1870): the
+    /// message's size, the server's limit.
+    #[error("the message ({0} bytes) is larger than the next hop takes ({1} bytes)")]
+    TooBig(usize, usize),
+    /// The connection was gone before the transaction's first reply (a
+    /// kept connection the server had closed): nothing was delivered and
+    /// the transaction may go at once over a new connection.
+    #[error("connection closed before the transaction began: {0}")]
+    Stale(Box<ClientError>),
 }
 
 /// The connection's socket, plain or under TLS.
@@ -47,6 +58,8 @@ pub struct Client {
     read_pos: usize,
     /// EHLO capabilities (smtp-proto's `EXT_*` bits); none after HELO.
     capabilities: u32,
+    /// The largest message the server takes (SIZE); 0: not said.
+    max_size: usize,
     /// Set when the connection's state is unknown (an error mid-way): it
     /// must not carry another transaction.
     broken: bool,
@@ -60,6 +73,7 @@ impl Client {
             read: Vec::with_capacity(1024),
             read_pos: 0,
             capabilities: 0,
+            max_size: 0,
             broken: false,
         };
         let greeting = client.reply().await?;
@@ -105,6 +119,7 @@ impl Client {
             read: Vec::with_capacity(1024),
             read_pos: 0,
             capabilities: 0,
+            max_size: 0,
             broken: false,
         };
         client.hello(hello).await?;
@@ -117,6 +132,7 @@ impl Client {
         match EhloResponse::parse(&mut raw.iter()) {
             Ok(ehlo) => {
                 self.capabilities = ehlo.capabilities;
+                self.max_size = if self.offers(EXT_SIZE) { ehlo.size } else { 0 };
                 Ok(())
             }
             Err(smtp_proto::Error::InvalidResponse { .. }) => {
@@ -136,14 +152,39 @@ impl Client {
     /// One transaction: `message` (CRLF line endings, not dot-stuffed) from
     /// `from` (empty: the null sender) to `to`. Returns the final reply.
     /// A refused transaction is reset, so the connection can carry the
-    /// next one.
+    /// next one. A connection that fails before the first reply gives
+    /// `Stale`.
     pub async fn send(
         &mut self,
         from: &str,
         to: &str,
         message: &[u8],
     ) -> Result<Reply, ClientError> {
+        let mut answered = false;
+        self.transaction(from, to, message, &mut answered)
+            .await
+            .map_err(|e| match e {
+                ClientError::Io(_) | ClientError::Closed if !answered => {
+                    ClientError::Stale(Box::new(e))
+                }
+                e => e,
+            })
+    }
+
+    async fn transaction(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        answered: &mut bool,
+    ) -> Result<Reply, ClientError> {
+        if self.max_size > 0 && message.len() > self.max_size {
+            return Err(ClientError::TooBig(message.len(), self.max_size));
+        }
         let mut mail = format!("MAIL FROM:<{from}>");
+        if self.offers(EXT_SIZE) {
+            mail.push_str(&format!(" SIZE={}", message.len()));
+        }
         if !message.is_ascii() {
             if !self.offers(EXT_8BIT_MIME) {
                 return Err(ClientError::Unsupported(
@@ -171,11 +212,13 @@ impl Client {
             self.write(commands.concat().as_bytes()).await?;
             for _ in &commands {
                 replies.push(self.reply().await?);
+                *answered = true;
             }
         } else {
             for command in &commands {
                 self.write(command.as_bytes()).await?;
                 let reply = self.reply().await?;
+                *answered = true;
                 let go_on = reply.is_positive();
                 replies.push(reply);
                 if !go_on {

@@ -55,6 +55,16 @@ struct State {
     attempts: usize,
     /// Wait this long before answering each message.
     delay: Duration,
+    /// The SIZE it advertises (0: 100 MB).
+    size: usize,
+    /// Close the connection after answering each message, as a server
+    /// that drops idle clients at once.
+    close_after_message: bool,
+    /// Connections accepted.
+    connections: usize,
+    /// Connections open now, and the most open at once.
+    open: usize,
+    most_open: usize,
 }
 
 pub struct Sink {
@@ -100,7 +110,18 @@ impl Sink {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, shared.clone(), tls.clone()));
+                {
+                    let mut s = shared.lock().unwrap();
+                    s.connections += 1;
+                    s.open += 1;
+                    s.most_open = s.most_open.max(s.open);
+                }
+                let shared = shared.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    session(stream, shared.clone(), tls).await;
+                    shared.lock().unwrap().open -= 1;
+                });
             }
         });
         Self { addr, state, task }
@@ -118,6 +139,26 @@ impl Sink {
     /// A slow next hop: every message waits `d` for its reply.
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
+    }
+
+    /// Advertise `SIZE size`.
+    pub fn set_size(&self, size: usize) {
+        self.state.lock().unwrap().size = size;
+    }
+
+    /// Close each connection once its message is answered.
+    pub fn close_after_each_message(&self) {
+        self.state.lock().unwrap().close_after_message = true;
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_open(&self) -> usize {
+        self.state.lock().unwrap().most_open
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -167,8 +208,12 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
             let starttls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+            let size = match state.lock().unwrap().size {
+                0 => 100_000_000,
+                n => n,
+            };
             format!(
-                "250-sink.test\r\n{starttls}250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 100000000\r\n"
+                "250-sink.test\r\n{starttls}250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {size}\r\n"
             )
         } else if upper.starts_with("STARTTLS") && offer_tls {
             r.get_mut()
@@ -202,14 +247,19 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 answer
             };
-            match answer {
+            let text = match answer {
                 SinkReply::Accept => "250 2.0.0 Ok: queued\r\n".into(),
                 SinkReply::Reply(text) => format!("{text}\r\n"),
                 SinkReply::Hang => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     return None;
                 }
+            };
+            if state.lock().unwrap().close_after_message {
+                r.get_mut().write_all(text.as_bytes()).await.ok()?;
+                return None;
             }
+            text
         } else if upper.starts_with("QUIT") {
             let _ = r.get_mut().write_all(b"221 2.0.0 Bye\r\n").await;
             return None;
