@@ -101,7 +101,11 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             );
         }
     }
-    let transport = delivery::from_settings(&settings.delivery, &settings.smtp.hostname)?;
+    let transport = delivery::from_settings(
+        &settings.delivery,
+        &settings.smtp.hostname,
+        &settings.auth.nameservers,
+    )?;
     let socket = TcpListener::bind(settings.smtp.listen)
         .await
         .map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
@@ -164,6 +168,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             give_up_after: settings.delivery.give_up_after,
         },
         workers: settings.delivery.workers,
+        limits: settings.delivery.clone(),
         lease: settings.delivery.lease,
         poll_interval: settings.delivery.poll_interval,
         wake,

@@ -1,6 +1,7 @@
 //! `[delivery]` (how mail leaves: transport, retries, workers, leases) and
 //! `[log]` (how the daemon logs).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,6 +81,60 @@ pub struct DeliverySettings {
     /// smarthost's), for `tls = "required"`.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// The port MX hosts are reached on (25; tests use a high one).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// DNS servers (`ip:port`) the mx transport asks; empty: those of
+    /// `auth.nameservers`, then the system's (/etc/resolv.conf).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// Attempts at once to one destination (a recipient domain) under the
+    /// mx transport, unless `destinations` says otherwise.
+    #[serde(default = "default_destination_concurrency")]
+    pub destination_concurrency: usize,
+    /// Most attempts a minute to one destination; 0: no limit.
+    #[serde(default)]
+    pub destination_per_minute: u32,
+    /// Limits for named destinations (recipient domains, lowercase).
+    #[serde(default)]
+    pub destinations: HashMap<String, DestinationLimits>,
+}
+
+/// `[delivery.destinations."example.com"]`: one destination's own limits;
+/// a key left out takes the `delivery.destination_*` default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationLimits {
+    /// Attempts at once.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Most attempts a minute; 0: no limit.
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+}
+
+/// One destination's limits once the defaults are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Attempts at once.
+    pub concurrency: usize,
+    /// Most attempts a minute; 0: no limit.
+    pub per_minute: u32,
+}
+
+impl DeliverySettings {
+    /// The limits of `destination` (a lowercase domain).
+    pub fn limits(&self, destination: &str) -> Limits {
+        let own = self
+            .destinations
+            .get(destination)
+            .copied()
+            .unwrap_or_default();
+        Limits {
+            concurrency: own.concurrency.unwrap_or(self.destination_concurrency),
+            per_minute: own.per_minute.unwrap_or(self.destination_per_minute),
+        }
+    }
 }
 
 /// `[log]`: how the daemon logs.
@@ -118,6 +173,12 @@ fn default_dir() -> PathBuf {
 }
 fn default_workers() -> usize {
     16
+}
+fn default_port() -> u16 {
+    25
+}
+fn default_destination_concurrency() -> usize {
+    4
 }
 fn default_heartbeat() -> Duration {
     Duration::from_secs(10)

@@ -220,6 +220,7 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("alias.retired_hmac_keys")
                     .with_list_parse_key("auth.nameservers")
+                    .with_list_parse_key("delivery.nameservers")
                     .with_list_parse_key("smtp.trusted_networks"),
             )
             .build()
@@ -311,6 +312,26 @@ impl Settings {
         }
         if d.heartbeat.is_zero() {
             return invalid("delivery.heartbeat must be above zero".into());
+        }
+        if d.destination_concurrency == 0 {
+            return invalid("delivery.destination_concurrency must be at least 1".into());
+        }
+        for (name, own) in &d.destinations {
+            if name.is_empty() || *name != name.to_ascii_lowercase() {
+                return invalid(format!(
+                    "delivery.destinations: `{name}` must be a lowercase domain"
+                ));
+            }
+            if own.concurrency == Some(0) {
+                return invalid(format!(
+                    "delivery.destinations.\"{name}\".concurrency must be at least 1"
+                ));
+            }
+        }
+        for addr in &d.nameservers {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return invalid(format!("delivery.nameservers: `{addr}` is not ip:port"));
+            }
         }
         self.scan.validate()?;
         Ok(())

@@ -5,6 +5,8 @@
 mod client;
 pub mod dkim;
 mod file;
+mod mx;
+mod pool;
 mod smtp;
 mod tls;
 
@@ -15,8 +17,9 @@ use async_trait::async_trait;
 use crate::config::{DeliverySettings, TransportKind};
 
 pub use file::FileTransport;
+pub use mx::{destination_of, MxHost, MxTransport};
 use smtp::Connector;
-pub use smtp::{MxTransport, SmarthostTransport};
+pub use smtp::SmarthostTransport;
 
 /// The result of one attempt. `reply` is the next hop's answer (or ours,
 /// for local failures); it may contain the real address and must be
@@ -58,6 +61,13 @@ pub struct DeliveryEnvelope<'a> {
 pub trait Transport: Send + Sync + 'static {
     /// Attempt one delivery of `message` (already masked and signed).
     async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome;
+
+    /// The destination a delivery to `rcpt_to` counts against for
+    /// per-destination limits and backoff; `None` when every delivery
+    /// leaves through one next hop (a smarthost, the folder).
+    fn destination(&self, _rcpt_to: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Why a transport could not be set up.
@@ -77,10 +87,13 @@ pub enum TransportError {
     TlsCa(String, String),
 }
 
-/// Build the transport `delivery.transport` names.
+/// Build the transport `delivery.transport` names; the mx transport asks
+/// `delivery.nameservers`, else `fallback_nameservers` (`auth.nameservers`),
+/// else the system's resolvers.
 pub fn from_settings(
     settings: &DeliverySettings,
     hostname: &str,
+    fallback_nameservers: &[String],
 ) -> Result<Arc<dyn Transport>, TransportError> {
     let connector = || -> Result<Connector, TransportError> {
         let ca =
@@ -105,6 +118,19 @@ pub fn from_settings(
             let connections = u32::try_from(settings.workers).unwrap_or(u32::MAX);
             Arc::new(SmarthostTransport::new(target, connector()?, connections)?)
         }
-        TransportKind::Mx => Arc::new(MxTransport::new(connector()?)?),
+        TransportKind::Mx => {
+            let nameservers = if settings.nameservers.is_empty() {
+                fallback_nameservers
+            } else {
+                &settings.nameservers
+            };
+            let per_host = settings.destination_concurrency;
+            Arc::new(MxTransport::new(
+                connector()?,
+                nameservers,
+                settings.port,
+                per_host,
+            )?)
+        }
     })
 }

@@ -1,28 +1,22 @@
-//! SMTP transports: a fixed smarthost, or the recipient domain's MX hosts,
-//! over `client::Client` on sockets of our own, with TCP_NODELAY (a message
-//! and its final dot must not wait on a delayed ACK). STARTTLS as
-//! `delivery.tls` says: opportunistic (unverified, falling back to the
-//! clear), required (verified, else a temporary failure), or off.
+//! SMTP delivery over `client::Client` on sockets of our own, with
+//! TCP_NODELAY (a message and its final dot must not wait on a delayed
+//! ACK): the `Connector` that opens sessions and runs transactions on kept
+//! connections, and the smarthost transport. STARTTLS as `delivery.tls`
+//! says: opportunistic (unverified, falling back to the clear), required
+//! (verified, else a temporary failure), or off.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_resolver::TokioResolver;
 use lettre::Address;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_rustls::TlsConnector;
 
 use super::client::{Client, ClientError};
+use super::pool::{Pool, CHECK_IDLE_AFTER};
 use super::{tls, DeliveryEnvelope, Outcome, Transport, TransportError};
 use crate::config::OutboundTls;
 use crate::smtp::Reply;
-
-/// MX hosts tried per attempt, best preference first.
-const MAX_MX_HOSTS: usize = 5;
-const SMTP_PORT: u16 = 25;
-/// A pooled connection idle longer than this is checked (NOOP) before use.
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Opens SMTP connections and runs one transaction on them. Connecting and
 /// the greeting are bounded by `timeout`; a whole transaction by ten times
@@ -54,9 +48,15 @@ impl Connector {
         })
     }
 
-    /// A session with `host`, under TLS as the policy asks.
-    async fn connect(&self, host: &str, port: u16) -> Result<Client, Outcome> {
-        let client = self.connect_plain(host, port).await?;
+    /// A session with `host` (its name, for TLS) at `addr` (`label` in
+    /// replies), under TLS as the policy asks.
+    async fn connect(
+        &self,
+        host: &str,
+        addr: impl ToSocketAddrs + Copy,
+        label: &str,
+    ) -> Result<Client, Outcome> {
+        let client = self.connect_plain(addr, label).await?;
         let required = self.policy == OutboundTls::Required;
         if self.policy == OutboundTls::Off || (!client.offers_starttls() && !required) {
             return Ok(client);
@@ -88,23 +88,26 @@ impl Connector {
         };
         if required {
             return Err(Outcome::Retry {
-                reply: format!("421 4.7.10 {host}:{port}: {failure} (delivery.tls = required)"),
+                reply: format!("421 4.7.10 {label}: {failure} (delivery.tls = required)"),
             });
         }
-        tracing::info!(host, port, reason = %failure, "STARTTLS failed; delivering in the clear");
-        self.connect_plain(host, port).await
+        tracing::info!(next_hop = label, reason = %failure, "STARTTLS failed; delivering in the clear");
+        self.connect_plain(addr, label).await
     }
 
-    async fn connect_plain(&self, host: &str, port: u16) -> Result<Client, Outcome> {
+    async fn connect_plain(
+        &self,
+        addr: impl ToSocketAddrs,
+        label: &str,
+    ) -> Result<Client, Outcome> {
         let retry = |what: String| Outcome::Retry {
-            reply: format!("421 4.4.1 {host}:{port}: {what}"),
+            reply: format!("421 4.4.1 {label}: {what}"),
         };
-        let stream =
-            match tokio::time::timeout(self.timeout, TcpStream::connect((host, port))).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(retry(format!("cannot connect: {e}"))),
-                Err(_) => return Err(retry("connect timed out".into())),
-            };
+        let stream = match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(retry(format!("cannot connect: {e}"))),
+            Err(_) => return Err(retry("connect timed out".into())),
+        };
         let _ = stream.set_nodelay(true);
         match tokio::time::timeout(self.timeout, Client::start(stream, &self.hello)).await {
             Ok(Ok(client)) => Ok(client),
@@ -113,26 +116,75 @@ impl Connector {
         }
     }
 
-    async fn send(&self, client: &mut Client, env: &Envelope<'_>, message: &[u8]) -> Outcome {
-        let transaction = client.send(env.from, env.to, message);
-        match tokio::time::timeout(self.timeout * 10, transaction).await {
-            Ok(result) => classify(result),
-            Err(_) => Outcome::Retry {
-                reply: "421 4.4.2 next hop timed out".into(),
-            },
+    /// One transaction with the next hop `hop` (`host` at `addr`, `label`
+    /// in replies), over a kept connection when the pool has one that
+    /// still answers, else a new one; the connection is kept afterwards
+    /// when it can carry another. A kept connection found closed before
+    /// the transaction began is replaced at once: the attempt goes on over
+    /// a new connection and counts once.
+    pub(super) async fn deliver(
+        &self,
+        pool: &Pool,
+        hop: &Hop<'_, impl ToSocketAddrs + Copy>,
+        env: &Envelope<'_>,
+        message: &[u8],
+    ) -> Outcome {
+        loop {
+            let (mut client, kept) = match pool.take(hop.key) {
+                Some(mut kept) => {
+                    if kept.idle_for >= CHECK_IDLE_AFTER && !kept.client.noop().await {
+                        continue;
+                    }
+                    (kept.client, true)
+                }
+                None => match self.connect(hop.host, hop.addr, hop.label).await {
+                    Ok(client) => (client, false),
+                    Err(outcome) => return outcome,
+                },
+            };
+            let transaction = client.send(env.from, env.to, message);
+            let result = match tokio::time::timeout(self.timeout * 10, transaction).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Outcome::Retry {
+                        reply: format!("421 4.4.2 {}: timed out", hop.label),
+                    }
+                }
+            };
+            if kept && matches!(result, Err(ClientError::Stale(_))) {
+                tracing::debug!(
+                    next_hop = hop.label,
+                    "kept connection was closed; reconnecting"
+                );
+                continue;
+            }
+            pool.put(hop.key, client);
+            return classify(result);
         }
     }
 }
 
+/// A next hop: where to connect and what to call it.
+pub(super) struct Hop<'a, A> {
+    /// The pool's key: one per address and name.
+    pub key: &'a str,
+    /// The host's name, for TLS.
+    pub host: &'a str,
+    /// Where to connect.
+    pub addr: A,
+    /// How replies and logs name it.
+    pub label: &'a str,
+}
+
 /// A delivery's envelope, its addresses checked.
-struct Envelope<'a> {
-    from: &'a str,
-    to: &'a str,
+pub(super) struct Envelope<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
 }
 
 /// An address the next hop could not parse is a permanent failure; checked
 /// with lettre's parser, so no command can carry a line break.
-fn checked_envelope<'a>(env: &DeliveryEnvelope<'a>) -> Result<Envelope<'a>, Outcome> {
+pub(super) fn checked_envelope<'a>(env: &DeliveryEnvelope<'a>) -> Result<Envelope<'a>, Outcome> {
     let bad = |what: &str| Outcome::Failed {
         reply: format!("553 5.1.3 invalid {what} address"),
     };
@@ -165,6 +217,9 @@ fn classify(result: Result<Reply, ClientError>) -> Outcome {
         Err(ClientError::Unsupported(reason)) => Outcome::Failed {
             reply: reason.to_string(),
         },
+        Err(e @ ClientError::TooBig(..)) => Outcome::Failed {
+            reply: format!("552 5.3.4 {e}"),
+        },
         Err(e) => Outcome::Retry {
             reply: format!("421 4.4.2 next hop: {e}"),
         },
@@ -176,9 +231,9 @@ fn classify(result: Result<Reply, ClientError>) -> Outcome {
 pub struct SmarthostTransport {
     host: String,
     port: u16,
+    label: String,
     connector: Connector,
-    idle: Mutex<Vec<(Client, Instant)>>,
-    max_idle: usize,
+    pool: Pool,
 }
 
 impl SmarthostTransport {
@@ -198,26 +253,10 @@ impl SmarthostTransport {
         Ok(Self {
             host: host.to_string(),
             port,
+            label: format!("{host}:{port}"),
             connector,
-            idle: Mutex::new(Vec::new()),
-            max_idle: connections.max(1) as usize,
+            pool: Pool::new(connections as usize),
         })
-    }
-
-    /// A pooled connection that still answers, or a new one.
-    async fn connection(&self) -> Result<Client, Outcome> {
-        loop {
-            let pooled = self.idle.lock().expect("pool lock").pop();
-            match pooled {
-                Some((conn, since)) if since.elapsed() < CHECK_IDLE_AFTER => return Ok(conn),
-                Some((mut conn, _)) => {
-                    if conn.noop().await {
-                        return Ok(conn);
-                    }
-                }
-                None => return self.connector.connect(&self.host, self.port).await,
-            }
-        }
     }
 }
 
@@ -228,104 +267,15 @@ impl Transport for SmarthostTransport {
             Ok(env) => env,
             Err(outcome) => return outcome,
         };
-        let mut conn = match self.connection().await {
-            Ok(c) => c,
-            Err(outcome) => return outcome,
+        let hop = Hop {
+            key: &self.label,
+            host: &self.host,
+            addr: (self.host.as_str(), self.port),
+            label: &self.label,
         };
-        let outcome = self.connector.send(&mut conn, &env, message).await;
-        if !conn.is_broken() {
-            let mut idle = self.idle.lock().expect("pool lock");
-            if idle.len() < self.max_idle {
-                idle.push((conn, Instant::now()));
-            }
-        }
-        outcome
-    }
-}
-
-/// Direct delivery to the recipient domain's MX hosts (RFC 5321 section 5).
-pub struct MxTransport {
-    resolver: TokioResolver,
-    connector: Connector,
-}
-
-impl MxTransport {
-    /// A transport that connects where `connector` says.
-    pub fn new(connector: Connector) -> Result<Self, TransportError> {
-        let resolver = TokioResolver::builder_tokio()
-            .map_err(|e| TransportError::Resolver(e.to_string()))?
-            .build();
-        Ok(Self {
-            resolver,
-            connector,
-        })
-    }
-
-    /// MX hosts by preference; the domain itself when it has no MX (implicit MX).
-    async fn hosts(&self, domain: &str) -> Result<Vec<String>, Outcome> {
-        match self.resolver.mx_lookup(domain).await {
-            Ok(lookup) => {
-                let mut records: Vec<_> = lookup
-                    .iter()
-                    .map(|mx| (mx.preference(), mx.exchange().to_utf8()))
-                    .collect();
-                records.sort();
-                if records.len() == 1 && (records[0].1 == "." || records[0].1.is_empty()) {
-                    return Err(Outcome::Failed {
-                        reply: format!("556 5.1.10 {domain} accepts no mail (null MX)"),
-                    });
-                }
-                Ok(records
-                    .into_iter()
-                    .map(|(_, host)| host.trim_end_matches('.').to_string())
-                    .take(MAX_MX_HOSTS)
-                    .collect())
-            }
-            Err(e) if e.is_no_records_found() => Ok(vec![domain.to_string()]),
-            Err(e) => Err(Outcome::Retry {
-                reply: format!("451 4.4.3 MX lookup for {domain} failed: {e}"),
-            }),
-        }
-    }
-}
-
-#[async_trait]
-impl Transport for MxTransport {
-    async fn send(&self, envelope: &DeliveryEnvelope<'_>, message: &[u8]) -> Outcome {
-        let env = match checked_envelope(envelope) {
-            Ok(env) => env,
-            Err(outcome) => return outcome,
-        };
-        let domain = envelope
-            .rcpt_to
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or_default();
-        let hosts = match self.hosts(domain).await {
-            Ok(hosts) => hosts,
-            Err(outcome) => return outcome,
-        };
-        let mut last = Outcome::Retry {
-            reply: format!("451 4.4.4 no usable MX host for {domain}"),
-        };
-        for host in hosts {
-            let outcome = match self.connector.connect(&host, SMTP_PORT).await {
-                Ok(mut conn) => {
-                    let outcome = self.connector.send(&mut conn, &env, message).await;
-                    if !conn.is_broken() {
-                        conn.quit().await;
-                    }
-                    outcome
-                }
-                Err(outcome) => outcome,
-            };
-            match outcome {
-                // A temporary failure at one MX: the next one may take it.
-                retry @ Outcome::Retry { .. } => last = retry,
-                final_outcome => return final_outcome,
-            }
-        }
-        last
+        self.connector
+            .deliver(&self.pool, &hop, &env, message)
+            .await
     }
 }
 

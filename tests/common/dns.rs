@@ -1,17 +1,67 @@
-//! A tiny authoritative DNS server over UDP for tests: TXT and A records
-//! from a table, NXDOMAIN for anything else.
+//! A tiny authoritative DNS server over UDP for tests: TXT, A, AAAA, MX and
+//! CNAME records from a table (a CNAME is followed within the answer, as a
+//! recursive resolver does), SERVFAIL for names set to fail, NOERROR with
+//! no data for names that have other records, NXDOMAIN for anything else.
 
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use mail_auth::hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use mail_auth::hickory_resolver::proto::rr::rdata::{A, TXT};
+use mail_auth::hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME, MX, TXT};
 use mail_auth::hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
-type Zone = HashMap<(String, RecordType), Vec<RData>>;
+#[derive(Default)]
+struct Zone {
+    records: HashMap<(String, RecordType), Vec<RData>>,
+    failing: HashSet<String>,
+    /// Questions asked, as (name, type).
+    asked: Vec<(String, RecordType)>,
+}
+
+impl Zone {
+    fn has_name(&self, name: &str) -> bool {
+        self.records.keys().any(|(n, _)| n == name)
+    }
+
+    /// The answer to one question: records (a CNAME chain first), or a
+    /// response code.
+    fn answer(&mut self, name: &Name, kind: RecordType) -> Result<Vec<Record>, ResponseCode> {
+        self.asked.push((key(&name.to_string()), kind));
+        let mut records = Vec::new();
+        let mut name = name.clone();
+        for _ in 0..8 {
+            let k = key(&name.to_string());
+            if self.failing.contains(&k) {
+                return Err(ResponseCode::ServFail);
+            }
+            if let Some(found) = self.records.get(&(k.clone(), kind)) {
+                records.extend(
+                    found
+                        .iter()
+                        .map(|rdata| Record::from_rdata(name.clone(), 60, rdata.clone())),
+                );
+                return Ok(records);
+            }
+            match self.records.get(&(k.clone(), RecordType::CNAME)) {
+                Some(alias) if kind != RecordType::CNAME => {
+                    let rdata = alias[0].clone();
+                    let RData::CNAME(CNAME(target)) = &rdata else {
+                        unreachable!()
+                    };
+                    let target = target.clone();
+                    records.push(Record::from_rdata(name.clone(), 60, rdata));
+                    name = target;
+                }
+                _ if !records.is_empty() || self.has_name(&k) => return Ok(records),
+                _ => return Err(ResponseCode::NXDomain),
+            }
+        }
+        Err(ResponseCode::ServFail)
+    }
+}
 
 pub struct DnsServer {
     pub addr: SocketAddr,
@@ -37,30 +87,20 @@ impl DnsServer {
                 let mut reply = Message::new(query.id(), MessageType::Response, query.op_code());
                 reply.set_recursion_desired(query.recursion_desired());
                 reply.set_recursion_available(true);
-                let mut found = false;
+                reply.set_authoritative(true);
                 for q in query.queries() {
                     reply.add_query(q.clone());
-                    let records = shared
-                        .lock()
-                        .unwrap()
-                        .get(&(key(&q.name().to_string()), q.query_type()))
-                        .cloned();
-                    let name_exists = shared
-                        .lock()
-                        .unwrap()
-                        .keys()
-                        .any(|(n, _)| *n == key(&q.name().to_string()));
-                    if let Some(records) = records {
-                        found = true;
-                        for rdata in records {
-                            reply.add_answer(Record::from_rdata(q.name().clone(), 60, rdata));
+                    let answer = shared.lock().unwrap().answer(q.name(), q.query_type());
+                    match answer {
+                        Ok(records) => {
+                            for record in records {
+                                reply.add_answer(record);
+                            }
                         }
-                    } else if name_exists {
-                        found = true; // NOERROR, no data
+                        Err(code) => {
+                            reply.set_response_code(code);
+                        }
                     }
-                }
-                if !found {
-                    reply.set_response_code(ResponseCode::NXDomain);
                 }
                 if let Ok(bytes) = reply.to_vec() {
                     let _ = socket.send_to(&bytes, from).await;
@@ -70,22 +110,60 @@ impl DnsServer {
         Self { addr, zone }
     }
 
-    pub fn txt(&self, name: &str, text: &str) {
+    fn add(&self, name: &str, kind: RecordType, rdata: RData) {
         let _ = Name::from_str(name).expect("a DNS name");
         self.zone
             .lock()
             .unwrap()
-            .entry((key(name), RecordType::TXT))
+            .records
+            .entry((key(name), kind))
             .or_default()
-            .push(RData::TXT(TXT::new(vec![text.to_string()])));
+            .push(rdata);
+    }
+
+    pub fn txt(&self, name: &str, text: &str) {
+        self.add(
+            name,
+            RecordType::TXT,
+            RData::TXT(TXT::new(vec![text.to_string()])),
+        );
     }
 
     pub fn a(&self, name: &str, ip: Ipv4Addr) {
-        self.zone
-            .lock()
-            .unwrap()
-            .entry((key(name), RecordType::A))
-            .or_default()
-            .push(RData::A(A(ip)));
+        self.add(name, RecordType::A, RData::A(A(ip)));
+    }
+
+    pub fn aaaa(&self, name: &str, ip: Ipv6Addr) {
+        self.add(name, RecordType::AAAA, RData::AAAA(AAAA(ip)));
+    }
+
+    /// An MX record; `host` "." is a null MX (RFC 7505).
+    pub fn mx(&self, name: &str, preference: u16, host: &str) {
+        let exchange = Name::from_str(host).unwrap();
+        self.add(
+            name,
+            RecordType::MX,
+            RData::MX(MX::new(preference, exchange)),
+        );
+    }
+
+    pub fn cname(&self, name: &str, target: &str) {
+        let target = Name::from_str(target).unwrap();
+        self.add(name, RecordType::CNAME, RData::CNAME(CNAME(target)));
+    }
+
+    /// Every question about `name` gets SERVFAIL.
+    pub fn fail(&self, name: &str) {
+        self.zone.lock().unwrap().failing.insert(key(name));
+    }
+
+    /// How many questions of `kind` about `name` were asked.
+    pub fn asked(&self, name: &str, kind: RecordType) -> usize {
+        let name = key(name);
+        let zone = self.zone.lock().unwrap();
+        zone.asked
+            .iter()
+            .filter(|(n, k)| *n == name && *k == kind)
+            .count()
     }
 }
