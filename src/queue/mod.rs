@@ -1,6 +1,7 @@
 //! The delivery queue: leases due deliveries, attempts them, records outcomes.
 
 mod backoff;
+pub mod destinations;
 pub mod handoff;
 pub mod heartbeat;
 mod runner;

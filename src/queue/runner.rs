@@ -3,10 +3,13 @@
 //! mail other nodes or an earlier run left) is leased from storage, so
 //! several nodes can share one queue. Up to `workers` attempts talk to the
 //! next hop at once, and each outcome is written back under its lease.
-//! Claims happen when the committer says unleased mail was queued, and
+//! Under the mx transport each destination also has its own limits and
+//! backoff (`destinations`): a delivery whose destination is busy waits in
+//! memory (up to one per attempt it may have) or is postponed in storage,
+//! without an attempt counted. Claims happen when the committer says unleased mail was queued, and
 //! otherwise at the next due time.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::backoff::{Next, RetryPolicy};
+use super::destinations::{DestinationPermit, Destinations, Gate};
 use super::handoff::{FreshDelivery, HandoffReceiver};
 use crate::bounce::Notifier;
 use crate::delivery::dkim::DkimSigning;
@@ -45,6 +49,9 @@ pub struct QueueRunner {
     pub policy: RetryPolicy,
     /// Attempts at once.
     pub workers: usize,
+    /// Per-destination limits and suspension (`delivery.destination_*`,
+    /// `delivery.destinations`, `delivery.retry_*`).
+    pub limits: crate::config::DeliverySettings,
     /// How long a claim holds.
     pub lease: Duration,
     /// How often the queue is read when nothing is due.
@@ -63,16 +70,8 @@ struct Leased {
     job: DeliveryJob,
     content: Option<Bytes>,
     since: Instant,
-}
-
-impl From<FreshDelivery> for Leased {
-    fn from(d: FreshDelivery) -> Self {
-        Self {
-            job: d.job,
-            content: Some(d.content),
-            since: d.leased_at,
-        }
-    }
+    /// Its destination, when the transport has per-destination limits.
+    destination: Option<String>,
 }
 
 /// One of the `workers` sending slots; says so when given back.
@@ -99,6 +98,7 @@ impl QueueRunner {
     ) {
         let slots = Arc::new(Semaphore::new(self.workers));
         let freed = Arc::new(Notify::new());
+        let destinations = Destinations::new(&self.limits, freed.clone());
         // Claims fetch up to twice the workers, and only while what is
         // leased and not started fits in the free slots plus a claim's worth,
         // so one claim (one write) serves many deliveries and leases are not
@@ -114,36 +114,34 @@ impl QueueRunner {
             if can_claim && next_claim <= tokio::time::Instant::now() {
                 next_claim = self.claim(capacity - pending.len(), &mut pending).await;
             }
+            let mut postponed = Vec::new();
             while in_flight.len() < self.workers * RECORDING_PER_SLOT {
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     break;
                 };
-                let next = pending.pop_front().or_else(|| {
-                    let rx = fresh.as_mut()?;
-                    rx.try_recv().ok().map(Leased::from)
-                });
-                let Some(leased) = next else {
+                let next =
+                    self.next_startable(&destinations, &mut pending, &mut fresh, &mut postponed);
+                let Some((leased, destination)) = next else {
                     break;
                 };
-                if leased.since.elapsed() > self.lease / 2 {
-                    // Too little of the lease is left to finish an attempt:
-                    // let it lapse and claim the delivery afresh later.
-                    continue;
-                }
                 let slot = Slot {
                     _permit: permit,
                     freed: freed.clone(),
                 };
                 let me = self.clone();
-                in_flight.spawn(async move { me.attempt(leased, slot).await });
+                in_flight.spawn(async move { me.attempt(leased, slot, destination).await });
             }
-            let may_start = slots.available_permits() > 0 && pending.is_empty();
+            if !postponed.is_empty() {
+                let me = self.clone();
+                in_flight.spawn(async move { me.postpone(postponed).await });
+            }
+            let may_start = slots.available_permits() > 0;
             tokio::select! {
                 _ = self.wake.notified() => next_claim = tokio::time::Instant::now(),
                 _ = tokio::time::sleep_until(next_claim), if can_claim => {}
                 _ = freed.notified() => {}
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                Some(d) = recv(&mut fresh), if may_start => pending.push_back(d.into()),
+                Some(d) = recv(&mut fresh), if may_start => pending.push_back(self.fresh(d)),
                 _ = shutdown.changed() => {}
             }
         }
@@ -188,6 +186,7 @@ impl QueueRunner {
             Ok(jobs) => {
                 let full = jobs.len() == want;
                 pending.extend(jobs.into_iter().map(|job| Leased {
+                    destination: self.transport.destination(&job.rcpt_email),
                     job,
                     content: None,
                     since: at,
@@ -205,6 +204,68 @@ impl QueueRunner {
         }
     }
 
+    fn fresh(&self, d: FreshDelivery) -> Leased {
+        Leased {
+            destination: self.transport.destination(&d.job.rcpt_email),
+            job: d.job,
+            content: Some(d.content),
+            since: d.leased_at,
+        }
+    }
+
+    /// The first leased delivery that may start, pending ones first, then
+    /// fresh ones, with its hold on its destination. On the way, those
+    /// whose destination is busy stay pending (one per attempt the
+    /// destination may have; the rest go to `postponed` with when to come
+    /// back, as do those of a suspended or rate-limited destination), and
+    /// those leased too long ago are dropped: their lease lapses and they
+    /// are claimed afresh.
+    fn next_startable(
+        &self,
+        destinations: &Arc<Destinations>,
+        pending: &mut VecDeque<Leased>,
+        fresh: &mut Option<HandoffReceiver>,
+        postponed: &mut Vec<(String, Duration)>,
+    ) -> Option<(Leased, Option<DestinationPermit>)> {
+        let mut waiting: HashMap<String, usize> = HashMap::new();
+        let mut i = 0;
+        loop {
+            let leased = match pending.remove(i) {
+                Some(leased) => leased,
+                None => self.fresh(fresh.as_mut()?.try_recv().ok()?),
+            };
+            if leased.since.elapsed() > self.lease / 2 {
+                continue;
+            }
+            let Some(destination) = &leased.destination else {
+                return Some((leased, None));
+            };
+            let waiting = waiting.entry(destination.clone()).or_default();
+            match destinations.gate(destination, *waiting) {
+                Gate::Go(permit) => return Some((leased, Some(permit))),
+                Gate::Wait => {
+                    *waiting += 1;
+                    pending.insert(i, leased);
+                    i += 1;
+                }
+                Gate::Busy(wait) | Gate::Later(wait) => postponed.push((leased.job.id, wait)),
+            }
+        }
+    }
+
+    /// Give back the leases of deliveries not attempted, each due again
+    /// after its wait; their attempts are not counted.
+    async fn postpone(&self, deliveries: Vec<(String, Duration)>) {
+        let now = Utc::now();
+        for (id, wait) in deliveries {
+            let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+            if let Err(e) = self.storage.postpone(&self.node, &id, at).await {
+                // The lease lapses and the delivery is claimed again.
+                tracing::warn!(delivery = %id, error = %e, "cannot postpone delivery");
+            }
+        }
+    }
+
     async fn until_next_due(&self) -> Duration {
         match self.storage.next_due().await {
             Ok(Some(due)) => (due - Utc::now())
@@ -216,7 +277,7 @@ impl QueueRunner {
     }
 
     /// Send, give the slot back, then record the outcome.
-    async fn attempt(&self, leased: Leased, slot: Slot) {
+    async fn attempt(&self, leased: Leased, slot: Slot, destination: Option<DestinationPermit>) {
         let job = leased.job;
         let content = match leased.content {
             Some(c) => Ok(Some(c)),
@@ -258,6 +319,9 @@ impl QueueRunner {
             rcpt_to: &job.rcpt_email,
         };
         let outcome = self.transport.send(&envelope, &content).await;
+        if let Some(permit) = destination {
+            permit.ended(&outcome);
+        }
         drop(slot);
         self.record(&job, outcome).await;
     }

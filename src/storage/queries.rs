@@ -365,6 +365,17 @@ impl<B: Backend> Storage for B {
         release_leases_in(self, "deliveries", node).await
     }
 
+    async fn postpone(&self, node: &str, delivery_id: &str, at: DateTime<Utc>) -> Result<bool> {
+        let stmt = Stmt::new(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1
+             WHERE id = $2 AND lease_owner = $3 AND state IN ('queued', 'retrying')",
+        )
+        .int(to_ms(at))
+        .text(delivery_id)
+        .text(node);
+        Ok(self.writer().await?.execute(stmt).await? > 0)
+    }
+
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         let sql = format!(
             "SELECT MIN({}(next_attempt_at, COALESCE(lease_until, 0))) AS due
