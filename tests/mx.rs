@@ -117,6 +117,25 @@ async fn wait_state(relay: &Relay, order: &str, state: &str) -> Value {
     d
 }
 
+/// Give a buyer at each of `domains` an order `O-<domain>`, start the
+/// relay, write to each, and wait until each delivery is done; the
+/// deliveries.
+async fn deliver_to_each(relay: &mut Relay, domains: &[&str]) -> Vec<Value> {
+    let aliases: Vec<String> = domains
+        .iter()
+        .map(|d| relay.create_alias("acme", &format!("O-{d}"), "customer", &format!("buyer@{d}")))
+        .collect();
+    relay.start().await;
+    for (alias, domain) in aliases.iter().zip(domains) {
+        send(relay, alias, domain).await;
+    }
+    let mut done = Vec::new();
+    for domain in domains {
+        done.push(wait_state(relay, &format!("O-{domain}"), "delivered").await);
+    }
+    done
+}
+
 fn recipients(sink: &Sink) -> Vec<String> {
     sink.received()
         .iter()
@@ -148,16 +167,7 @@ async fn mx_preference_and_fallback_on_refusal_4xx_and_timeout() {
         .script(&[SinkReply::Reply("451 4.3.2 try again later".into())]);
     let mut relay = net.relay();
     let domains = ["pref.test", "refused.test", "busy.test", "silent.test"];
-    let aliases: Vec<String> = domains
-        .iter()
-        .map(|d| relay.create_alias("acme", &format!("O-{d}"), "customer", &format!("buyer@{d}")))
-        .collect();
-    relay.start().await;
-    for (alias, domain) in aliases.iter().zip(domains) {
-        send(&relay, alias, domain).await;
-    }
-    for domain in domains {
-        let d = wait_state(&relay, &format!("O-{domain}"), "delivered").await;
+    for d in deliver_to_each(&mut relay, &domains).await {
         assert_eq!(d["attempts"], 1, "fallback happens within one attempt: {d}");
     }
     assert_eq!(recipients(net.sink(v4(2))), ["buyer@pref.test"]);
@@ -191,18 +201,7 @@ async fn implicit_mx_cname_hosts_and_ipv6() {
     dns.mx("v6.test", 10, "mx.v6.test");
     dns.aaaa("mx.v6.test", Ipv6Addr::LOCALHOST);
     let mut relay = net.relay();
-    let domains = ["implicit.test", "cname.test", "v6.test"];
-    let aliases: Vec<String> = domains
-        .iter()
-        .map(|d| relay.create_alias("acme", &format!("O-{d}"), "customer", &format!("buyer@{d}")))
-        .collect();
-    relay.start().await;
-    for (alias, domain) in aliases.iter().zip(domains) {
-        send(&relay, alias, domain).await;
-    }
-    for domain in domains {
-        wait_state(&relay, &format!("O-{domain}"), "delivered").await;
-    }
+    deliver_to_each(&mut relay, &["implicit.test", "cname.test", "v6.test"]).await;
     assert_eq!(recipients(net.sink(v4(2))), ["buyer@implicit.test"]);
     assert_eq!(recipients(net.sink(v4(3))), ["buyer@cname.test"]);
     assert_eq!(recipients(net.sink(v6)), ["buyer@v6.test"]);
