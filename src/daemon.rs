@@ -124,23 +124,27 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         settings.delivery.lease,
         settings.delivery.workers * 2,
     );
-    let ctx = Arc::new(ConnectionContext {
-        acceptor: Acceptor::new(
+    let mut acceptor = Acceptor::new(
+        storage.clone(),
+        committer.clone(),
+        aliaser.clone(),
+        &settings.smtp.hostname,
+        sender_auth,
+        Stage::new(
             storage.clone(),
-            committer.clone(),
             aliaser.clone(),
-            &settings.smtp.hostname,
-            sender_auth,
-            Stage::new(
-                storage.clone(),
-                aliaser.clone(),
-                scanner,
-                settings.scan.on_error,
-                settings.smtp.trusted_networks.clone(),
-                settings.policy.clone(),
-            ),
-        )
-        .with_handoff(handoff),
+            scanner,
+            settings.scan.on_error,
+            settings.smtp.trusted_networks.clone(),
+            settings.policy.clone(),
+        ),
+    )
+    .with_handoff(handoff);
+    if let Some(sealing) = settings.arc_sealing()? {
+        acceptor = acceptor.with_arc_sealing(Arc::new(sealing));
+    }
+    let ctx = Arc::new(ConnectionContext {
+        acceptor,
         hostname: settings.smtp.hostname.clone(),
         limits: Limits {
             max_message_size: settings.smtp.max_message_size,

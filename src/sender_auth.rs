@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::{AuthSettings, ConfigError};
 use crate::policy::{Evidence, Outcome};
 use crate::storage::AuthSummary;
+use mail_auth::dkim::Signature;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
 use mail_auth::hickory_resolver::config::{
@@ -17,11 +18,12 @@ use mail_auth::hickory_resolver::config::{
 use mail_auth::hickory_resolver::system_conf::read_system_conf;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfOutput, SpfResult,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult,
+    Error, MessageAuthenticator, SpfOutput, SpfResult,
 };
 
 /// What the checks of one message found.
-pub struct Checked {
+pub struct Checked<'h> {
     /// SPF, DKIM and DMARC, as result words, for the timeline.
     pub summary: AuthSummary,
     /// What the participant rule needs: SPF's result and domain, each DKIM
@@ -32,6 +34,22 @@ pub struct Checked {
     /// The sender's domain, when DMARC fails under `p=reject` and the
     /// policy is to refuse such mail.
     pub reject: Option<String>,
+    /// The same verdicts (and the ARC chain's) for the relay's ARC set,
+    /// domains only.
+    pub arc_results: AuthenticationResults<'h>,
+    /// The ARC chain the message arrived with validated.
+    pub arc_chain_passed: bool,
+}
+
+/// What `verify` found, before it is written down.
+struct Verified<'h> {
+    summary: AuthSummary,
+    arc: &'static str,
+    dkim_domains: Vec<String>,
+    from_domain: Option<String>,
+    reject: Option<String>,
+    evidence: Evidence,
+    arc_results: AuthenticationResults<'h>,
 }
 
 /// SPF, DKIM and DMARC of incoming mail (mail-auth) with the configured
@@ -76,43 +94,87 @@ impl SenderAuth {
 
     /// Check `message` as received from `ip`; never takes longer than
     /// `auth.timeout` (then every result is `temperror`).
-    pub async fn check(&self, message: &[u8], ip: IpAddr, helo: &str, mail_from: &str) -> Checked {
+    pub async fn check(
+        &self,
+        message: &[u8],
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+    ) -> Checked<'_> {
         let helo = clean(helo);
         let checked = tokio::time::timeout(
             self.settings.timeout,
             self.verify(message, ip, &helo, mail_from),
         )
         .await;
-        let (summary, dkim_domains, from_domain, reject, evidence) = checked.unwrap_or_else(|_| {
-            let t = "temperror".to_string();
-            let summary = AuthSummary {
-                spf: t.clone(),
-                dkim: t.clone(),
-                dmarc: t,
-            };
-            (summary, Vec::new(), None, None, Evidence::timed_out())
-        });
+        let v = checked.unwrap_or_else(|_| self.timed_out(ip, &helo, mail_from));
         let identity = match mail_from.rsplit_once('@') {
             Some((_, domain)) => format!("smtp.mailfrom={}", clean(domain)),
             None => format!("smtp.helo={helo}"),
         };
         let mut field = format!(
             "Authentication-Results: {};\r\n\tspf={} {identity};\r\n\tdkim={}",
-            self.hostname, summary.spf, summary.dkim
+            self.hostname, v.summary.spf, v.summary.dkim
         );
-        for d in dkim_domains {
+        for d in v.dkim_domains {
             field.push_str(&format!(" header.d={}", clean(&d)));
         }
-        field.push_str(&format!(";\r\n\tdmarc={}", summary.dmarc));
-        if let Some(d) = &from_domain {
+        field.push_str(&format!(";\r\n\tdmarc={}", v.summary.dmarc));
+        if let Some(d) = &v.from_domain {
             field.push_str(&format!(" header.from={}", clean(d)));
         }
-        field.push_str("\r\n");
+        field.push_str(&format!(";\r\n\tarc={}\r\n", v.arc));
         Checked {
-            summary,
-            evidence,
+            summary: v.summary,
+            evidence: v.evidence,
             field,
-            reject: reject.filter(|_| self.settings.dmarc_reject),
+            reject: v.reject.filter(|_| self.settings.dmarc_reject),
+            arc_results: v.arc_results,
+            arc_chain_passed: v.arc == "pass",
+        }
+    }
+
+    /// What a check that ran out of time reports: `temperror` throughout.
+    fn timed_out(&self, ip: IpAddr, helo: &str, mail_from: &str) -> Verified<'_> {
+        let t = "temperror".to_string();
+        let dns = || Error::DnsError("timed out".into());
+        let domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+        let spf = SpfOutput::new(domain.to_string()).with_result(SpfResult::TempError);
+        let arc_results = self
+            .spf_results(&spf, ip, helo, mail_from)
+            .with_dkim_result(&DkimOutput::temp_err(dns()), "")
+            .with_arc_result(
+                &ArcOutput::default().with_result(DkimResult::TempError(dns())),
+                ip,
+            );
+        Verified {
+            summary: AuthSummary {
+                spf: t.clone(),
+                dkim: t.clone(),
+                dmarc: t,
+            },
+            arc: "temperror",
+            dkim_domains: Vec::new(),
+            from_domain: None,
+            reject: None,
+            evidence: Evidence::timed_out(),
+            arc_results,
+        }
+    }
+
+    /// The ARC set's results, begun with SPF's: the envelope sender's
+    /// domain only, never its local part.
+    fn spf_results(
+        &self,
+        spf: &SpfOutput,
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+    ) -> AuthenticationResults<'_> {
+        let results = AuthenticationResults::new(&self.hostname);
+        match mail_from.rsplit_once('@') {
+            Some((_, domain)) => results.with_spf_mailfrom_result(spf, ip, &clean(domain), helo),
+            None => results.with_spf_ehlo_result(spf, ip, helo),
         }
     }
 
@@ -122,13 +184,7 @@ impl SenderAuth {
         ip: IpAddr,
         helo: &str,
         mail_from: &str,
-    ) -> (
-        AuthSummary,
-        Vec<String>,
-        Option<String>,
-        Option<String>,
-        Evidence,
-    ) {
+    ) -> Verified<'_> {
         let spf_params = if mail_from.is_empty() {
             SpfParameters::verify_ehlo(ip, helo, &self.hostname)
         } else {
@@ -153,17 +209,27 @@ impl SenderAuth {
             },
             mail_from_domain.to_ascii_lowercase(),
         );
+        let arc_results = self.spf_results(&spf, ip, helo, mail_from);
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
-            let summary = AuthSummary {
-                spf: spf_word.into(),
-                dkim: "permerror".into(),
-                dmarc: "permerror".into(),
+            let unparsable = || DkimResult::PermError(Error::ParseError);
+            return Verified {
+                summary: AuthSummary {
+                    spf: spf_word.into(),
+                    dkim: "permerror".into(),
+                    dmarc: "permerror".into(),
+                },
+                arc: "permerror",
+                dkim_domains: Vec::new(),
+                from_domain: None,
+                reject: None,
+                evidence: Evidence {
+                    spf: spf_evidence,
+                    dkim: Vec::new(),
+                },
+                arc_results: arc_results
+                    .with_dkim_result(&DkimOutput::perm_err(Error::ParseError), "")
+                    .with_arc_result(&ArcOutput::default().with_result(unparsable()), ip),
             };
-            let evidence = Evidence {
-                spf: spf_evidence,
-                dkim: Vec::new(),
-            };
-            return (summary, Vec::new(), None, None, evidence);
         };
         let dkim = self.authenticator.verify_dkim(&parsed).await;
         let dkim_word = if dkim.is_empty() {
@@ -208,6 +274,13 @@ impl SenderAuth {
                     .with_domain_suffix_fn(organizational_domain),
             )
             .await;
+        let arc = self.authenticator.verify_arc(&parsed).await;
+        let arc_word = match arc.result() {
+            DkimResult::Pass => "pass",
+            DkimResult::None => "none",
+            DkimResult::TempError(_) => "temperror",
+            _ => "fail",
+        };
         let passed = |r: &DmarcResult| r == &DmarcResult::Pass;
         let temp = |r: &DmarcResult| matches!(r, DmarcResult::TempError(_));
         let dmarc_word = if dmarc.dmarc_record().is_none() {
@@ -224,12 +297,47 @@ impl SenderAuth {
         let from_domain = (!dmarc.domain().is_empty()).then(|| dmarc.domain().to_string());
         let reject = (dmarc_word == "fail" && dmarc.policy() == Policy::Reject)
             .then(|| dmarc.domain().to_string());
-        let summary = AuthSummary {
-            spf: spf_word.into(),
-            dkim: dkim_word.into(),
-            dmarc: dmarc_word.into(),
-        };
-        (summary, dkim_domains, from_domain, reject, evidence)
+        // DKIM's `i=` may be a mailbox: the seal's results name `d=` only.
+        let signatures: Vec<Option<Signature>> = dkim
+            .iter()
+            .map(|o| {
+                o.signature().map(|s| Signature {
+                    i: String::new(),
+                    ..s.clone()
+                })
+            })
+            .collect();
+        let mut arc_results = arc_results;
+        for (output, signature) in dkim.iter().zip(&signatures) {
+            let mut domain_only = match output.result().clone() {
+                DkimResult::Pass => DkimOutput::pass(),
+                DkimResult::Neutral(e) => DkimOutput::neutral(e),
+                DkimResult::Fail(e) => DkimOutput::fail(e),
+                DkimResult::PermError(e) => DkimOutput::perm_err(e),
+                DkimResult::TempError(e) => DkimOutput::temp_err(e),
+                DkimResult::None => continue,
+            };
+            if let Some(signature) = signature {
+                domain_only = domain_only.with_signature(signature);
+            }
+            arc_results.set_dkim_result(&domain_only, "");
+        }
+        let arc_results = arc_results
+            .with_dmarc_result(&dmarc)
+            .with_arc_result(&arc, ip);
+        Verified {
+            summary: AuthSummary {
+                spf: spf_word.into(),
+                dkim: dkim_word.into(),
+                dmarc: dmarc_word.into(),
+            },
+            arc: arc_word,
+            dkim_domains,
+            from_domain,
+            reject,
+            evidence,
+            arc_results,
+        }
     }
 }
 

@@ -95,7 +95,8 @@ async fn results_are_recorded_and_dmarc_reject_is_enforced(backend: Backend) {
     assert_eq!(
         first,
         "Authentication-Results: relay.test; spf=pass smtp.mailfrom=authentic.example; \
-         dkim=pass header.d=authentic.example; dmarc=pass header.from=authentic.example"
+         dkim=pass header.d=authentic.example; dmarc=pass header.from=authentic.example; \
+         arc=none"
     );
     let second = field(&received[1].data);
     assert!(

@@ -104,6 +104,7 @@ fuzz_target!(|message: &[u8]| {
         aliases: &aliases,
         masked_id: &masked_id,
         authserv_id: AUTHSERV_ID,
+        drop_arc: false,
     };
     let out = mask(&parsed, &masker, TRACE).content;
 

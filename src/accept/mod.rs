@@ -13,6 +13,7 @@ use ulid::Ulid;
 
 use crate::alias::{Aliaser, Participant, TagCheck};
 use crate::bounce::Notifier;
+use crate::delivery::arc::ArcSealing;
 use crate::masking::{self, Parsed};
 use crate::policy::stage::{Incoming, OrderInput};
 use crate::policy::{Claim, Reason, Stage, StageResult};
@@ -119,6 +120,8 @@ pub struct Acceptor {
     sender_auth: Option<SenderAuth>,
     /// The trust rules between "message read" and "commit".
     policy: Stage,
+    /// Seals each masked copy (the DKIM key, `dkim.arc`).
+    arc_sealing: Option<Arc<ArcSealing>>,
     /// This node's queue runner, for fresh mail.
     handoff: Option<Handoff>,
 }
@@ -142,7 +145,14 @@ impl Acceptor {
             aliaser,
             hostname: hostname.to_string(),
             handoff: None,
+            arc_sealing: None,
         }
+    }
+
+    /// Seal every masked copy with the relay's ARC set.
+    pub fn with_arc_sealing(mut self, sealing: Arc<ArcSealing>) -> Self {
+        self.arc_sealing = Some(sealing);
+        self
     }
 
     /// Pass accepted mail to this node's queue runner directly, when it has

@@ -23,11 +23,27 @@ pub(super) struct CopyOf<'a> {
     pub helo: &'a str,
     pub mail_from: &'a str,
     pub peer: &'a Peer,
-    pub auth: Option<&'a Checked>,
+    pub auth: Option<&'a Checked<'a>>,
     pub now: DateTime<Utc>,
 }
 
 impl Acceptor {
+    /// The masked copy with the relay's ARC set on top, when a key is
+    /// configured and the sender was checked; unsealed (and logged) if
+    /// sealing fails, as a DKIM signature that cannot be made.
+    fn sealed(&self, content: Vec<u8>, auth: Option<&Checked<'_>>) -> Vec<u8> {
+        let (Some(sealing), Some(auth)) = (&self.arc_sealing, auth) else {
+            return content;
+        };
+        match sealing.seal(&content, &auth.arc_results, auth.arc_chain_passed) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ARC-seal; the copy goes unsealed");
+                content
+            }
+        }
+    }
+
     pub(super) fn for_order(
         &self,
         copy: &CopyOf<'_>,
@@ -115,10 +131,11 @@ impl Acceptor {
             aliases: &aliases,
             masked_id: &masked_id,
             authserv_id: &self.hostname,
+            drop_arc: self.arc_sealing.is_some() && copy.auth.is_some_and(|a| !a.arc_chain_passed),
         };
         let masked = masking::mask(parsed, &masker, trace.as_bytes());
         crate::telemetry::header_masking(&masked.report);
-        let content = masked.content;
+        let content = self.sealed(masked.content, copy.auth);
         let summary = masking::summarize(&content, &aliases, self.aliaser.domain());
 
         // The timeline names the author: From's first address, else Sender's,

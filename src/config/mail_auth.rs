@@ -46,6 +46,13 @@ pub struct DkimSettings {
     /// ... or the PEM itself (e.g. from CT_RELAY__DKIM__PRIVATE_KEY).
     #[serde(default)]
     pub private_key: Option<Secret>,
+    /// Seal every masked copy with an ARC set (RFC 8617) under the same key.
+    #[serde(default = "yes")]
+    pub arc: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DkimSettings {

@@ -23,6 +23,7 @@ pub use secret::{read_secret_file, Secret};
 pub use storage::StorageSettings;
 
 use crate::alias::{AliasKey, Aliaser, Ttl};
+use crate::delivery::arc::ArcSealing;
 use crate::delivery::dkim::DkimSigning;
 
 /// The configuration file commands read unless given `--config`.
@@ -375,6 +376,16 @@ impl Settings {
             return Ok(None);
         };
         DkimSigning::from_pem(&dkim.pem()?, &self.alias.domain, &dkim.selector)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// The ARC sealer: the DKIM key, unless `dkim.arc` is off.
+    pub fn arc_sealing(&self) -> Result<Option<ArcSealing>, ConfigError> {
+        let Some(dkim) = self.dkim.as_ref().filter(|d| d.arc) else {
+            return Ok(None);
+        };
+        ArcSealing::from_pem(&dkim.pem()?, &self.alias.domain, &dkim.selector)
             .map(Some)
             .map_err(|e| ConfigError::Invalid(e.to_string()))
     }

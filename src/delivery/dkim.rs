@@ -10,7 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 
 /// The fields signed, where present (mail-auth signs those the message has).
-const SIGNED_FIELDS: [&str; 13] = [
+pub(super) const SIGNED_FIELDS: [&str; 13] = [
     "From",
     "Sender",
     "Reply-To",
@@ -39,6 +39,29 @@ pub enum DkimError {
     Generate(String),
 }
 
+/// A private key read from PEM: Ed25519 (PKCS#8) or RSA (PKCS#1 or PKCS#8).
+pub(super) enum SigningKey {
+    Rsa(RsaKey<Sha256>),
+    Ed25519(Ed25519Key),
+}
+
+impl SigningKey {
+    /// The key in `pem`.
+    pub(super) fn from_pem(pem: &[u8]) -> Result<Self, DkimError> {
+        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| DkimError::Key(e.to_string()))?;
+        let ed25519 = match &der {
+            PrivateKeyDer::Pkcs8(p8) => Ed25519Key::from_pkcs8_der(p8.secret_pkcs8_der()).ok(),
+            _ => None,
+        };
+        match ed25519 {
+            Some(key) => Ok(Self::Ed25519(key)),
+            None => RsaKey::<Sha256>::from_key_der(der)
+                .map(Self::Rsa)
+                .map_err(|e| DkimError::Key(e.to_string())),
+        }
+    }
+}
+
 enum Signer {
     Rsa(Box<DkimSigner<RsaKey<Sha256>, Done>>),
     Ed25519(Box<DkimSigner<Ed25519Key, Done>>),
@@ -52,28 +75,19 @@ pub struct DkimSigning {
 impl DkimSigning {
     /// A signer from a PEM private key (RSA or Ed25519), for `d=domain` and `s=selector`.
     pub fn from_pem(pem: &[u8], domain: &str, selector: &str) -> Result<Self, DkimError> {
-        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| DkimError::Key(e.to_string()))?;
-        let ed25519 = match &der {
-            PrivateKeyDer::Pkcs8(p8) => Ed25519Key::from_pkcs8_der(p8.secret_pkcs8_der()).ok(),
-            _ => None,
-        };
-        let signer = match ed25519 {
-            Some(key) => Signer::Ed25519(Box::new(
+        let signer = match SigningKey::from_pem(pem)? {
+            SigningKey::Ed25519(key) => Signer::Ed25519(Box::new(
                 DkimSigner::from_key(key)
                     .domain(domain)
                     .selector(selector)
                     .headers(SIGNED_FIELDS),
             )),
-            None => {
-                let key = RsaKey::<Sha256>::from_key_der(der)
-                    .map_err(|e| DkimError::Key(e.to_string()))?;
-                Signer::Rsa(Box::new(
-                    DkimSigner::from_key(key)
-                        .domain(domain)
-                        .selector(selector)
-                        .headers(SIGNED_FIELDS),
-                ))
-            }
+            SigningKey::Rsa(key) => Signer::Rsa(Box::new(
+                DkimSigner::from_key(key)
+                    .domain(domain)
+                    .selector(selector)
+                    .headers(SIGNED_FIELDS),
+            )),
         };
         Ok(Self { signer })
     }

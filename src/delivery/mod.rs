@@ -2,6 +2,7 @@
 //! configured transport and says what became of it. Transports never decide
 //! retries; they classify, and the queue acts on the classification alone.
 
+pub mod arc;
 mod client;
 pub mod dkim;
 mod file;

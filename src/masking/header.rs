@@ -19,6 +19,9 @@ pub struct Masker<'a> {
     /// The relay's hostname, which its own Authentication-Results carry:
     /// such a field arriving from outside is forged (RFC 8601 section 5).
     pub authserv_id: &'a str,
+    /// Remove every ARC field: the chain did not validate on arrival, and
+    /// the relay's own set starts a new one.
+    pub drop_arc: bool,
 }
 
 /// What masking did beyond rewriting address fields, for the metrics.
@@ -54,10 +57,11 @@ pub fn mask(parsed: &Parsed<'_>, masker: &Masker<'_>, prepend: &[u8]) -> Masked 
     report
         .removed
         .extend(parsed.dropped.iter().map(|_| "unparsable"));
-    let arc_names_participant = parsed
-        .fields
-        .iter()
-        .any(|f| treatment(f.name) == Treatment::ArcSet && reads_known(f, aliases));
+    let drop_arc = masker.drop_arc
+        || parsed
+            .fields
+            .iter()
+            .any(|f| treatment(f.name) == Treatment::ArcSet && reads_known(f, aliases));
     for f in &parsed.fields {
         let (written, removed, leak) = match treatment(f.name) {
             Treatment::Addresses { .. } => (address_fields::mask(f, aliases), None, false),
@@ -65,7 +69,7 @@ pub fn mask(parsed: &Parsed<'_>, masker: &Masker<'_>, prepend: &[u8]) -> Masked 
             Treatment::Verdict if claims(f, masker.authserv_id) || reads_known(f, aliases) => {
                 (None, Some("verdict"), false)
             }
-            Treatment::ArcSet if arc_names_participant => (None, Some("arc"), false),
+            Treatment::ArcSet if drop_arc => (None, Some("arc"), false),
             Treatment::Signed if reads_known(f, aliases) => (None, Some("signature"), false),
             Treatment::MessageIds => {
                 let ids = message_ids::mask(f, aliases, masker.masked_id);

@@ -20,6 +20,7 @@ fn run(message: &[u8], prepend: &[u8]) -> (String, Report) {
         aliases: &aliases,
         masked_id: &masked_id,
         authserv_id: "mx.ct.test",
+        drop_arc: false,
     };
     let m = mask(&Parsed::new(message), &masker, prepend);
     (String::from_utf8_lossy(&m.content).into_owned(), m.report)
