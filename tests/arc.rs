@@ -134,7 +134,7 @@ async fn the_relay_seals_what_it_found_and_the_seal_verifies() {
         "dkim=pass",
         "header.d=authentic.example",
         "dmarc=pass",
-        "arc=none",
+        "; arc=none",
     ] {
         assert!(results.contains(found), "{found} in {results}");
     }
@@ -181,7 +181,7 @@ async fn a_chain_that_validates_on_arrival_is_extended() {
         .iter()
         .find(|f| f.starts_with("ARC-Authentication-Results: i=2;"))
         .unwrap();
-    assert!(results.contains("arc=pass"), "{results}");
+    assert!(results.contains("; arc=pass"), "{results}");
 }
 
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn a_broken_chain_is_replaced_by_a_new_one() {
         .find(|f| f.starts_with("ARC-Authentication-Results: i=1;"))
         .unwrap();
     assert!(
-        results.contains("arc=") && !results.contains("arc=pass"),
+        results.contains("; arc=") && !results.contains("; arc=pass"),
         "the broken chain is reported: {results}"
     );
 }
