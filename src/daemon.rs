@@ -139,7 +139,8 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             settings.policy.clone(),
         ),
     )
-    .with_handoff(handoff);
+    .with_handoff(handoff)
+    .with_suppression(settings.delivery.suppression());
     if let Some(sealing) = settings.arc_sealing()? {
         acceptor = acceptor.with_arc_sealing(Arc::new(sealing));
     }
@@ -180,7 +181,8 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             storage.clone(),
             &settings.smtp.hostname,
             &settings.alias.domain,
-        ),
+        )
+        .with_suppression(settings.delivery.suppression()),
         dkim: dkim.map(Arc::new),
     });
 

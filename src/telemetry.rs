@@ -59,6 +59,8 @@ pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
 pub const WAL_BYTES: &str = "ct_relay_storage_wal_bytes";
 /// Truncating checkpoints run.
 pub const WAL_TRUNCATIONS: &str = "ct_relay_storage_wal_truncations_total";
+/// Participants marked undeliverable after hard bounces.
+pub const UNDELIVERABLE: &str = "ct_relay_participants_undeliverable_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -146,6 +148,11 @@ pub fn scanned(outcome: &'static str, took: Duration) {
 /// Count a delivery attempt by outcome.
 pub fn delivery_attempt(outcome: &'static str) {
     counter!(DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// Count a participant marked undeliverable.
+pub fn participant_undeliverable() {
+    counter!(UNDELIVERABLE).increment(1);
 }
 
 /// Record a group commit's size and time.

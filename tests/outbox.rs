@@ -192,6 +192,7 @@ async fn notices_are_not_announced(backend: Backend) {
             state: DeliveryState::Failed,
             reply: "550 5.1.1 no".into(),
             next_attempt_at: None,
+            hard_bounce: None,
         },
         notice: Some(Box::new(notice)),
     };

@@ -13,6 +13,7 @@ use ulid::Ulid;
 
 use crate::alias::{Aliaser, Participant, TagCheck};
 use crate::bounce::Notifier;
+use crate::bounce::Suppression;
 use crate::delivery::arc::ArcSealing;
 use crate::masking::{self, Parsed};
 use crate::policy::stage::{Incoming, OrderInput};
@@ -149,6 +150,13 @@ impl Acceptor {
         }
     }
 
+    /// Count hard bounces that come back to bounce addresses as
+    /// `suppression` says.
+    pub fn with_suppression(mut self, suppression: Suppression) -> Self {
+        self.notifier = self.notifier.with_suppression(suppression);
+        self
+    }
+
     /// Seal every masked copy with the relay's ARC set.
     pub fn with_arc_sealing(mut self, sealing: Arc<ArcSealing>) -> Self {
         self.arc_sealing = Some(sealing);
@@ -180,18 +188,27 @@ impl Acceptor {
             TagCheck::Valid { key, .. } => key,
         };
         match self.storage.find_alias_with_order(&key).await {
-            Ok(Some((p, order))) if p.is_active(Utc::now()) => Verdict::Accept(Recipient::Alias {
-                participant: p,
-                order: Arc::new(order),
-            }),
+            Ok(Some((p, order))) if p.is_active(Utc::now()) && !p.undeliverable => {
+                Verdict::Accept(Recipient::Alias {
+                    participant: p,
+                    order: Arc::new(order),
+                })
+            }
             Ok(Some((ended, order))) => {
-                tracing::info!(alias = %ended.alias, "mail to an ended alias refused");
+                // An undeliverable participant's alias reads as unknown,
+                // like an ended one: the sender learns nothing more.
+                let reason = if ended.is_active(Utc::now()) {
+                    Reason::Undeliverable
+                } else {
+                    Reason::EndedAlias
+                };
+                tracing::info!(alias = %ended.alias, reason = reason.as_str(), "mail to an alias refused");
                 let from = Participants::new(order.participants)
                     .find(mail_from)
                     .map(AliasRef::from);
                 let refusal = Refused {
                     reply: Reply::unknown_alias().to_string(),
-                    reason: Reason::EndedAlias,
+                    reason,
                     subject: String::new(),
                 };
                 self.record_refusal(std::slice::from_ref(&ended), from, &refusal)

@@ -169,6 +169,9 @@ pub struct Participant {
     pub disabled: bool,
     /// Blocked as a sender for its order: its mail is refused.
     pub blocked: bool,
+    /// Its mailbox refused mail as unknown or disabled often enough: mail
+    /// to the alias is refused until the address changes.
+    pub undeliverable: bool,
 }
 
 impl Participant {
@@ -303,6 +306,7 @@ impl Aliaser {
             expires_at: self.ttl.after(now),
             disabled: false,
             blocked: false,
+            undeliverable: false,
         })
     }
 }

@@ -38,6 +38,9 @@ impl Notifier {
                 record: AttemptRecord {
                     at: now,
                     state: DeliveryState::Failed,
+                    hard_bounce: (!job.mail_from.is_empty())
+                        .then(|| self.suppression.classify(&reply))
+                        .flatten(),
                     reply,
                     next_attempt_at: None,
                 },

@@ -9,6 +9,9 @@
 mod inbound;
 pub mod notice;
 pub mod report;
+mod suppression;
+
+pub use suppression::Suppression;
 
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ pub struct Notifier {
     storage: Arc<dyn Storage>,
     hostname: String,
     alias_domain: String,
+    suppression: Suppression,
 }
 
 impl Notifier {
@@ -32,7 +36,14 @@ impl Notifier {
             storage,
             hostname: hostname.to_string(),
             alias_domain: alias_domain.to_ascii_lowercase(),
+            suppression: Suppression::default(),
         }
+    }
+
+    /// Count hard bounces that come back as `suppression` says.
+    pub fn with_suppression(mut self, suppression: Suppression) -> Self {
+        self.suppression = suppression;
+        self
     }
 
     /// The notice telling the sender of `job`'s message that its delivery

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::bounce::Suppression;
+
 /// How delivered mail leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +100,14 @@ pub struct DeliverySettings {
     /// Limits for named destinations (recipient domains, lowercase).
     #[serde(default)]
     pub destinations: HashMap<String, DestinationLimits>,
+    /// "No such user or domain" failures (5.1.1, 5.1.2, 5.1.10) that make
+    /// a participant undeliverable; 0: never.
+    #[serde(default = "one")]
+    pub suppress_after_unknown: u32,
+    /// "Mailbox disabled" failures (5.2.1) that make a participant
+    /// undeliverable; 0: never.
+    #[serde(default = "three")]
+    pub suppress_after_disabled: u32,
 }
 
 /// `[delivery.destinations."example.com"]`: one destination's own limits;
@@ -123,6 +133,14 @@ pub struct Limits {
 }
 
 impl DeliverySettings {
+    /// Which permanent failures count against a participant, and how many.
+    pub fn suppression(&self) -> Suppression {
+        Suppression {
+            unknown_after: self.suppress_after_unknown,
+            disabled_after: self.suppress_after_disabled,
+        }
+    }
+
     /// The limits of `destination` (a lowercase domain).
     pub fn limits(&self, destination: &str) -> Limits {
         let own = self
@@ -173,6 +191,12 @@ fn default_dir() -> PathBuf {
 }
 fn default_workers() -> usize {
     16
+}
+fn one() -> u32 {
+    1
+}
+fn three() -> u32 {
+    3
 }
 fn default_port() -> u16 {
     25

@@ -53,6 +53,8 @@ pub enum Reason {
     Dmarc,
     /// Mail to an alias that has ended (expired, disabled).
     EndedAlias,
+    /// Mail to a participant whose mailbox hard-bounced (unknown, disabled).
+    Undeliverable,
     /// Temporary: authentication undecided, scanner trouble, greylisting,
     /// a rate limit.
     AuthUndecided,
@@ -76,6 +78,7 @@ impl Reason {
             Reason::Blocked => "blocked",
             Reason::Dmarc => "dmarc",
             Reason::EndedAlias => "ended_alias",
+            Reason::Undeliverable => "undeliverable",
             Reason::AuthUndecided => "auth_undecided",
             Reason::ScanFailed => "scan_failed",
             Reason::Greylisted => "greylisted",

@@ -335,13 +335,22 @@ impl QueueRunner {
                 state: DeliveryState::Delivered,
                 reply: redact(&reply, &job.rcpt_email, &job.rcpt_alias),
                 next_attempt_at: None,
+                hard_bounce: None,
             },
-            Outcome::Failed { reply } => AttemptRecord {
-                at: now,
-                state: DeliveryState::Failed,
-                reply: redact(&reply, &job.rcpt_email, &job.rcpt_alias),
-                next_attempt_at: None,
-            },
+            Outcome::Failed { reply } => {
+                let reply = redact(&reply, &job.rcpt_email, &job.rcpt_alias);
+                // The relay's own notices (null sender) count against nobody.
+                let hard_bounce = (!job.mail_from.is_empty())
+                    .then(|| self.limits.suppression().classify(&reply))
+                    .flatten();
+                AttemptRecord {
+                    at: now,
+                    state: DeliveryState::Failed,
+                    reply,
+                    next_attempt_at: None,
+                    hard_bounce,
+                }
+            }
             Outcome::Retry { reply } => {
                 let reply = redact(&reply, &job.rcpt_email, &job.rcpt_alias);
                 match self.policy.after_failure(attempts, job.created_at, now) {
@@ -350,12 +359,14 @@ impl QueueRunner {
                         state: DeliveryState::Retrying,
                         reply,
                         next_attempt_at: Some(at),
+                        hard_bounce: None,
                     },
                     Next::GiveUp => AttemptRecord {
                         at: now,
                         state: DeliveryState::Failed,
                         reply: format!("{reply} (gave up after {attempts} attempts)"),
                         next_attempt_at: None,
+                        hard_bounce: None,
                     },
                 }
             }

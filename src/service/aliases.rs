@@ -136,6 +136,36 @@ impl Services {
         }
     }
 
+    /// Give an alias's participant a new real address, validated as at
+    /// creation; its hard bounces are forgotten, so a participant made
+    /// undeliverable takes mail again. A soft alias spells its address and
+    /// cannot change it.
+    pub async fn change_address(
+        &self,
+        scope: &Scope,
+        alias: &str,
+        email: &str,
+    ) -> Result<Participant> {
+        let p = self.alias(scope, alias).await?;
+        if p.mode == MaskMode::Soft {
+            return Err(ServiceError::Invalid(
+                "a soft alias spells its participant's address: create an alias for the new address instead".into(),
+            ));
+        }
+        let checked = self.aliaser.participant(
+            &p.store,
+            &p.order,
+            p.role,
+            email,
+            MaskMode::Hard,
+            Utc::now(),
+        )?;
+        self.storage
+            .change_address(&p.alias, &checked.email)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no alias `{alias}`")))
+    }
+
     /// Stop an alias: mail to it is refused from now on. Returns its
     /// participant as it was found.
     pub async fn disable_alias(

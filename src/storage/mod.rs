@@ -24,6 +24,7 @@ mod schema;
 pub mod settings;
 mod sorted;
 mod sql;
+mod suppression;
 pub mod timeline;
 
 pub mod sqlite;
@@ -43,6 +44,7 @@ pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
 pub use settings::*;
+pub use suppression::UNDELIVERABLE_EVENT;
 pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
 pub use types::*;
 
@@ -139,6 +141,9 @@ pub trait Storage:
     ) -> Result<Option<(Participant, OrderAtRcpt)>>;
     /// Returns false when there is no such alias.
     async fn disable_alias(&self, alias: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Give the alias's participant a new real address and forget its hard
+    /// bounces (it is deliverable again); the participant as it is now.
+    async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>>;
     /// Every participant of the store's order, oldest first.
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
     /// Apply an order event to every alias of the order; returns how many.

@@ -27,14 +27,19 @@ pub enum WebhookEventKind {
     /// One of the entry's deliveries changed state.
     #[serde(rename = "delivery.updated")]
     DeliveryUpdated,
+    /// A participant's mailbox refused mail as unknown or disabled often
+    /// enough: mail to its alias is refused until its address changes.
+    #[serde(rename = "participant.undeliverable")]
+    ParticipantUndeliverable,
 }
 
 impl WebhookEventKind {
     /// Every kind of event.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::MessageAccepted,
         Self::MessageRefused,
         Self::DeliveryUpdated,
+        Self::ParticipantUndeliverable,
     ];
 
     /// The event's `type`, as stored and as sent.
@@ -43,6 +48,7 @@ impl WebhookEventKind {
             WebhookEventKind::MessageAccepted => "message.accepted",
             WebhookEventKind::MessageRefused => "message.refused",
             WebhookEventKind::DeliveryUpdated => "delivery.updated",
+            WebhookEventKind::ParticipantUndeliverable => "participant.undeliverable",
         }
     }
 
@@ -52,6 +58,7 @@ impl WebhookEventKind {
             "message.accepted" => WebhookEventKind::MessageAccepted,
             "message.refused" => WebhookEventKind::MessageRefused,
             "delivery.updated" => WebhookEventKind::DeliveryUpdated,
+            "participant.undeliverable" => WebhookEventKind::ParticipantUndeliverable,
             _ => return None,
         })
     }

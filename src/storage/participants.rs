@@ -109,6 +109,7 @@ pub(crate) async fn ensure_in_one_transaction<B: Backend>(
                     expires_at: rows::from_ms(to_ms(p.expires_at))?,
                     disabled: false,
                     blocked: false,
+                    undeliverable: false,
                     ..(*p).clone()
                 };
                 stored.insert(key.clone(), row);

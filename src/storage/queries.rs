@@ -283,6 +283,11 @@ impl<B: Backend> Storage for B {
         Ok(self.writer().await?.execute(stmt).await? > 0)
     }
 
+    async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>> {
+        let mut writer = self.writer().await?;
+        super::suppression::change_address(&mut *writer, alias, email).await
+    }
+
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>> {
         let sql = format!(
             "SELECT {} FROM participants WHERE store = $1 AND order_id = $2 ORDER BY created_at",

@@ -100,6 +100,7 @@ pub fn participant(r: &impl Columns) -> Result<Participant> {
         expires_at: time(r, "expires_at")?,
         disabled: r.opt_int("disabled_at")?.is_some(),
         blocked: r.opt_int("blocked_at")?.is_some(),
+        undeliverable: r.opt_int("undeliverable_at")?.is_some(),
     })
 }
 
@@ -170,5 +171,6 @@ pub fn timeline_entry(r: &impl Columns, deliveries: Vec<DeliveryStatus>) -> Resu
             .opt_text("authentication")?
             .map(|t| from_json(&t))
             .transpose()?,
+        event: r.opt_text("event")?,
     })
 }

@@ -5,7 +5,8 @@
 
 /// `participants`: a participant of an order, as `rows::participant` reads it.
 pub const PARTICIPANT: &str =
-    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at, blocked_at";
+    "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at, blocked_at, \
+     undeliverable_at";
 
 /// The columns `participants` rows are inserted with, in placeholder order.
 pub const PARTICIPANT_INSERT: &str =
@@ -29,7 +30,7 @@ pub const MESSAGE: &str = "store, order_id, return_path, received_at, content";
 
 /// `timeline_entries`: an entry as a timeline shows it (`rows::timeline_entry`).
 pub const TIMELINE_ENTRY: &str = "id, at, message_id, from_alias, to_aliases, subject, \
-     first_words, attachment_names, refused, reason, flags, authentication";
+     first_words, attachment_names, refused, reason, flags, authentication, event";
 
 /// `stores`: a store's settings (`settings::store_config`).
 pub const STORE: &str = "mask_mode, webhook_url, webhook_secret, policy";

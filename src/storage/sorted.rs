@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::sql::SqlConn;
-use super::{notices, queries, AcceptedMessage, AttemptRecord, Result, Write};
+use super::{notices, queries, suppression, AcceptedMessage, AttemptRecord, Result, Write};
 
 /// An attempt's outcome, to be written under `node`'s lease.
 pub(crate) struct Outcome<'a> {
@@ -35,7 +35,7 @@ pub(crate) fn sort(batch: &[Write]) -> Sorted<'_> {
                 delivery_id,
                 record,
                 notice: None,
-            } => sorted.outcomes.push(Outcome {
+            } if record.hard_bounce.is_none() => sorted.outcomes.push(Outcome {
                 node,
                 delivery_id,
                 record,
@@ -83,15 +83,21 @@ pub(crate) async fn rare_writes<C: SqlConn>(
                 node,
                 delivery_id,
                 record,
-                notice: Some(n),
-            } => {
+                notice,
+            } if notice.is_some() || record.hard_bounce.is_some() => {
                 let one = Outcome {
                     node,
                     delivery_id,
                     record,
                 };
                 if write_outcome(conn, one).await? {
-                    notices::insert_notice(conn, n).await?;
+                    if let Some(n) = notice {
+                        notices::insert_notice(conn, n).await?;
+                    }
+                    if let Some(bounce) = &record.hard_bounce {
+                        suppression::count_hard_bounce(conn, delivery_id, bounce, record.at)
+                            .await?;
+                    }
                     recorded.insert(delivery_id.clone());
                 }
             }
@@ -104,10 +110,14 @@ pub(crate) async fn rare_writes<C: SqlConn>(
                     if let Some(n) = notice {
                         notices::insert_notice(conn, n).await?;
                     }
+                    if let Some(bounce) = &record.hard_bounce {
+                        suppression::count_hard_bounce(conn, delivery_id, bounce, record.at)
+                            .await?;
+                    }
                     bounced.insert(delivery_id.clone());
                 }
             }
-            Write::Accept(_) | Write::Attempt { notice: None, .. } => {}
+            Write::Accept(_) | Write::Attempt { .. } => {}
         }
     }
     Ok(bounced)

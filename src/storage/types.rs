@@ -291,6 +291,18 @@ pub struct AttemptRecord {
     pub reply: String,
     /// For `Retrying`: when to try again.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// A failure saying the mailbox does not exist or is disabled: counted
+    /// against the recipient participant.
+    pub hard_bounce: Option<HardBounce>,
+}
+
+/// A hard bounce to count (`bounce::Suppression` says which are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardBounce {
+    /// The enhanced status code (`5.1.1`, `5.1.2`, `5.1.10`, `5.2.1`).
+    pub status: String,
+    /// How many such failures make the participant undeliverable.
+    pub after: u32,
 }
 
 /// A delivery as the timeline shows it.
@@ -337,7 +349,8 @@ pub struct TimelineEntry {
     pub refused: Option<String>,
     /// Why it was refused, machine-readable (`unauthenticated_store`,
     /// `spam`, `virus`, `bulk`, `attachment`, `blocked`, `dmarc`,
-    /// `ended_alias`).
+    /// `ended_alias`, `undeliverable`); for an event, the status that
+    /// decided it (`5.1.1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What the door marked an accepted message with: `spam` (rspamd said
@@ -349,6 +362,11 @@ pub struct TimelineEntry {
     /// Who sent it, as checked on arrival (SPF, DKIM, DMARC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication: Option<AuthSummary>,
+    /// For an entry about the order rather than a message: what happened
+    /// (`participant.undeliverable`, with the participant in `to` and the
+    /// status that decided it in `reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// A timeline entry for mail that was refused, so the order shows it.

@@ -110,6 +110,7 @@ pub fn attempt(node: &str, delivery: &str, state: DeliveryState) -> Write {
             state,
             reply: "250 2.0.0 Ok".into(),
             next_attempt_at: None,
+            hard_bounce: None,
         },
         notice: None,
     }

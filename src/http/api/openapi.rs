@@ -22,12 +22,12 @@ use crate::policy::{BulkMail, SpamAction};
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::openapi,
         routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
-        routes::show_alias, routes::disable_alias, settings::get_settings, settings::put_settings,
+        routes::show_alias, routes::change_address, routes::disable_alias, settings::get_settings, settings::put_settings,
         blocks::list_blocks, blocks::block_sender, blocks::unblock_sender, routes::message,
     ),
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
-        BulkResult, BulkResponse, AliasInfo, AliasDisabled, StoreSettings, SettingsUpdate, OrderEventDoc,
+        BulkResult, BulkResponse, AliasInfo, AddressChange, AliasDisabled, StoreSettings, SettingsUpdate, OrderEventDoc,
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntryDoc, AliasRefDoc, DeliveryStatusDoc,
         DeliveryStateDoc, AuthSummaryDoc, MaskMode, Role, WebhookEventDoc, WebhookEventKindDoc, SpamAction, BulkMail, AttachmentPolicy,
         AttachmentsUpdate, BlockRequest, Blocks,

@@ -17,6 +17,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::types::*;
 use super::{blocks, settings};
+use crate::alias::Participant;
 use crate::http::HttpState;
 use crate::service::NewAlias;
 use crate::storage::rfc3339_string;
@@ -35,7 +36,10 @@ pub fn router() -> Router<HttpState> {
         .route("/v1/orders/{order}/events", post(order_event))
         .route("/v1/orders/{order}/timeline", get(timeline))
         .route("/v1/aliases/bulk", post(bulk_create))
-        .route("/v1/aliases/{alias}", get(show_alias).delete(disable_alias))
+        .route(
+            "/v1/aliases/{alias}",
+            get(show_alias).patch(change_address).delete(disable_alias),
+        )
         .route(
             "/v1/stores/{store}/settings",
             get(settings::get_settings).put(settings::put_settings),
@@ -229,7 +233,33 @@ pub async fn show_alias(
     Path(alias): Path<String>,
 ) -> Result<Json<AliasInfo>, ApiError> {
     let p = state.services.alias(&caller, &alias).await?;
-    Ok(Json(AliasInfo {
+    Ok(Json(alias_info(p)))
+}
+
+/// Give the alias's participant a new real address (hard aliases only: a
+/// soft alias spells its address). A participant made undeliverable by
+/// hard bounces takes mail again.
+#[utoipa::path(patch, path = "/v1/aliases/{alias}", params(("alias" = String, Path)),
+    request_body = AddressChange,
+    responses((status = 200, body = AliasInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_address(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(alias): Path<String>,
+    body: Result<Json<AddressChange>, JsonRejection>,
+) -> Result<Json<AliasInfo>, ApiError> {
+    let Json(req) = body?;
+    let p = state
+        .services
+        .change_address(&caller, &alias, &req.email)
+        .await?;
+    tracing::info!(alias = %p.alias, "participant address changed via API");
+    Ok(Json(alias_info(p)))
+}
+
+fn alias_info(p: Participant) -> AliasInfo {
+    AliasInfo {
         active: p.is_active(Utc::now()),
         created_at: rfc3339_string(p.created_at),
         expires_at: rfc3339_string(p.expires_at),
@@ -239,7 +269,8 @@ pub async fn show_alias(
         role: p.role,
         mode: p.mode,
         disabled: p.disabled,
-    }))
+        undeliverable: p.undeliverable,
+    }
 }
 
 /// Stop an alias: mail to it is refused with 550 5.1.1 from now on.

@@ -64,7 +64,8 @@ pub struct TimelineEntryDoc {
     refused: Option<String>,
     /// Why it was refused, machine-readable (`unauthenticated_store`,
     /// `spam`, `virus`, `bulk`, `attachment`, `blocked`, `dmarc`,
-    /// `ended_alias`).
+    /// `ended_alias`, `undeliverable`); for an event, the status that
+    /// decided it (`5.1.1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     /// What the door marked an accepted message with: `spam` (rspamd said
@@ -76,6 +77,10 @@ pub struct TimelineEntryDoc {
     /// Who sent it, as checked on arrival (SPF, DKIM, DMARC).
     #[serde(skip_serializing_if = "Option::is_none")]
     authentication: Option<AuthSummaryDoc>,
+    /// For an entry about the order rather than a message:
+    /// `participant.undeliverable` (the participant in `to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
 }
 
 /// The JSON body of a webhook request.
@@ -216,6 +221,7 @@ mod tests {
                 dkim: "none".into(),
                 dmarc: "none".into(),
             }),
+            event: Some("participant.undeliverable".into()),
         };
         let event = WebhookEvent {
             id: "w".into(),
@@ -253,6 +259,7 @@ mod tests {
             WebhookEventKind::MessageAccepted,
             WebhookEventKind::MessageRefused,
             WebhookEventKind::DeliveryUpdated,
+            WebhookEventKind::ParticipantUndeliverable,
         ];
         let written: Vec<String> = kinds
             .iter()

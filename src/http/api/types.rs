@@ -122,6 +122,16 @@ pub struct AliasInfo {
     pub expires_at: String,
     pub disabled: bool,
     pub active: bool,
+    /// Its mailbox hard-bounced: mail to the alias is refused until the
+    /// address is changed (`PATCH /v1/aliases/{alias}`).
+    pub undeliverable: bool,
+}
+
+/// A participant's new real address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressChange {
+    pub email: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
