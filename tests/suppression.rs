@@ -198,7 +198,7 @@ async fn disabled_mailboxes_count_three_times_and_bounces_count_too(backend: Bac
     let disabled =
         SinkReply::Reply("550 5.2.1 The email account that you tried to reach is disabled".into());
     for n in 1..=2 {
-        sink.script(&[disabled.clone()]);
+        sink.script(std::slice::from_ref(&disabled));
         let (_, data) = write(&relay, &buyer).await;
         assert!(data.unwrap().starts_with("250"));
         assert!(
