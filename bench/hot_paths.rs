@@ -149,6 +149,7 @@ fn masking(c: &mut Criterion) {
         aliases: &aliases,
         masked_id: &masked_id,
         authserv_id: "mx.ct.vtex.com.br",
+        drop_arc: false,
     };
     let mut g = c.benchmark_group("masking");
     g.throughput(Throughput::Bytes(msg.len() as u64));
