@@ -10,16 +10,23 @@ port (`delivery.port`):
                               (--sick slow), or drops every connection
                               at DATA without a reply (--sick drop)
 
+  other.test   -> 127.0.0.4   answers at once
+
 Phases, each on a fresh SQLite database:
 
   smarthost      MESSAGES to healthy.test through the smarthost transport
   mx_alone       MESSAGES to healthy.test through the mx transport
-  mx_with_sick   the same, while MESSAGES/4 go to sick.test at the same time
+  mx_with_other  the same, while MESSAGES/4 go to other.test (healthy): the
+                 relay's extra work of taking those messages in, alone
+  mx_with_sick   the same, while MESSAGES/4 go to sick.test instead
 
-and prints one JSON line: each phase's delivered rate to healthy.test
+Each round runs every phase; it prints one JSON line: each phase's median
+delivered rate over the rounds to healthy.test
 (msg/s, from the first connection until the sink counted every message),
 the share the healthy destination keeps next to the sick one
-(mx_with_sick / mx_alone), and mx against smarthost. Run it through
+(mx_with_sick / mx_alone; and against the same extra load going to a
+healthy destination, mx_with_sick / mx_with_other, which isolates what the
+sick destination itself costs), and mx against smarthost. Run it through
 bench/destinations.sh, which builds the relay and installs smtp-sink.
 """
 
@@ -27,6 +34,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -37,8 +45,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from compare import free_port, relay_config  # noqa: E402
 
-HEALTHY, SICK = "127.0.0.2", "127.0.0.3"
+HEALTHY, SICK, OTHER = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 ZONE = {
+    ("other.test", 15): ("mx", "mx.other.test"),
+    ("mx.other.test", 1): ("a", OTHER),
     ("healthy.test", 15): ("mx", "mx.healthy.test"),
     ("mx.healthy.test", 1): ("a", HEALTHY),
     ("sick.test", 15): ("mx", "mx.sick.test"),
@@ -138,9 +148,9 @@ def source(args, port, alias, messages):
     )
 
 
-def phase(args, transport, mx_port, dns_port, sick_load):
-    """Deliver MESSAGES to healthy.test (and MESSAGES/4 to sick.test when
-    `sick_load`); the healthy destination's delivered rate."""
+def phase(args, transport, mx_port, dns_port, second=None):
+    """Deliver MESSAGES to healthy.test (and MESSAGES/4 to `second` at the
+    same time); the healthy destination's delivered rate."""
     healthy = Sink(HEALTHY, mx_port)
     try:
         with tempfile.TemporaryDirectory(prefix="ct-bench-dest-") as root:
@@ -161,7 +171,7 @@ def phase(args, transport, mx_port, dns_port, sick_load):
                 f.write(config)
             relay = [args.relay, "--config", path]
             aliases = {}
-            for n, domain in enumerate(["healthy.test", "sick.test"]):
+            for n, domain in enumerate(["healthy.test", "sick.test", "other.test"]):
                 made = subprocess.run(
                     relay + ["alias", "create", "--store", "bench", "--order", str(n),
                              "--role", "customer", "--email", f"buyer@{domain}"],
@@ -174,10 +184,10 @@ def phase(args, transport, mx_port, dns_port, sick_load):
                 time.sleep(0.5)
                 start = time.monotonic()
                 sick = None
-                if sick_load:
+                if second:
                     sick = threading.Thread(
                         target=source,
-                        args=(args, port, aliases["sick.test"], args.messages // 4),
+                        args=(args, port, aliases[second], args.messages // 4),
                     )
                     sick.start()
                 source(args, port, aliases["healthy.test"], args.messages)
@@ -187,7 +197,7 @@ def phase(args, transport, mx_port, dns_port, sick_load):
                         sys.exit(f"healthy got {healthy.count} of {args.messages}")
                     time.sleep(0.005)
                 rate = args.messages / (time.monotonic() - start)
-                print(f"  {transport}{' with sick' if sick_load else ''}: "
+                print(f"  {transport}{' with ' + second if second else ''}: "
                       f"{rate:.0f} msg/s", file=sys.stderr)
                 if sick:
                     sick.join()
@@ -206,30 +216,38 @@ def main():
     p.add_argument("--size", type=int, default=5000)
     p.add_argument("--sick", choices=["slow", "drop"], default="slow")
     p.add_argument("--delay", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--relay", default="target/release/ct-relay")
     args = p.parse_args()
     mx_port = free_port()
     dns_port = dns_server()
     extra = ["-w", str(args.delay)] if args.sick == "slow" else ["-q", "data"]
     sick = Sink(SICK, mx_port, extra)
+    other = Sink(OTHER, mx_port)
+    rates = {"smarthost": [], "mx_alone": [], "mx_with_other": [], "mx_with_sick": []}
     try:
-        print(f"{args.messages} messages of {args.size} bytes; sick.test {args.sick}",
-              file=sys.stderr)
-        smarthost = phase(args, "smarthost", mx_port, dns_port, False)
-        alone = phase(args, "mx", mx_port, dns_port, False)
-        with_sick = phase(args, "mx", mx_port, dns_port, True)
+        print(f"{args.messages} messages of {args.size} bytes; sick.test {args.sick}; "
+              f"{args.rounds} rounds", file=sys.stderr)
+        for n in range(args.rounds):
+            print(f"round {n + 1}", file=sys.stderr)
+            rates["smarthost"].append(phase(args, "smarthost", mx_port, dns_port))
+            rates["mx_alone"].append(phase(args, "mx", mx_port, dns_port))
+            rates["mx_with_other"].append(phase(args, "mx", mx_port, dns_port, "other.test"))
+            rates["mx_with_sick"].append(phase(args, "mx", mx_port, dns_port, "sick.test"))
     finally:
         sick.stop()
+        other.stop()
+    median = {k: statistics.median(v) for k, v in rates.items()}
     print(json.dumps({
         "messages": args.messages,
         "sick": args.sick,
-        "smarthost": smarthost,
-        "mx_alone": alone,
-        "mx_with_sick": with_sick,
-        "kept_with_sick": round(with_sick / alone, 3),
-        "mx_vs_smarthost": round(alone / smarthost, 3),
+        "rounds": args.rounds,
+        **{k: round(v) for k, v in median.items()},
+        "kept_with_sick": round(median["mx_with_sick"] / median["mx_alone"], 3),
+        "kept_vs_same_load": round(median["mx_with_sick"] / median["mx_with_other"], 3),
+        "mx_vs_smarthost": round(median["mx_alone"] / median["smarthost"], 3),
+        "each_round": rates,
     }))
-
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@
 # bench/destinations.py):
 #
 #   bench/destinations.sh [--messages N] [--sessions S] [--size BYTES]
-#                         [--sick slow|drop] [--delay SECONDS]
+#                         [--sick slow|drop] [--delay SECONDS] [--rounds N]
 #
 # Installs Debian's postfix package (smtp-source, smtp-sink) when missing.
 # Run as root (smtp-sink drops to user postfix). Prints one JSON line.

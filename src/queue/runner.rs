@@ -9,7 +9,7 @@
 //! without an attempt counted. Claims happen when the committer says unleased mail was queued, and
 //! otherwise at the next due time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
 /// Attempts whose outcome is being committed, per sending slot: beyond
 /// this, a stalled database stops new attempts.
 const RECORDING_PER_SLOT: usize = 4;
+/// Postponed deliveries given back in one statement, at most.
+const POSTPONED_PER_WRITE: usize = 500;
 
 /// Works the delivery queue of one node: leases due deliveries, attempts
 /// each through the transport with up to `workers` at once, and writes each
@@ -132,6 +134,12 @@ impl QueueRunner {
                 in_flight.spawn(async move { me.attempt(leased, slot, destination).await });
             }
             if !postponed.is_empty() {
+                // Claim again when the first of them is due, not at the
+                // next poll: they are not due yet while still leased, so
+                // the claim that leased them could not see when they are.
+                if let Some(soonest) = postponed.iter().map(|(_, wait)| *wait).min() {
+                    next_claim = next_claim.min(tokio::time::Instant::now() + soonest);
+                }
                 let me = self.clone();
                 in_flight.spawn(async move { me.postpone(postponed).await });
             }
@@ -254,14 +262,24 @@ impl QueueRunner {
     }
 
     /// Give back the leases of deliveries not attempted, each due again
-    /// after its wait; their attempts are not counted.
+    /// after its wait (rounded up to a tenth of a second, so that those
+    /// due together are written together); their attempts are not counted.
     async fn postpone(&self, deliveries: Vec<(String, Duration)>) {
         let now = Utc::now();
+        let mut by_wait: BTreeMap<u128, Vec<String>> = BTreeMap::new();
         for (id, wait) in deliveries {
-            let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
-            if let Err(e) = self.storage.postpone(&self.node, &id, at).await {
-                // The lease lapses and the delivery is claimed again.
-                tracing::warn!(delivery = %id, error = %e, "cannot postpone delivery");
+            by_wait
+                .entry(wait.as_millis().div_ceil(100) * 100)
+                .or_default()
+                .push(id);
+        }
+        for (wait_ms, ids) in by_wait {
+            let at = now + chrono::Duration::milliseconds(wait_ms as i64);
+            for chunk in ids.chunks(POSTPONED_PER_WRITE) {
+                if let Err(e) = self.storage.postpone(&self.node, chunk, at).await {
+                    // The leases lapse and the deliveries are claimed again.
+                    tracing::warn!(deliveries = chunk.len(), error = %e, "cannot postpone deliveries");
+                }
             }
         }
     }

@@ -166,10 +166,11 @@ pub trait Storage:
     /// Give back leases: this node's (`Some`) or every node's (`None`, used by a
     /// single-node database at start, where any lease is a dead process's).
     async fn release_leases(&self, node: Option<&str>) -> Result<u64>;
-    /// Give back `node`'s lease on a delivery it did not attempt, due again
-    /// at `at`; its attempts and state stay as they are. False when the
-    /// lease was not `node`'s any more.
-    async fn postpone(&self, node: &str, delivery_id: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// Give back `node`'s leases on deliveries it did not attempt, due
+    /// again at `at`; their attempts and states stay as they are. Returns
+    /// how many were still `node`'s.
+    async fn postpone(&self, node: &str, delivery_ids: &[String], at: DateTime<Utc>)
+        -> Result<u64>;
     /// When the earliest pending delivery can next be claimed (due and not
     /// leased), if any.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>>;

@@ -370,15 +370,29 @@ impl<B: Backend> Storage for B {
         release_leases_in(self, "deliveries", node).await
     }
 
-    async fn postpone(&self, node: &str, delivery_id: &str, at: DateTime<Utc>) -> Result<bool> {
-        let stmt = Stmt::new(
-            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1
-             WHERE id = $2 AND lease_owner = $3 AND state IN ('queued', 'retrying')",
-        )
-        .int(to_ms(at))
-        .text(delivery_id)
-        .text(node);
-        Ok(self.writer().await?.execute(stmt).await? > 0)
+    async fn postpone(
+        &self,
+        node: &str,
+        delivery_ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        if delivery_ids.is_empty() {
+            return Ok(0);
+        }
+        let n = delivery_ids.len();
+        let sql = format!(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ${}
+             WHERE id IN ({}) AND lease_owner = ${} AND state IN ('queued', 'retrying')",
+            n + 1,
+            super::placeholders::list(n),
+            n + 2
+        );
+        let stmt = delivery_ids
+            .iter()
+            .fold(Stmt::new(sql), |s, id| s.text(id.as_str()))
+            .int(to_ms(at))
+            .text(node);
+        self.writer().await?.execute(stmt).await
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
