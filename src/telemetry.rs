@@ -59,6 +59,10 @@ pub const WEBHOOK_OLDEST: &str = "ct_relay_webhook_oldest_age_seconds";
 pub const WAL_BYTES: &str = "ct_relay_storage_wal_bytes";
 /// Truncating checkpoints run.
 pub const WAL_TRUNCATIONS: &str = "ct_relay_storage_wal_truncations_total";
+/// MTA-STS: policies not met (`mode`: enforce, testing), fetches failed.
+pub const MTA_STS_FAILURES: &str = "ct_relay_mta_sts_failures_total";
+/// See `MTA_STS_FAILURES`.
+pub const MTA_STS_FETCH_FAILURES: &str = "ct_relay_mta_sts_fetch_failures_total";
 /// Participants marked undeliverable after hard bounces.
 pub const UNDELIVERABLE: &str = "ct_relay_participants_undeliverable_total";
 
@@ -148,6 +152,16 @@ pub fn scanned(outcome: &'static str, took: Duration) {
 /// Count a delivery attempt by outcome.
 pub fn delivery_attempt(outcome: &'static str) {
     counter!(DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// Count an MX host or connection an MTA-STS policy did not allow.
+pub fn mta_sts_failure(mode: &'static str) {
+    counter!(MTA_STS_FAILURES, "mode" => mode).increment(1);
+}
+
+/// Count a policy that could not be fetched.
+pub fn mta_sts_fetch_failed() {
+    counter!(MTA_STS_FETCH_FAILURES).increment(1);
 }
 
 /// Count a participant marked undeliverable.

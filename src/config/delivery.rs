@@ -100,6 +100,12 @@ pub struct DeliverySettings {
     /// Limits for named destinations (recipient domains, lowercase).
     #[serde(default)]
     pub destinations: HashMap<String, DestinationLimits>,
+    /// mx transport: honour recipient domains' MTA-STS policies (RFC 8461).
+    #[serde(default = "yes")]
+    pub mta_sts: bool,
+    /// The port MTA-STS policies are fetched from (443; tests use another).
+    #[serde(default = "default_mta_sts_port")]
+    pub mta_sts_port: u16,
     /// "No such user or domain" failures (5.1.1, 5.1.2, 5.1.10) that make
     /// a participant undeliverable; 0: never.
     #[serde(default = "one")]
@@ -191,6 +197,12 @@ fn default_dir() -> PathBuf {
 }
 fn default_workers() -> usize {
     16
+}
+fn yes() -> bool {
+    true
+}
+fn default_mta_sts_port() -> u16 {
+    443
 }
 fn one() -> u32 {
     1

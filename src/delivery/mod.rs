@@ -6,6 +6,7 @@ pub mod arc;
 mod client;
 pub mod dkim;
 mod file;
+mod mta_sts;
 mod mx;
 mod pool;
 mod smtp;
@@ -96,14 +97,14 @@ pub fn from_settings(
     hostname: &str,
     fallback_nameservers: &[String],
 ) -> Result<Arc<dyn Transport>, TransportError> {
+    let ca = match &settings.tls_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| TransportError::TlsCa(path.display().to_string(), e.to_string()))?,
+        ),
+        None => None,
+    };
     let connector = || -> Result<Connector, TransportError> {
-        let ca =
-            match &settings.tls_ca_file {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    TransportError::TlsCa(path.display().to_string(), e.to_string())
-                })?),
-                None => None,
-            };
         Connector::new(hostname, settings.timeout, settings.tls, ca.as_deref()).map_err(|e| {
             let path = settings
                 .tls_ca_file
@@ -126,12 +127,11 @@ pub fn from_settings(
                 &settings.nameservers
             };
             let per_host = settings.destination_concurrency;
-            Arc::new(MxTransport::new(
-                connector()?,
-                nameservers,
-                settings.port,
-                per_host,
-            )?)
+            let mx = MxTransport::new(connector()?, nameservers, settings.port, per_host)?;
+            Arc::new(match settings.mta_sts {
+                true => mx.with_mta_sts(settings.mta_sts_port, ca),
+                false => mx,
+            })
         }
     })
 }

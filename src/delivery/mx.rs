@@ -18,9 +18,11 @@ use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::{ResolveError, TokioResolver};
 
+use super::mta_sts::{Mode, MtaSts};
 use super::pool::Pool;
-use super::smtp::{checked_envelope, Connector, Hop};
+use super::smtp::{checked_envelope, Connector, Envelope, Hop};
 use super::{DeliveryEnvelope, Outcome, Transport, TransportError};
+use crate::config::OutboundTls;
 
 /// MX hosts tried per attempt, best preference first.
 const MAX_MX_HOSTS: usize = 5;
@@ -44,6 +46,7 @@ pub struct MxTransport {
     connector: Connector,
     port: u16,
     pool: Pool,
+    mta_sts: Option<MtaSts>,
 }
 
 impl MxTransport {
@@ -81,7 +84,15 @@ impl MxTransport {
             connector,
             port,
             pool: Pool::new(per_host),
+            mta_sts: None,
         })
+    }
+
+    /// Honour recipient domains' MTA-STS policies, fetched over HTTPS from
+    /// port `port` trusting the public roots and `extra_ca_pem`.
+    pub fn with_mta_sts(mut self, port: u16, extra_ca_pem: Option<Vec<u8>>) -> Self {
+        self.mta_sts = Some(MtaSts::new(self.resolver.clone(), port, extra_ca_pem));
+        self
     }
 
     /// Where mail for `domain` goes: MX hosts by preference with their
@@ -151,6 +162,51 @@ impl MxTransport {
     }
 }
 
+impl MxTransport {
+    /// One transaction with `host` at `addr`; `verified`: only over TLS
+    /// with a certificate valid for the host's name (kept connections of
+    /// that kind apart from the others).
+    async fn attempt(
+        &self,
+        host: &MxHost,
+        addr: SocketAddr,
+        label: &str,
+        verified: bool,
+        env: &Envelope<'_>,
+        message: &[u8],
+    ) -> Outcome {
+        let key = match verified {
+            true => format!("{addr} {} verified", host.name),
+            false => format!("{addr} {}", host.name),
+        };
+        let hop = Hop {
+            key: &key,
+            host: &host.name,
+            addr,
+            label,
+            tls: verified.then_some(OutboundTls::Required),
+        };
+        self.connector.deliver(&self.pool, &hop, env, message).await
+    }
+}
+
+/// What `enforce` refuses, logged (hosts by address, never the domain)
+/// and counted: under `testing` the mail still goes.
+fn mta_sts_failure(mode: Mode, label: &str, what: &str) {
+    let mode = if mode == Mode::Enforce {
+        "enforce"
+    } else {
+        "testing"
+    };
+    tracing::warn!(
+        next_hop = label,
+        mode,
+        failure = what,
+        "MTA-STS policy not met"
+    );
+    crate::telemetry::mta_sts_failure(mode);
+}
+
 /// The response code of a lookup that found nothing (NoError: the name
 /// exists without such records; NXDomain: the name does not exist).
 fn negative(e: &ResolveError) -> Option<ResponseCode> {
@@ -190,23 +246,45 @@ impl Transport for MxTransport {
             Ok(hosts) => hosts,
             Err(outcome) => return outcome,
         };
+        let policy = match &self.mta_sts {
+            Some(sts) => sts.policy(&domain).await,
+            None => None,
+        };
+        let mode = policy.as_ref().map_or(Mode::None, |p| p.mode);
         let mut last = None;
         for (n, host) in hosts.iter().enumerate() {
+            if mode != Mode::None && !policy.as_ref().is_some_and(|p| p.matches(&host.name)) {
+                let label = format!("MX {}", n + 1);
+                mta_sts_failure(mode, &label, "not an MX host the policy names");
+                if mode == Mode::Enforce {
+                    last = Some(Outcome::Retry {
+                        reply: format!(
+                            "451 4.7.5 {label}: not named by the recipient domain's MTA-STS policy"
+                        ),
+                    });
+                    continue;
+                }
+            }
             for ip in &host.addrs {
                 let addr = SocketAddr::new(*ip, self.port);
                 let label = format!("MX {} at {addr}", n + 1);
-                let key = format!("{addr} {}", host.name);
-                let hop = Hop {
-                    key: &key,
-                    host: &host.name,
-                    addr,
-                    label: &label,
+                let outcome = match mode {
+                    Mode::Enforce => self.attempt(host, addr, &label, true, &env, message).await,
+                    Mode::Testing => {
+                        // Verified TLS first; where that fails, as usual,
+                        // and the failure is reported.
+                        let verified = self.attempt(host, addr, &label, true, &env, message).await;
+                        match verified {
+                            Outcome::Retry { reply } if reply.starts_with("421 4.7.10") => {
+                                mta_sts_failure(mode, &label, "no verified TLS");
+                                self.attempt(host, addr, &label, false, &env, message).await
+                            }
+                            other => other,
+                        }
+                    }
+                    Mode::None => self.attempt(host, addr, &label, false, &env, message).await,
                 };
-                match self
-                    .connector
-                    .deliver(&self.pool, &hop, &env, message)
-                    .await
-                {
+                match outcome {
                     // A temporary failure at one host: the next may take it.
                     retry @ Outcome::Retry { .. } => last = Some(retry),
                     done => return done,

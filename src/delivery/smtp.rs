@@ -49,16 +49,17 @@ impl Connector {
     }
 
     /// A session with `host` (its name, for TLS) at `addr` (`label` in
-    /// replies), under TLS as the policy asks.
+    /// replies), under TLS as `policy` asks.
     async fn connect(
         &self,
         host: &str,
         addr: impl ToSocketAddrs + Copy,
         label: &str,
+        policy: OutboundTls,
     ) -> Result<Client, Outcome> {
         let client = self.connect_plain(addr, label).await?;
-        let required = self.policy == OutboundTls::Required;
-        if self.policy == OutboundTls::Off || (!client.offers_starttls() && !required) {
+        let required = policy == OutboundTls::Required;
+        if policy == OutboundTls::Off || (!client.offers_starttls() && !required) {
             return Ok(client);
         }
         let failure = if !client.offers_starttls() {
@@ -80,6 +81,9 @@ impl Connector {
                     let upgrade = client.starttls(connector, name, &self.hello);
                     match tokio::time::timeout(self.timeout, upgrade).await {
                         Ok(Ok(secure)) => return Ok(secure),
+                        Ok(Err(ClientError::Io(e))) => {
+                            format!("TLS failed: {}", tls::describe(&e))
+                        }
                         Ok(Err(e)) => format!("TLS failed: {e}"),
                         Err(_) => "TLS handshake timed out".to_string(),
                     }
@@ -87,8 +91,13 @@ impl Connector {
             }
         };
         if required {
+            let why = if self.policy == OutboundTls::Required {
+                "delivery.tls = required"
+            } else {
+                "the recipient domain's MTA-STS policy"
+            };
             return Err(Outcome::Retry {
-                reply: format!("421 4.7.10 {label}: {failure} (delivery.tls = required)"),
+                reply: format!("421 4.7.10 {label}: {failure} ({why})"),
             });
         }
         tracing::info!(next_hop = label, reason = %failure, "STARTTLS failed; delivering in the clear");
@@ -137,7 +146,15 @@ impl Connector {
                     }
                     (kept.client, true)
                 }
-                None => match self.connect(hop.host, hop.addr, hop.label).await {
+                None => match self
+                    .connect(
+                        hop.host,
+                        hop.addr,
+                        hop.label,
+                        hop.tls.unwrap_or(self.policy),
+                    )
+                    .await
+                {
                     Ok(client) => (client, false),
                     Err(outcome) => return outcome,
                 },
@@ -174,10 +191,12 @@ pub(super) struct Hop<'a, A> {
     pub addr: A,
     /// How replies and logs name it.
     pub label: &'a str,
+    /// TLS as this hop needs it, when not as `delivery.tls` says (MTA-STS).
+    pub tls: Option<OutboundTls>,
 }
 
 /// A delivery's envelope, its addresses checked.
-pub(super) struct Envelope<'a> {
+pub struct Envelope<'a> {
     pub from: &'a str,
     pub to: &'a str,
 }
@@ -272,6 +291,7 @@ impl Transport for SmarthostTransport {
             host: &self.host,
             addr: (self.host.as_str(), self.port),
             label: &self.label,
+            tls: None,
         };
         self.connector
             .deliver(&self.pool, &hop, &env, message)

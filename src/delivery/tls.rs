@@ -56,6 +56,35 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))
 }
 
+/// What went wrong in a handshake, in words that name no host: rustls's
+/// own text names the name asked for (the MX host, under the recipient's
+/// domain), which replies must not show.
+pub fn describe(error: &std::io::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    let Some(rustls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return "the connection failed during the handshake";
+    };
+    match rustls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the certificate is not valid for the host"
+            }
+            C::UnknownIssuer => "the certificate's issuer is not trusted",
+            C::Expired | C::ExpiredContext { .. } => "the certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet",
+            C::Revoked => "the certificate is revoked",
+            C::BadSignature => "the certificate's signature is bad",
+            _ => "the certificate is not valid",
+        },
+        rustls::Error::AlertReceived(_) => "the next hop ended the handshake",
+        rustls::Error::PeerIncompatible(_) => "no TLS version or cipher in common",
+        _ => "the handshake failed",
+    }
+}
+
 fn provider() -> CryptoProvider {
     crypto::ring::default_provider()
 }

@@ -19,6 +19,8 @@ struct Zone {
     failing: HashSet<String>,
     /// Questions asked, as (name, type).
     asked: Vec<(String, RecordType)>,
+    /// The answers' TTL, when not 60 s.
+    ttl: Option<u32>,
 }
 
 impl Zone {
@@ -38,11 +40,9 @@ impl Zone {
                 return Err(ResponseCode::ServFail);
             }
             if let Some(found) = self.records.get(&(k.clone(), kind)) {
-                records.extend(
-                    found
-                        .iter()
-                        .map(|rdata| Record::from_rdata(name.clone(), 60, rdata.clone())),
-                );
+                records.extend(found.iter().map(|rdata| {
+                    Record::from_rdata(name.clone(), self.ttl.unwrap_or(60), rdata.clone())
+                }));
                 return Ok(records);
             }
             match self.records.get(&(k.clone(), RecordType::CNAME)) {
@@ -52,7 +52,11 @@ impl Zone {
                         unreachable!()
                     };
                     let target = target.clone();
-                    records.push(Record::from_rdata(name.clone(), 60, rdata));
+                    records.push(Record::from_rdata(
+                        name.clone(),
+                        self.ttl.unwrap_or(60),
+                        rdata,
+                    ));
                     name = target;
                 }
                 _ if !records.is_empty() || self.has_name(&k) => return Ok(records),
@@ -127,6 +131,21 @@ impl DnsServer {
             RecordType::TXT,
             RData::TXT(TXT::new(vec![text.to_string()])),
         );
+    }
+
+    /// `name`'s TXT record is `text` now, the earlier ones gone.
+    pub fn replace_txt(&self, name: &str, text: &str) {
+        self.zone
+            .lock()
+            .unwrap()
+            .records
+            .remove(&(key(name), RecordType::TXT));
+        self.txt(name, text);
+    }
+
+    /// Answers carry this TTL from now on (resolvers cache them that long).
+    pub fn set_ttl(&self, seconds: u32) {
+        self.zone.lock().unwrap().ttl = Some(seconds);
     }
 
     pub fn a(&self, name: &str, ip: Ipv4Addr) {

@@ -9,6 +9,7 @@ pub mod door;
 pub mod header_reading;
 pub mod hooks;
 pub mod http;
+pub mod pki;
 pub mod postfix;
 pub mod proxy;
 pub mod scanners;

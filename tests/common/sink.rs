@@ -84,23 +84,13 @@ impl Sink {
 
     /// A sink that offers STARTTLS with this PEM certificate and key.
     pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        use tokio_rustls::rustls::{self, ServerConfig};
-        let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-        let config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .unwrap();
-        Self::listen(
-            "127.0.0.1:0".parse().unwrap(),
-            Some(TlsAcceptor::from(Arc::new(config))),
-        )
-        .await
+        Self::start_tls_on("127.0.0.1:0".parse().unwrap(), cert_pem, key_pem).await
+    }
+
+    /// The same, on `addr`.
+    pub async fn start_tls_on(addr: SocketAddr, cert_pem: &str, key_pem: &str) -> Self {
+        let config = super::pki::server_config(cert_pem, key_pem);
+        Self::listen(addr, Some(TlsAcceptor::from(config))).await
     }
 
     async fn listen(addr: SocketAddr, tls: Option<TlsAcceptor>) -> Self {
