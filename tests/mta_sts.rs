@@ -257,4 +257,8 @@ async fn no_policy_or_an_unfetchable_one_changes_nothing() {
     send(&relay, "as before").await;
     let d = settled(&relay, 1).await;
     assert_eq!(d[0]["state"], "delivered", "{d:?}");
+    // A failed fetch is not tried again for every delivery.
+    send(&relay, "and again").await;
+    settled(&relay, 2).await;
+    assert_eq!(world.https.requests(), 1);
 }

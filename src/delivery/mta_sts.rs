@@ -7,6 +7,8 @@
 //! have refused is logged and counted. Policies are cached for their
 //! `max_age` and fetched again when the TXT record's id changes; a cached
 //! policy outlives a vanished TXT record or a failed fetch (RFC 8461 5.1).
+//! A domain found without a policy (no record, or a policy that could not
+//! be fetched) is asked again after five minutes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +25,10 @@ const MAX_POLICY_BYTES: usize = 64 * 1024;
 const MAX_AGE_LIMIT: u64 = 31_557_600;
 /// Fetching the policy may take this long.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// A domain found without a policy is asked again after this long: most
+/// domains have none, and one question per delivery would be waste. A
+/// policy published meanwhile applies from the next question on.
+const NO_POLICY_FOR: Duration = Duration::from_secs(300);
 
 /// What a policy asks of senders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,12 +111,18 @@ struct Cached {
     until: Instant,
 }
 
+/// A domain's policy as last seen: one in force, or none until a time.
+enum Seen {
+    Policy(Cached),
+    Nothing(Instant),
+}
+
 /// Finds, fetches and caches recipient domains' policies.
 pub struct MtaSts {
     resolver: TokioResolver,
     port: u16,
     extra_ca_pem: Option<Vec<u8>>,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: Mutex<HashMap<String, Seen>>,
 }
 
 impl MtaSts {
@@ -127,14 +139,19 @@ impl MtaSts {
 
     /// The policy of `domain` in force now, if it has one.
     pub async fn policy(&self, domain: &str) -> Option<Arc<Policy>> {
-        let cached = {
-            let cache = self.cache.lock().expect("mta-sts cache");
-            cache
-                .get(domain)
-                .filter(|c| c.until > Instant::now())
-                .map(|c| (c.id.clone(), c.policy.clone()))
+        let now = Instant::now();
+        let cached = match self.cache.lock().expect("mta-sts cache").get(domain) {
+            Some(Seen::Nothing(until)) if *until > now => return None,
+            Some(Seen::Policy(c)) if c.until > now => Some((c.id.clone(), c.policy.clone())),
+            _ => None,
         };
         let Some(id) = self.record_id(domain).await else {
+            if cached.is_none() {
+                self.cache
+                    .lock()
+                    .expect("mta-sts cache")
+                    .insert(domain.to_string(), Seen::Nothing(now + NO_POLICY_FOR));
+            }
             return cached.map(|(_, policy)| policy);
         };
         if let Some((cached_id, policy)) = &cached {
@@ -148,11 +165,11 @@ impl MtaSts {
                 let until = Instant::now() + policy.max_age;
                 self.cache.lock().expect("mta-sts cache").insert(
                     domain.to_string(),
-                    Cached {
+                    Seen::Policy(Cached {
                         id,
                         policy: policy.clone(),
                         until,
-                    },
+                    }),
                 );
                 tracing::info!(mode = ?policy.mode, "MTA-STS policy fetched");
                 Some(policy)
@@ -160,6 +177,13 @@ impl MtaSts {
             Err(e) => {
                 tracing::info!(error = %e, "MTA-STS policy not fetched");
                 crate::telemetry::mta_sts_fetch_failed();
+                if cached.is_none() {
+                    // Not fetched again for every delivery meanwhile.
+                    self.cache
+                        .lock()
+                        .expect("mta-sts cache")
+                        .insert(domain.to_string(), Seen::Nothing(now + NO_POLICY_FOR));
+                }
                 cached.map(|(_, policy)| policy)
             }
         }
