@@ -16,9 +16,9 @@ Phases, each on a fresh SQLite database:
 
   smarthost      MESSAGES to healthy.test through the smarthost transport
   mx_alone       MESSAGES to healthy.test through the mx transport
-  mx_with_other  the same, while MESSAGES/4 go to other.test (healthy): the
+  mx_with_other  the same, while MESSAGES × --share (0.25) go to other.test (healthy): the
                  relay's extra work of taking those messages in, alone
-  mx_with_sick   the same, while MESSAGES/4 go to sick.test instead
+  mx_with_sick   the same, while MESSAGES × --share (0.25) go to sick.test instead
 
 Each round runs every phase; it prints one JSON line: each phase's median
 delivered rate over the rounds to healthy.test
@@ -149,7 +149,7 @@ def source(args, port, alias, messages):
 
 
 def phase(args, transport, mx_port, dns_port, second=None):
-    """Deliver MESSAGES to healthy.test (and MESSAGES/4 to `second` at the
+    """Deliver MESSAGES to healthy.test (and MESSAGES × --share (0.25) to `second` at the
     same time); the healthy destination's delivered rate."""
     healthy = Sink(HEALTHY, mx_port)
     try:
@@ -187,7 +187,7 @@ def phase(args, transport, mx_port, dns_port, second=None):
                 if second:
                     sick = threading.Thread(
                         target=source,
-                        args=(args, port, aliases[second], args.messages // 4),
+                        args=(args, port, aliases[second], int(args.messages * args.share)),
                     )
                     sick.start()
                 source(args, port, aliases["healthy.test"], args.messages)
@@ -217,6 +217,8 @@ def main():
     p.add_argument("--sick", choices=["slow", "drop"], default="slow")
     p.add_argument("--delay", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--share", type=float, default=0.25,
+                   help="messages to the second domain, as a share of MESSAGES")
     p.add_argument("--relay", default="target/release/ct-relay")
     args = p.parse_args()
     mx_port = free_port()
@@ -241,6 +243,7 @@ def main():
     print(json.dumps({
         "messages": args.messages,
         "sick": args.sick,
+        "share": args.share,
         "rounds": args.rounds,
         **{k: round(v) for k, v in median.items()},
         "kept_with_sick": round(median["mx_with_sick"] / median["mx_alone"], 3),

@@ -5,6 +5,7 @@
 #
 #   bench/destinations.sh [--messages N] [--sessions S] [--size BYTES]
 #                         [--sick slow|drop] [--delay SECONDS] [--rounds N]
+#                         [--share FRACTION]
 #
 # Installs Debian's postfix package (smtp-source, smtp-sink) when missing.
 # Run as root (smtp-sink drops to user postfix). Prints one JSON line.
