@@ -79,13 +79,14 @@ impl World {
         }
     }
 
-    fn publish(&self, id: &str, mode: &str) {
+    /// A policy with id `id`, mode `mode` and one `mx` line.
+    fn publish(&self, id: &str, mode: &str, mx: &str) {
         self.dns
             .replace_txt("_mta-sts.secure.test", &format!("v=STSv1; id={id}"));
         self.https.serve(
             POLICY_PATH,
             "text/plain",
-            &format!("version: STSv1\r\nmode: {mode}\r\nmx: *.secure.test\r\nmax_age: 86400\r\n"),
+            &format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n"),
         );
     }
 
@@ -147,7 +148,7 @@ async fn enforce_delivers_only_to_named_hosts_over_verified_tls() {
     let world = World::start(&["mx.secure.test"]).await;
     // Every lookup reaches the DNS server: no answer is cached.
     world.dns.set_ttl(0);
-    world.publish("20261206a", "enforce");
+    world.publish("20261206a", "enforce", "*.secure.test");
     let relay = world.relay().await;
 
     send(&relay, "one").await;
@@ -165,7 +166,7 @@ async fn enforce_delivers_only_to_named_hosts_over_verified_tls() {
     assert_eq!(world.https.requests(), 1, "the policy is cached");
 
     // The id changes: the policy is fetched again.
-    world.publish("20261206b", "enforce");
+    world.publish("20261206b", "enforce", "*.secure.test");
     send(&relay, "three").await;
     settled(&relay, 3).await;
     assert_eq!(world.https.requests(), 2, "a new id, a new fetch");
@@ -174,12 +175,7 @@ async fn enforce_delivers_only_to_named_hosts_over_verified_tls() {
 #[tokio::test]
 async fn enforce_skips_hosts_the_policy_does_not_name_and_needs_tls() {
     let world = World::start(&["mx.secure.test"]).await;
-    world.dns.txt("_mta-sts.secure.test", "v=STSv1; id=only-mx");
-    world.https.serve(
-        POLICY_PATH,
-        "text/plain",
-        "version: STSv1\nmode: enforce\nmx: mx.secure.test\nmax_age: 86400\n",
-    );
+    world.publish("only-mx", "enforce", "mx.secure.test");
     let relay = world.relay().await;
     send(&relay, "named").await;
     let d = settled(&relay, 1).await;
@@ -201,14 +197,7 @@ async fn enforce_skips_hosts_the_policy_does_not_name_and_needs_tls() {
 async fn enforce_retries_when_the_certificate_does_not_verify() {
     // The MX shows a certificate for another name.
     let world = World::start(&["other.example"]).await;
-    world
-        .dns
-        .txt("_mta-sts.secure.test", "v=STSv1; id=bad-cert");
-    world.https.serve(
-        POLICY_PATH,
-        "text/plain",
-        "version: STSv1\nmode: enforce\nmx: mx.secure.test\nmax_age: 86400\n",
-    );
+    world.publish("bad-cert", "enforce", "mx.secure.test");
     let relay = world.relay().await;
     send(&relay, "refused").await;
     let d = settled(&relay, 1).await;
@@ -222,12 +211,7 @@ async fn enforce_retries_when_the_certificate_does_not_verify() {
 #[tokio::test]
 async fn testing_delivers_and_reports() {
     let world = World::start(&["other.example"]).await;
-    world.dns.txt("_mta-sts.secure.test", "v=STSv1; id=testing");
-    world.https.serve(
-        POLICY_PATH,
-        "text/plain",
-        "version: STSv1\nmode: testing\nmx: mx.secure.test\nmax_age: 86400\n",
-    );
+    world.publish("testing", "testing", "mx.secure.test");
     let relay = world.relay().await;
     send(&relay, "tested").await;
     let d = settled(&relay, 1).await;
