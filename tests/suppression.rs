@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::hooks::HookReceiver;
 use common::http::{get, send_json};
+use common::visitor::Visitor;
 use common::{wait_until, Backend, Relay, Sink, SinkReply, SmtpClient, ACME_TOKEN};
 
 const ACME: Option<&str> = Some(ACME_TOKEN);
@@ -86,6 +87,19 @@ async fn an_unknown_mailbox_makes_the_participant_undeliverable(backend: Backend
     assert_eq!(event["reason"], "5.1.1");
     assert_eq!(alias_info(&relay, &buyer).await["undeliverable"], true);
     assert_eq!(alias_info(&relay, &store).await["undeliverable"], false);
+
+    // The console shows the event as such, not as a message to read.
+    let mut v = Visitor::new(relay.api);
+    v.log_in(ACME_TOKEN).await;
+    let page = v.get(&format!("/console/orders?order={ORDER}")).await;
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(html.contains(&format!("Undeliverable: {buyer}")), "{html}");
+    assert_eq!(
+        html.matches("Read the message").count(),
+        1,
+        "one message: {html}"
+    );
 
     // Later mail to the alias is refused at RCPT with the very reply an
     // alias that never existed gets, and the refusal is on the timeline.

@@ -61,6 +61,7 @@ impl Modify for ResponseDescriptions {
                 &mut item.get,
                 &mut item.put,
                 &mut item.post,
+                &mut item.patch,
                 &mut item.delete,
             ];
             for op in operations.into_iter().flatten() {

@@ -12,7 +12,7 @@ use super::settings::chosen_store;
 use super::{page, shown_time, valid_id, ConsoleError, Nav};
 use crate::http::HttpState;
 use crate::service::ServiceError;
-use crate::storage::{AliasRef, TimelineEntry};
+use crate::storage::{AliasRef, TimelineEntry, UNDELIVERABLE_EVENT};
 
 /// Most of a message's body shown on its page; the raw copy is below it.
 const BODY_CHARS: usize = 100_000;
@@ -66,6 +66,9 @@ struct Entry {
     reason: Option<String>,
     flags: Vec<String>,
     deliveries: Vec<Delivery>,
+    /// An entry about the order, not a message: a participant made
+    /// undeliverable by hard bounces.
+    undeliverable: bool,
 }
 
 struct Person {
@@ -103,6 +106,7 @@ impl From<TimelineEntry> for Entry {
             refused: e.refused,
             reason: e.reason,
             flags: e.flags,
+            undeliverable: e.event.as_deref() == Some(UNDELIVERABLE_EVENT),
             deliveries: e
                 .deliveries
                 .into_iter()
