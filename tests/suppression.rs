@@ -177,6 +177,13 @@ async fn an_unknown_mailbox_makes_the_participant_undeliverable(backend: Backend
         );
         assert!(r.json()["error"].is_string(), "{body}");
     }
+    // Operators can do the same from the command line.
+    let shown = relay.cli(&["alias", "show", &buyer]);
+    assert_eq!(shown["undeliverable"], false);
+    let set = relay.cli(&["alias", "set-address", &buyer, "--email", BUYER]);
+    assert_eq!(set["alias"], buyer.as_str());
+    let (ok, _, err) = relay.cli_raw(&["alias", "set-address", &buyer, "--email", "nope"], None);
+    assert!(!ok && err.contains("nope"), "{err}");
     let missing = "/v1/aliases/0123456789abcdef0123456789abcdef@ct.test";
     let r = send_json(
         relay.api,

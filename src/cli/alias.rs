@@ -1,4 +1,4 @@
-//! `ct-relay alias …`: create, import, show, disable.
+//! `ct-relay alias …`: create, import, show, set-address, disable.
 
 use std::process::ExitCode;
 
@@ -30,13 +30,18 @@ pub enum AliasCommand {
     },
     /// Read JSON lines {"store","order","role","email","mode"?} on stdin; print one JSON line each.
     Import,
-    Show {
+    /// The alias's participant: store, order, role, state.
+    Show { alias: String },
+    /// Give the alias's participant a new real address (hard aliases only);
+    /// one made undeliverable by hard bounces takes mail again.
+    SetAddress {
         alias: String,
+        /// The new real address.
+        #[arg(long)]
+        email: String,
     },
     /// Stop an alias from receiving mail (550 5.1.1 from now on).
-    Disable {
-        alias: String,
-    },
+    Disable { alias: String },
 }
 
 pub async fn run(cmd: AliasCommand, services: Services) -> anyhow::Result<ExitCode> {
@@ -73,8 +78,14 @@ pub async fn run(cmd: AliasCommand, services: Services) -> anyhow::Result<ExitCo
                 "created_at": rfc3339_string(p.created_at),
                 "expires_at": rfc3339_string(p.expires_at),
                 "disabled": p.disabled,
+                "undeliverable": p.undeliverable,
                 "active": p.is_active(Utc::now()),
             }));
+            Ok(ExitCode::SUCCESS)
+        }
+        AliasCommand::SetAddress { alias, email } => {
+            let p = services.change_address(&everyone, &alias, &email).await?;
+            print(&json!({ "alias": p.alias, "undeliverable": p.undeliverable }));
             Ok(ExitCode::SUCCESS)
         }
         AliasCommand::Disable { alias } => {
