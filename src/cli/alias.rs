@@ -30,8 +30,18 @@ pub enum AliasCommand {
     },
     /// Read JSON lines {"store","order","role","email","mode"?} on stdin; print one JSON line each.
     Import,
-    /// The alias's participant: store, order, role, state.
-    Show { alias: String },
+    /// The alias's participant: store, order, role, state; its real
+    /// address only with --reveal and --reason, and every reveal is
+    /// audited (`ct-relay audit list`).
+    Show {
+        alias: String,
+        /// Print the real address too.
+        #[arg(long, requires = "reason")]
+        reveal: bool,
+        /// Why the address is needed (written to the audit).
+        #[arg(long, requires = "reveal")]
+        reason: Option<String>,
+    },
     /// Give the alias's participant a new real address (hard aliases only);
     /// one made undeliverable by hard bounces takes mail again.
     SetAddress {
@@ -42,6 +52,27 @@ pub enum AliasCommand {
     },
     /// Stop an alias from receiving mail (550 5.1.1 from now on).
     Disable { alias: String },
+}
+
+/// Who runs the command, for the audit: the login name, else the user id.
+fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("uid {}", process_uid()))
+}
+
+/// The process's user id, as /proc tells it.
+fn process_uid() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub async fn run(cmd: AliasCommand, services: Services) -> anyhow::Result<ExitCode> {
@@ -66,21 +97,36 @@ pub async fn run(cmd: AliasCommand, services: Services) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         AliasCommand::Import => import(services).await,
-        AliasCommand::Show { alias } => {
-            let p = services.alias(&everyone, &alias).await?;
-            print(&json!({
+        AliasCommand::Show {
+            alias,
+            reveal,
+            reason,
+        } => {
+            let p = match (reveal, reason) {
+                (true, Some(reason)) => {
+                    let actor = format!("cli:{}", operator());
+                    services
+                        .reveal(&everyone, &alias, &actor, &reason, Utc::now())
+                        .await?
+                }
+                _ => services.alias(&everyone, &alias).await?,
+            };
+            let mut shown = json!({
                 "alias": p.alias,
                 "store": p.store,
                 "order": p.order,
                 "role": p.role,
                 "mode": p.mode,
-                "email": p.email,
                 "created_at": rfc3339_string(p.created_at),
                 "expires_at": rfc3339_string(p.expires_at),
                 "disabled": p.disabled,
                 "undeliverable": p.undeliverable,
                 "active": p.is_active(Utc::now()),
-            }));
+            });
+            if reveal {
+                shown["email"] = json!(p.email);
+            }
+            print(&shown);
             Ok(ExitCode::SUCCESS)
         }
         AliasCommand::SetAddress { alias, email } => {

@@ -67,6 +67,18 @@ enum Command {
     /// DKIM keys for signing outgoing mail.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The audit of reveals of real addresses.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Reveals of real addresses, newest first: who, when, which alias, why.
+    List {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +154,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
         Command::Dkim(_) => unreachable!("handled above, without storage"),
+        Command::Audit(AuditCommand::List { limit }) => {
+            let reveals = open(&settings).await?.reveals(limit).await?;
+            report::print(&serde_json::json!({ "reveals": reveals }));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Purge => {
             let storage = open(&settings).await?;
             let removed = storage::purge::purge(storage.as_ref(), &settings.storage, true).await?;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
 use crate::alias::{MaskMode, Participant, Role};
+use crate::storage::Reveal;
 
 /// One alias to create.
 #[derive(Debug, Clone)]
@@ -164,6 +165,38 @@ impl Services {
             .change_address(&p.alias, &checked.email)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no alias `{alias}`")))
+    }
+
+    /// The alias's participant with its real address, for `actor` and
+    /// `reason` (required, at most 500 characters): the reveal is written
+    /// to the audit before it is returned.
+    pub async fn reveal(
+        &self,
+        scope: &Scope,
+        alias: &str,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Participant> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(ServiceError::Invalid(
+                "a reveal needs a reason of 1 to 500 characters".into(),
+            ));
+        }
+        let p = self.alias(scope, alias).await?;
+        let entry = Reveal {
+            id: ulid::Ulid::new().to_string(),
+            at: now,
+            actor: actor.to_string(),
+            alias: p.alias.clone(),
+            store: p.store.clone(),
+            order: p.order.clone(),
+            reason: reason.to_string(),
+        };
+        self.storage.record_reveal(&entry).await?;
+        tracing::info!(alias = %p.alias, actor, "real address revealed");
+        Ok(p)
     }
 
     /// Stop an alias: mail to it is refused from now on. Returns its

@@ -9,6 +9,7 @@
 //! - Real addresses are stored (delivery needs them) but never returned by the
 //!   timeline queries.
 
+mod audit;
 mod committer;
 pub mod door;
 pub mod nodes;
@@ -38,6 +39,7 @@ use chrono::{DateTime, Utc};
 use crate::alias::{MaskMode, Participant};
 use crate::config::StorageSettings;
 
+pub use audit::Reveal;
 pub use committer::{CommitError, Committer};
 pub use door::{DoorStore, RecentMail};
 pub use nodes::Nodes;
@@ -144,6 +146,12 @@ pub trait Storage:
     /// Give the alias's participant a new real address and forget its hard
     /// bounces (it is deliverable again); the participant as it is now.
     async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>>;
+
+    /// Record that a participant's real address is being shown.
+    async fn record_reveal(&self, reveal: &Reveal) -> Result<()>;
+
+    /// The latest reveals, newest first.
+    async fn reveals(&self, limit: u32) -> Result<Vec<Reveal>>;
     /// Every participant of the store's order, oldest first.
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
     /// Apply an order event to every alias of the order; returns how many.

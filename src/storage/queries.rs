@@ -288,6 +288,14 @@ impl<B: Backend> Storage for B {
         super::suppression::change_address(&mut *writer, alias, email).await
     }
 
+    async fn record_reveal(&self, reveal: &super::Reveal) -> Result<()> {
+        super::audit::insert(&mut *self.writer().await?, reveal).await
+    }
+
+    async fn reveals(&self, limit: u32) -> Result<Vec<super::Reveal>> {
+        super::audit::latest(&mut *self.reader().await?, limit).await
+    }
+
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>> {
         let sql = format!(
             "SELECT {} FROM participants WHERE store = $1 AND order_id = $2 ORDER BY created_at",
