@@ -70,6 +70,30 @@ enum Command {
     /// The audit of reveals of real addresses.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Legal hold of an order: kept past retention until lifted.
+    #[command(subcommand)]
+    Order(OrderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCommand {
+    /// Put an order on legal hold: purge (and erasure) skip it.
+    Hold {
+        order: String,
+        /// The order's store.
+        #[arg(long)]
+        store: String,
+        /// Why (a dispute, a court order), 1 to 500 characters.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift an order's legal hold.
+    Release {
+        order: String,
+        /// The order's store.
+        #[arg(long)]
+        store: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +178,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
         Command::Dkim(_) => unreachable!("handled above, without storage"),
+        Command::Order(cmd) => {
+            let services = services(&settings).await?;
+            let everyone = ct_relay::service::Scope::all();
+            let shown = match cmd {
+                OrderCommand::Hold {
+                    order,
+                    store,
+                    reason,
+                } => {
+                    let hold = services
+                        .hold_order(&everyone, (&store, &order), &reason, chrono::Utc::now())
+                        .await?;
+                    serde_json::json!({ "store": store, "order": order, "held": true,
+                        "held_at": storage::rfc3339_string(hold.held_at), "reason": hold.reason })
+                }
+                OrderCommand::Release { order, store } => {
+                    let was = services.release_order(&everyone, (&store, &order)).await?;
+                    serde_json::json!({ "store": store, "order": order, "held": false, "was_held": was })
+                }
+            };
+            report::print(&shown);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCommand::List { limit }) => {
             let reveals = open(&settings).await?.reveals(limit).await?;
             report::print(&serde_json::json!({ "reveals": reveals }));

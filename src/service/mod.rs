@@ -7,6 +7,7 @@
 pub mod access;
 pub mod aliases;
 pub mod blocks;
+pub mod holds;
 pub mod orders;
 pub mod settings;
 pub mod timelines;

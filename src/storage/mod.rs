@@ -12,6 +12,7 @@
 mod audit;
 mod committer;
 pub mod door;
+mod holds;
 pub mod nodes;
 mod notices;
 pub mod outbox;
@@ -42,6 +43,7 @@ use crate::config::StorageSettings;
 pub use audit::Reveal;
 pub use committer::{CommitError, Committer};
 pub use door::{DoorStore, RecentMail};
+pub use holds::Hold;
 pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
@@ -146,6 +148,18 @@ pub trait Storage:
     /// Give the alias's participant a new real address and forget its hard
     /// bounces (it is deliverable again); the participant as it is now.
     async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>>;
+
+    /// Put an order on legal hold (as it was, when already held).
+    async fn hold(&self, hold: &Hold) -> Result<Hold>;
+
+    /// Lift an order's hold; whether it had one.
+    async fn release(&self, store: &str, order: &str) -> Result<bool>;
+
+    /// The order's hold, if any.
+    async fn find_hold(&self, store: &str, order: &str) -> Result<Option<Hold>>;
+
+    /// How many orders are on hold.
+    async fn held_orders(&self) -> Result<u64>;
 
     /// Record that a participant's real address is being shown.
     async fn record_reveal(&self, reveal: &Reveal) -> Result<()>;

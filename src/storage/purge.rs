@@ -28,6 +28,7 @@ pub async fn purge(
             .await?;
         if batch.is_empty() {
             storage.compact(shrink).await?;
+            total.held_orders = storage.held_orders().await?;
             return Ok(total);
         }
         total.aliases += batch.aliases;

@@ -105,17 +105,23 @@ pub(crate) fn claim<B: Backend>(
 
 /// The purge, a statement per table (`$1` the cutoff, `$2` the limit).
 /// Deletes cascade from messages to deliveries, attempts and entries.
+/// Nothing of an order on legal hold is deleted.
 const PURGE_ALIASES: &str = "DELETE FROM participants WHERE alias_key IN
-    (SELECT alias_key FROM participants WHERE expires_at < $1 LIMIT $2)";
+    (SELECT alias_key FROM participants p WHERE expires_at < $1
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.store = p.store AND h.order_id = p.order_id)
+     LIMIT $2)";
 /// Messages whose deliveries are all final.
 const PURGE_MESSAGES: &str = "DELETE FROM messages WHERE id IN
     (SELECT id FROM messages m WHERE received_at < $1
        AND NOT EXISTS (SELECT 1 FROM deliveries d
                        WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.store = m.store AND h.order_id = m.order_id)
      LIMIT $2)";
-/// Timeline entries with no message: refusals.
+/// Timeline entries with no message: refusals and events.
 const PURGE_REFUSALS: &str = "DELETE FROM timeline_entries WHERE id IN
-    (SELECT id FROM timeline_entries WHERE message_id IS NULL AND at < $1 LIMIT $2)";
+    (SELECT id FROM timeline_entries t WHERE message_id IS NULL AND at < $1
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.store = t.store AND h.order_id = t.order_id)
+     LIMIT $2)";
 const PURGE_WEBHOOK_EVENTS: &str = "DELETE FROM webhook_events WHERE id IN
     (SELECT id FROM webhook_events WHERE created_at < $1 LIMIT $2)";
 
@@ -286,6 +292,22 @@ impl<B: Backend> Storage for B {
     async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>> {
         let mut writer = self.writer().await?;
         super::suppression::change_address(&mut *writer, alias, email).await
+    }
+
+    async fn hold(&self, hold: &super::Hold) -> Result<super::Hold> {
+        super::holds::hold(&mut *self.writer().await?, hold).await
+    }
+
+    async fn release(&self, store: &str, order: &str) -> Result<bool> {
+        super::holds::release(&mut *self.writer().await?, store, order).await
+    }
+
+    async fn find_hold(&self, store: &str, order: &str) -> Result<Option<super::Hold>> {
+        super::holds::find(&mut *self.reader().await?, store, order).await
+    }
+
+    async fn held_orders(&self) -> Result<u64> {
+        super::holds::count(&mut *self.reader().await?).await
     }
 
     async fn record_reveal(&self, reveal: &super::Reveal) -> Result<()> {
@@ -475,6 +497,7 @@ impl<B: Backend> Storage for B {
             messages,
             entries,
             webhook_events,
+            held_orders: 0,
         })
     }
 }

@@ -461,6 +461,8 @@ pub struct PurgeCounts {
     pub entries: u64,
     /// Webhook events deleted.
     pub webhook_events: u64,
+    /// Orders on legal hold, whose data was kept whatever its age.
+    pub held_orders: u64,
 }
 
 impl PurgeCounts {

@@ -6,6 +6,7 @@
 pub(crate) mod auth;
 mod blocks;
 mod error;
+mod holds;
 pub mod openapi;
 mod routes;
 mod schema;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::types::*;
-use super::{blocks, settings};
+use super::{blocks, holds, settings};
 use crate::alias::Participant;
 use crate::http::HttpState;
 use crate::service::NewAlias;
@@ -51,6 +51,12 @@ pub fn router() -> Router<HttpState> {
         .route(
             "/v1/orders/{order}/blocks/{sender}",
             delete(blocks::unblock_sender),
+        )
+        .route(
+            "/v1/orders/{order}/hold",
+            get(holds::show_hold)
+                .put(holds::hold_order)
+                .delete(holds::release_order),
         )
         .route("/v1/messages/{id}", get(message))
 }

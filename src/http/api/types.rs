@@ -127,6 +127,19 @@ pub struct AliasInfo {
     pub undeliverable: bool,
 }
 
+/// An order's legal hold.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderHold {
+    pub store: String,
+    pub order: String,
+    /// On hold: the purge keeps everything of the order.
+    pub held: bool,
+    /// Since when (RFC 3339), when held.
+    pub held_at: Option<String>,
+    /// Why, when held.
+    pub reason: Option<String>,
+}
+
 /// A participant's new real address.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,92 @@
+//! Legal hold of an order: `PUT|GET|DELETE /v1/orders/{order}/hold?store=S`.
+//! A held order is kept past retention: the purge skips it.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::types::*;
+use crate::http::HttpState;
+use crate::storage::{rfc3339_string, Hold};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HoldQuery {
+    /// The order's store.
+    store: String,
+    /// Why the order is held (PUT only; 1 to 500 characters).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn held(store: String, order: String, hold: Option<Hold>) -> Json<OrderHold> {
+    Json(OrderHold {
+        store,
+        order,
+        held: hold.is_some(),
+        held_at: hold.as_ref().map(|h| rfc3339_string(h.held_at)),
+        reason: hold.map(|h| h.reason),
+    })
+}
+
+/// Put the order on legal hold: the purge keeps its aliases, messages and
+/// timeline, whatever their age, until the hold is lifted. Idempotent: an
+/// order already held keeps its first hold.
+#[utoipa::path(put, path = "/v1/orders/{order}/hold", params(("order" = String, Path), HoldQuery),
+    responses((status = 200, body = OrderHold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn hold_order(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    query: Result<Query<HoldQuery>, QueryRejection>,
+) -> Result<Json<OrderHold>, ApiError> {
+    let Query(q) = query?;
+    let reason = q.reason.unwrap_or_default();
+    let hold = state
+        .services
+        .hold_order(&caller, (&q.store, &order), &reason, Utc::now())
+        .await?;
+    Ok(held(q.store, order, Some(hold)))
+}
+
+/// Whether the order is on legal hold.
+#[utoipa::path(get, path = "/v1/orders/{order}/hold", params(("order" = String, Path), HoldQuery),
+    responses((status = 200, body = OrderHold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn show_hold(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    query: Result<Query<HoldQuery>, QueryRejection>,
+) -> Result<Json<OrderHold>, ApiError> {
+    let Query(q) = query?;
+    let hold = state
+        .services
+        .order_hold(&caller, (&q.store, &order))
+        .await?;
+    Ok(held(q.store, order, hold))
+}
+
+/// Lift the order's legal hold: the purge treats it as any other again.
+#[utoipa::path(delete, path = "/v1/orders/{order}/hold", params(("order" = String, Path), HoldQuery),
+    responses((status = 200, body = OrderHold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn release_order(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(order): Path<String>,
+    query: Result<Query<HoldQuery>, QueryRejection>,
+) -> Result<Json<OrderHold>, ApiError> {
+    let Query(q) = query?;
+    state
+        .services
+        .release_order(&caller, (&q.store, &order))
+        .await?;
+    Ok(held(q.store, order, None))
+}
