@@ -73,6 +73,22 @@ enum Command {
     /// Legal hold of an order: kept past retention until lifted.
     #[command(subcommand)]
     Order(OrderCommand),
+    /// A data subject's rights: what is held about a person.
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SubjectCommand {
+    /// Every order, alias and timeline entry of one real address, as JSON.
+    Export {
+        /// The person's real address.
+        #[arg(long)]
+        email: String,
+        /// Only this store's orders.
+        #[arg(long)]
+        store: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +215,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             report::print(&shown);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subject(SubjectCommand::Export { email, store }) => {
+            let export = services(&settings)
+                .await?
+                .export_subject(&ct_relay::service::Scope::all(), &email, store.as_deref())
+                .await?;
+            report::print(&export);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::List { limit }) => {

@@ -10,6 +10,7 @@ pub mod blocks;
 pub mod holds;
 pub mod orders;
 pub mod settings;
+pub mod subjects;
 pub mod timelines;
 
 use std::sync::Arc;

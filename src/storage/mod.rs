@@ -26,6 +26,7 @@ mod schema;
 pub mod settings;
 mod sorted;
 mod sql;
+mod subjects;
 mod suppression;
 pub mod timeline;
 
@@ -148,6 +149,11 @@ pub trait Storage:
     /// Give the alias's participant a new real address and forget its hard
     /// bounces (it is deliverable again); the participant as it is now.
     async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>>;
+
+    /// Every participant with the real address `email` (any case), in
+    /// `store` when given, oldest first.
+    async fn participants_with(&self, email: &str, store: Option<&str>)
+        -> Result<Vec<Participant>>;
 
     /// Put an order on legal hold (as it was, when already held).
     async fn hold(&self, hold: &Hold) -> Result<Hold>;

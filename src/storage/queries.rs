@@ -294,6 +294,14 @@ impl<B: Backend> Storage for B {
         super::suppression::change_address(&mut *writer, alias, email).await
     }
 
+    async fn participants_with(
+        &self,
+        email: &str,
+        store: Option<&str>,
+    ) -> Result<Vec<Participant>> {
+        super::subjects::participants_with(&mut *self.reader().await?, email, store).await
+    }
+
     async fn hold(&self, hold: &super::Hold) -> Result<super::Hold> {
         super::holds::hold(&mut *self.writer().await?, hold).await
     }

@@ -6,8 +6,8 @@
 pub(crate) mod auth;
 mod blocks;
 mod error;
-mod holds;
 pub mod openapi;
+mod protection;
 mod routes;
 mod schema;
 mod settings;

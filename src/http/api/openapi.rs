@@ -11,7 +11,7 @@ use super::schema::{
     TimelineEntryDoc, WebhookEventDoc, WebhookEventKindDoc,
 };
 use super::types::*;
-use super::{blocks, holds, routes, settings};
+use super::{blocks, protection, routes, settings};
 use crate::alias::{MaskMode, Role};
 use crate::policy::settings::{AttachmentPolicy, AttachmentsUpdate};
 use crate::policy::{BulkMail, SpamAction};
@@ -23,15 +23,15 @@ use crate::policy::{BulkMail, SpamAction};
         routes::healthz, routes::readyz, routes::metrics, routes::openapi,
         routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
         routes::show_alias, routes::change_address, routes::disable_alias, settings::get_settings, settings::put_settings,
-        blocks::list_blocks, blocks::block_sender, blocks::unblock_sender, holds::show_hold,
-        holds::hold_order, holds::release_order, routes::message,
+        blocks::list_blocks, blocks::block_sender, blocks::unblock_sender, protection::show_hold,
+        protection::hold_order, protection::release_order, protection::export_subject, routes::message,
     ),
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
         BulkResult, BulkResponse, AliasInfo, AddressChange, AliasDisabled, StoreSettings, SettingsUpdate, OrderEventDoc,
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntryDoc, AliasRefDoc, DeliveryStatusDoc,
         DeliveryStateDoc, AuthSummaryDoc, MaskMode, Role, WebhookEventDoc, WebhookEventKindDoc, SpamAction, BulkMail, AttachmentPolicy,
-        AttachmentsUpdate, BlockRequest, Blocks, OrderHold,
+        AttachmentsUpdate, BlockRequest, Blocks, OrderHold, SubjectExportDoc, SubjectOrderDoc, SubjectAliasDoc,
     )),
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),

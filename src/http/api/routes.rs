@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::types::*;
-use super::{blocks, holds, settings};
+use super::{blocks, protection, settings};
 use crate::alias::Participant;
 use crate::http::HttpState;
 use crate::service::NewAlias;
@@ -54,10 +54,11 @@ pub fn router() -> Router<HttpState> {
         )
         .route(
             "/v1/orders/{order}/hold",
-            get(holds::show_hold)
-                .put(holds::hold_order)
-                .delete(holds::release_order),
+            get(protection::show_hold)
+                .put(protection::hold_order)
+                .delete(protection::release_order),
         )
+        .route("/v1/subjects/{email}", get(protection::export_subject))
         .route("/v1/messages/{id}", get(message))
 }
 

@@ -127,6 +127,46 @@ pub struct AliasInfo {
     pub undeliverable: bool,
 }
 
+/// Everything held about one address (`GET /v1/subjects/{email}`): the
+/// document's view of `service::subjects::SubjectExport`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SubjectExport)]
+pub struct SubjectExportDoc {
+    /// The address asked about.
+    pub email: String,
+    /// Each order the address takes part in, oldest first.
+    pub orders: Vec<SubjectOrderDoc>,
+}
+
+/// One order of the subject.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SubjectOrder)]
+pub struct SubjectOrderDoc {
+    pub store: String,
+    pub order: String,
+    /// The order is on legal hold.
+    pub held: bool,
+    /// The subject's aliases in the order.
+    pub aliases: Vec<SubjectAliasDoc>,
+    /// The timeline entries from or to one of those aliases, oldest first.
+    #[schema(value_type = Vec<super::schema::TimelineEntryDoc>)]
+    pub entries: Vec<TimelineEntry>,
+}
+
+/// One of the subject's aliases.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SubjectAlias)]
+pub struct SubjectAliasDoc {
+    pub alias: String,
+    pub role: Role,
+    pub mode: MaskMode,
+    pub created_at: String,
+    pub expires_at: String,
+    pub disabled: bool,
+    pub blocked: bool,
+    pub undeliverable: bool,
+}
+
 /// An order's legal hold.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderHold {

@@ -1,5 +1,7 @@
-//! Legal hold of an order: `PUT|GET|DELETE /v1/orders/{order}/hold?store=S`.
-//! A held order is kept past retention: the purge skips it.
+//! A data subject's rights and an order's legal hold: `GET
+//! /v1/subjects/{email}` (the export), `PUT|GET|DELETE
+//! /v1/orders/{order}/hold?store=S` (a held order is kept past retention:
+//! the purge skips it).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -11,6 +13,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::types::*;
 use crate::http::HttpState;
+use crate::service::subjects::SubjectExport;
 use crate::storage::{rfc3339_string, Hold};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -89,4 +92,34 @@ pub async fn release_order(
         .release_order(&caller, (&q.store, &order))
         .await?;
     Ok(held(q.store, order, None))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SubjectQuery {
+    /// Only this store's orders (a token limited to one store sees its own only).
+    #[serde(default)]
+    store: Option<String>,
+}
+
+/// Everything held about one person, found by their real address: each
+/// order they take part in, their aliases there, and the timeline entries
+/// from or to them (LGPD art. 18, GDPR art. 15). An unknown address has no
+/// orders; a malformed one is a 400.
+#[utoipa::path(get, path = "/v1/subjects/{email}", params(("email" = String, Path), SubjectQuery),
+    responses((status = 200, body = SubjectExportDoc), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn export_subject(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(email): Path<String>,
+    query: Result<Query<SubjectQuery>, QueryRejection>,
+) -> Result<Json<SubjectExport>, ApiError> {
+    let Query(q) = query?;
+    let export = state
+        .services
+        .export_subject(&caller, &email, q.store.as_deref())
+        .await?;
+    Ok(Json(export))
 }
