@@ -58,7 +58,7 @@ impl Services {
     }
 
     /// `NotFound` unless the store (which the caller may act for) has the order.
-    async fn known_order(&self, scope: &Scope, store: &str, order: &str) -> Result<()> {
+    pub(super) async fn known_order(&self, scope: &Scope, store: &str, order: &str) -> Result<()> {
         scope.allow(store)?;
         if self
             .storage

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Scope, ServiceError, Services};
+use super::{Result, Scope, Services};
 use crate::storage::OrderExpiry;
 
 /// What happened to an order.
@@ -66,18 +66,8 @@ impl Services {
         event: OrderEvent,
         now: DateTime<Utc>,
     ) -> Result<OrderEventOutcome> {
-        scope.allow(store)?;
+        self.known_order(scope, store, order).await?;
         let expiry = event.expiry(now, self.end_grace, self.reopen_window);
-        if self
-            .storage
-            .order_participants(store, order)
-            .await?
-            .is_empty()
-        {
-            return Err(ServiceError::NotFound(format!(
-                "no order `{order}` in store `{store}`"
-            )));
-        }
         let changed = self.storage.set_order_expiry(store, order, expiry).await?;
         let (OrderExpiry::NoLaterThan(at) | OrderExpiry::Until(at)) = expiry;
         tracing::info!(store = %store, order = %order, event = event.as_str(), aliases = changed, "order event");
