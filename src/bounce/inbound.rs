@@ -33,14 +33,13 @@ impl Notifier {
             let reply = redact(&failure, &job.rcpt_email, &job.rcpt_alias);
             tracing::info!(delivery = %id, message = %job.message_id, to = %job.rcpt_alias, reply = %reply, "bounce received");
             let notice = self.failure_notice(&job, &reply, now).await?;
+            let hard_bounce = self.hard_bounce(&job, &reply);
             writes.push(Write::Bounce {
                 delivery_id: job.id,
                 record: AttemptRecord {
                     at: now,
                     state: DeliveryState::Failed,
-                    hard_bounce: (!job.mail_from.is_empty())
-                        .then(|| self.suppression.classify(&reply))
-                        .flatten(),
+                    hard_bounce,
                     reply,
                     next_attempt_at: None,
                 },

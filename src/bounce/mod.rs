@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
-use crate::storage::{DeliveryJob, Notice, Storage, StorageError};
+use crate::storage::{DeliveryJob, HardBounce, Notice, Storage, StorageError};
 
 /// Makes the notices of failed deliveries.
 #[derive(Clone)]
@@ -44,6 +44,16 @@ impl Notifier {
     pub fn with_suppression(mut self, suppression: Suppression) -> Self {
         self.suppression = suppression;
         self
+    }
+
+    /// The hard bounce `job`'s permanent failure with `reply` counts as
+    /// against its recipient, if any; the relay's own notices (from the
+    /// null sender) count against nobody.
+    pub fn hard_bounce(&self, job: &DeliveryJob, reply: &str) -> Option<HardBounce> {
+        if job.mail_from.is_empty() {
+            return None;
+        }
+        self.suppression.classify(reply)
     }
 
     /// The notice telling the sender of `job`'s message that its delivery

@@ -357,10 +357,7 @@ impl QueueRunner {
             },
             Outcome::Failed { reply } => {
                 let reply = redact(&reply, &job.rcpt_email, &job.rcpt_alias);
-                // The relay's own notices (null sender) count against nobody.
-                let hard_bounce = (!job.mail_from.is_empty())
-                    .then(|| self.limits.suppression().classify(&reply))
-                    .flatten();
+                let hard_bounce = self.notifier.hard_bounce(job, &reply);
                 AttemptRecord {
                     at: now,
                     state: DeliveryState::Failed,
