@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::sql::SqlConn;
-use super::{notices, queries, suppression, AcceptedMessage, AttemptRecord, Result, Write};
+use super::{notices, queries, suppression, AcceptedMessage, AttemptRecord, Notice, Result, Write};
 
 /// An attempt's outcome, to be written under `node`'s lease.
 pub(crate) struct Outcome<'a> {
@@ -17,7 +17,7 @@ pub(crate) struct Outcome<'a> {
 pub(crate) struct Sorted<'a> {
     pub messages: Vec<&'a AcceptedMessage>,
     pub outcomes: Vec<Outcome<'a>>,
-    /// Refusals, bounces or failures that notify the sender are in the batch.
+    /// Refusals, bounces, or outcomes written alone are in the batch.
     pub rare: bool,
 }
 
@@ -34,8 +34,8 @@ pub(crate) fn sort(batch: &[Write]) -> Sorted<'_> {
                 node,
                 delivery_id,
                 record,
-                notice: None,
-            } if record.hard_bounce.is_none() => sorted.outcomes.push(Outcome {
+                notice,
+            } if !written_alone(notice, record) => sorted.outcomes.push(Outcome {
                 node,
                 delivery_id,
                 record,
@@ -44,6 +44,13 @@ pub(crate) fn sort(batch: &[Write]) -> Sorted<'_> {
         }
     }
     sorted
+}
+
+/// An attempt's outcome with more to write than its own rows (a notice to
+/// queue, a hard bounce to count) is written on its own, among the rare
+/// writes; the others go in bulk.
+fn written_alone(notice: &Option<Box<Notice>>, record: &AttemptRecord) -> bool {
+    notice.is_some() || record.hard_bounce.is_some()
 }
 
 /// Per write of `batch`, whether it applied: accepted mail and refusals
@@ -84,7 +91,7 @@ pub(crate) async fn rare_writes<C: SqlConn>(
                 delivery_id,
                 record,
                 notice,
-            } if notice.is_some() || record.hard_bounce.is_some() => {
+            } if written_alone(notice, record) => {
                 let one = Outcome {
                     node,
                     delivery_id,
