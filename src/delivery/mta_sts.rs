@@ -146,13 +146,7 @@ impl MtaSts {
             _ => None,
         };
         let Some(id) = self.record_id(domain).await else {
-            if cached.is_none() {
-                self.cache
-                    .lock()
-                    .expect("mta-sts cache")
-                    .insert(domain.to_string(), Seen::Nothing(now + NO_POLICY_FOR));
-            }
-            return cached.map(|(_, policy)| policy);
+            return self.keep_or_forget(domain, cached, now);
         };
         if let Some((cached_id, policy)) = &cached {
             if *cached_id == id {
@@ -177,16 +171,27 @@ impl MtaSts {
             Err(e) => {
                 tracing::info!(error = %e, "MTA-STS policy not fetched");
                 crate::telemetry::mta_sts_fetch_failed();
-                if cached.is_none() {
-                    // Not fetched again for every delivery meanwhile.
-                    self.cache
-                        .lock()
-                        .expect("mta-sts cache")
-                        .insert(domain.to_string(), Seen::Nothing(now + NO_POLICY_FOR));
-                }
-                cached.map(|(_, policy)| policy)
+                self.keep_or_forget(domain, cached, now)
             }
         }
+    }
+
+    /// No policy found or fetched now: the cached one stays in force (RFC
+    /// 8461 5.1); without one, the domain is not asked again for
+    /// `NO_POLICY_FOR`, rather than at every delivery.
+    fn keep_or_forget(
+        &self,
+        domain: &str,
+        cached: Option<(String, Arc<Policy>)>,
+        now: Instant,
+    ) -> Option<Arc<Policy>> {
+        if cached.is_none() {
+            self.cache
+                .lock()
+                .expect("mta-sts cache")
+                .insert(domain.to_string(), Seen::Nothing(now + NO_POLICY_FOR));
+        }
+        cached.map(|(_, policy)| policy)
     }
 
     /// The id of the domain's `_mta-sts` record, if it publishes one.

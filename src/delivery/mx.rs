@@ -95,6 +95,32 @@ impl MxTransport {
         self
     }
 
+    /// One transaction with `host` at `addr`; `verified`: only over TLS
+    /// with a certificate valid for the host's name (kept connections of
+    /// that kind apart from the others).
+    async fn attempt(
+        &self,
+        host: &MxHost,
+        addr: SocketAddr,
+        label: &str,
+        verified: bool,
+        env: &Envelope<'_>,
+        message: &[u8],
+    ) -> Outcome {
+        let key = match verified {
+            true => format!("{addr} {} verified", host.name),
+            false => format!("{addr} {}", host.name),
+        };
+        let hop = Hop {
+            key: &key,
+            host: &host.name,
+            addr,
+            label,
+            tls: verified.then_some(OutboundTls::Required),
+        };
+        self.connector.deliver(&self.pool, &hop, env, message).await
+    }
+
     /// Where mail for `domain` goes: MX hosts by preference with their
     /// addresses; the domain itself when it has no MX.
     pub async fn route(&self, domain: &str) -> Result<Vec<MxHost>, Outcome> {
@@ -159,34 +185,6 @@ impl MxTransport {
             });
         }
         Ok(hosts)
-    }
-}
-
-impl MxTransport {
-    /// One transaction with `host` at `addr`; `verified`: only over TLS
-    /// with a certificate valid for the host's name (kept connections of
-    /// that kind apart from the others).
-    async fn attempt(
-        &self,
-        host: &MxHost,
-        addr: SocketAddr,
-        label: &str,
-        verified: bool,
-        env: &Envelope<'_>,
-        message: &[u8],
-    ) -> Outcome {
-        let key = match verified {
-            true => format!("{addr} {} verified", host.name),
-            false => format!("{addr} {}", host.name),
-        };
-        let hop = Hop {
-            key: &key,
-            host: &host.name,
-            addr,
-            label,
-            tls: verified.then_some(OutboundTls::Required),
-        };
-        self.connector.deliver(&self.pool, &hop, env, message).await
     }
 }
 
