@@ -73,7 +73,7 @@ enum Command {
     /// Legal hold of an order: kept past retention until lifted.
     #[command(subcommand)]
     Order(OrderCommand),
-    /// A data subject's rights: what is held about a person.
+    /// A data subject's rights: what is held about a person, erasing them.
     #[command(subcommand)]
     Subject(SubjectCommand),
 }
@@ -82,6 +82,17 @@ enum Command {
 enum SubjectCommand {
     /// Every order, alias and timeline entry of one real address, as JSON.
     Export {
+        /// The person's real address.
+        #[arg(long)]
+        email: String,
+        /// Only this store's orders.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Erase one real address from every order not on legal hold: its
+    /// aliases stop, the address is removed everywhere, the text of its
+    /// messages is deleted. Prints what was erased and the held orders.
+    Erase {
         /// The person's real address.
         #[arg(long)]
         email: String,
@@ -223,6 +234,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .export_subject(&ct_relay::service::Scope::all(), &email, store.as_deref())
                 .await?;
             report::print(&export);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subject(SubjectCommand::Erase { email, store }) => {
+            let erasure = services(&settings)
+                .await?
+                .erase_subject(&ct_relay::service::Scope::all(), &email, store.as_deref())
+                .await?;
+            report::print(&erasure);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::List { limit }) => {

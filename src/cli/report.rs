@@ -81,7 +81,7 @@ pub async fn queue(cmd: QueueCommand, storage: Arc<dyn Storage>) -> anyhow::Resu
         }
         QueueCommand::Retry { id } => {
             if !storage.queue_retry(&id, Utc::now()).await? {
-                bail!("no delivery `{id}` waiting or failed");
+                bail!("no delivery `{id}` waiting or failed (delivered ones, and those to an erased person, are not retried)");
             }
             print(&json!({ "id": id, "due": "now" }));
         }

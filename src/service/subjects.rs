@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::{Result, Scope, ServiceError, Services};
 use crate::alias::{split_address, MaskMode, Participant, Role};
-use crate::storage::{rfc3339_string, TimelineEntry};
+use crate::storage::{rfc3339_string, Erasure, TimelineEntry};
+use chrono::Utc;
 
 /// Everything held about one address.
 #[derive(Debug, Serialize)]
@@ -82,16 +83,7 @@ impl Services {
         email: &str,
         store: Option<&str>,
     ) -> Result<SubjectExport> {
-        let email = email.trim();
-        if split_address(email).is_err() {
-            return Err(ServiceError::BadRequest(format!(
-                "`{email}` is not an e-mail address"
-            )));
-        }
-        if let Some(store) = store {
-            scope.allow(store)?;
-        }
-        let store = store.or(scope.store.as_deref());
+        let (email, store) = subject_of(scope, email, store)?;
         let participants = self.storage.participants_with(email, store).await?;
         let mut orders: Vec<SubjectOrder> = Vec::new();
         for p in &participants {
@@ -130,4 +122,49 @@ impl Services {
             orders,
         })
     }
+
+    /// Erase `email` from every order (in `store` when named, in the
+    /// caller's store when its token is limited to one) that is not on
+    /// legal hold: see `storage::erasure`. Idempotent: an unknown or
+    /// already erased address erases nothing.
+    pub async fn erase_subject(
+        &self,
+        scope: &Scope,
+        email: &str,
+        store: Option<&str>,
+    ) -> Result<Erasure> {
+        let (email, store) = subject_of(scope, email, store)?;
+        let erasure = self.storage.erase_subject(email, store, Utc::now()).await?;
+        let e = &erasure.erased;
+        tracing::info!(
+            orders = e.orders,
+            participants = e.participants,
+            messages = e.messages,
+            messages_pending = e.messages_pending,
+            deliveries_cancelled = e.deliveries_cancelled,
+            held_orders = erasure.held.len(),
+            "data subject erased"
+        );
+        Ok(erasure)
+    }
+}
+
+/// The address asked about (trimmed) and the store to look in: the one
+/// named, else the token's own. A malformed address is `BadRequest`, a
+/// store the token may not act for `Forbidden`.
+fn subject_of<'a>(
+    scope: &'a Scope,
+    email: &'a str,
+    store: Option<&'a str>,
+) -> Result<(&'a str, Option<&'a str>)> {
+    let email = email.trim();
+    if split_address(email).is_err() {
+        return Err(ServiceError::BadRequest(format!(
+            "`{email}` is not an e-mail address"
+        )));
+    }
+    if let Some(store) = store {
+        scope.allow(store)?;
+    }
+    Ok((email, store.or(scope.store.as_deref())))
 }

@@ -12,6 +12,7 @@
 mod audit;
 mod committer;
 pub mod door;
+pub mod erasure;
 mod holds;
 pub mod nodes;
 mod notices;
@@ -44,6 +45,7 @@ use crate::config::StorageSettings;
 pub use audit::Reveal;
 pub use committer::{CommitError, Committer};
 pub use door::{DoorStore, RecentMail};
+pub use erasure::{ErasedCounts, Erasure, HeldOrder};
 pub use holds::Hold;
 pub use nodes::Nodes;
 pub use outbox::*;
@@ -154,6 +156,15 @@ pub trait Storage:
     /// `store` when given, oldest first.
     async fn participants_with(&self, email: &str, store: Option<&str>)
         -> Result<Vec<Participant>>;
+    /// Erase the person with address `email` (in `store` when given) from
+    /// every order not on legal hold (see `erasure`); held orders are
+    /// named in the result. Idempotent. Then the freed space is cleaned.
+    async fn erase_subject(
+        &self,
+        email: &str,
+        store: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Erasure>;
 
     /// Put an order on legal hold (as it was, when already held).
     async fn hold(&self, hold: &Hold) -> Result<Hold>;

@@ -35,6 +35,7 @@ pub async fn purge(
         total.messages += batch.messages;
         total.entries += batch.entries;
         total.webhook_events += batch.webhook_events;
+        total.erased_messages += batch.erased_messages;
         tokio::time::sleep(BETWEEN_BATCHES).await;
     }
 }

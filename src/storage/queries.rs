@@ -122,6 +122,13 @@ const PURGE_REFUSALS: &str = "DELETE FROM timeline_entries WHERE id IN
     (SELECT id FROM timeline_entries t WHERE message_id IS NULL AND at < $1
        AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.store = t.store AND h.order_id = t.order_id)
      LIMIT $2)";
+/// Messages of erased people (see `erasure`) whose last delivery ended:
+/// their text goes. Held orders are kept as they are.
+const FINISH_ERASURES: &str = "UPDATE messages SET erasure = 'done', content = $1 WHERE id IN
+    (SELECT id FROM messages m WHERE erasure = 'pending'
+       AND NOT EXISTS (SELECT 1 FROM deliveries d
+                       WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
+     LIMIT $2)";
 const PURGE_WEBHOOK_EVENTS: &str = "DELETE FROM webhook_events WHERE id IN
     (SELECT id FROM webhook_events WHERE created_at < $1 LIMIT $2)";
 
@@ -165,6 +172,7 @@ impl<B: Backend> Storage for B {
                 return_path: r.text("return_path")?,
                 received_at: rows::time(&r, "received_at")?,
                 content: r.bytes("content")?,
+                erased: r.opt_text("erasure")?.as_deref() == Some("done"),
             })
         })
         .transpose()
@@ -300,6 +308,34 @@ impl<B: Backend> Storage for B {
         store: Option<&str>,
     ) -> Result<Vec<Participant>> {
         super::subjects::participants_with(&mut *self.reader().await?, email, store).await
+    }
+
+    async fn erase_subject(
+        &self,
+        email: &str,
+        store: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<super::Erasure> {
+        let orders = super::erasure::orders_with(&mut *self.reader().await?, email, store).await?;
+        if orders.is_empty() {
+            return Ok(super::Erasure::default());
+        }
+        let erasure = {
+            let mut writer = self.writer().await?;
+            let mut tx = B::begin_write(&mut writer).await?;
+            let locks: Vec<(&str, &str)> = orders
+                .iter()
+                .map(|(s, o)| (s.as_str(), o.as_str()))
+                .collect();
+            B::lock_orders(&mut tx, &locks).await?;
+            let erasure = super::erasure::erase(&mut *tx, email, store, now).await?;
+            B::commit(tx).await?;
+            erasure
+        };
+        // SQLite: the log goes, so the old pages with it; PostgreSQL:
+        // the dead rows are vacuumed.
+        self.compact(false).await?;
+        Ok(erasure)
     }
 
     async fn hold(&self, hold: &super::Hold) -> Result<super::Hold> {
@@ -472,7 +508,8 @@ impl<B: Backend> Storage for B {
         let stmt = Stmt::new(
             "UPDATE deliveries SET state = CASE state WHEN 'failed' THEN 'retrying' ELSE state END,
                  next_attempt_at = $1, updated_at = $1
-             WHERE id = $2 AND state <> 'delivered'",
+             WHERE id = $2 AND state <> 'delivered'
+               AND rcpt_email NOT LIKE 'erased:%'",
         )
         .int(to_ms(now))
         .text(delivery_id);
@@ -499,12 +536,16 @@ impl<B: Backend> Storage for B {
             *count = delete_batch(&mut *tx, sql, before, limit).await?;
         }
         let [aliases, messages, entries, webhook_events] = deleted;
+        let erased_messages = tx
+            .execute(Stmt::new(FINISH_ERASURES).bytes(Vec::new()).int(limit))
+            .await?;
         B::commit(tx).await?;
         Ok(PurgeCounts {
             aliases,
             messages,
             entries,
             webhook_events,
+            erased_messages,
             held_orders: 0,
         })
     }

@@ -26,7 +26,7 @@ pub const QUEUE_ENTRY: &str = "d.id, d.message_id, m.store, m.order_id, d.rcpt_a
      d.attempts, d.next_attempt_at, d.last_reply, d.lease_owner";
 
 /// `messages`: a stored message with its order.
-pub const MESSAGE: &str = "store, order_id, return_path, received_at, content";
+pub const MESSAGE: &str = "store, order_id, return_path, received_at, content, erasure";
 
 /// `timeline_entries`: an entry as a timeline shows it (`rows::timeline_entry`).
 pub const TIMELINE_ENTRY: &str = "id, at, message_id, from_alias, to_aliases, subject, \

@@ -461,6 +461,9 @@ pub struct PurgeCounts {
     pub entries: u64,
     /// Webhook events deleted.
     pub webhook_events: u64,
+    /// Messages of erased people whose text was deleted once their last
+    /// delivery ended.
+    pub erased_messages: u64,
     /// Orders on legal hold, whose data was kept whatever its age.
     pub held_orders: u64,
 }
@@ -468,7 +471,11 @@ pub struct PurgeCounts {
 impl PurgeCounts {
     /// True when nothing was deleted.
     pub fn is_empty(&self) -> bool {
-        self.aliases == 0 && self.messages == 0 && self.entries == 0 && self.webhook_events == 0
+        self.aliases == 0
+            && self.messages == 0
+            && self.entries == 0
+            && self.webhook_events == 0
+            && self.erased_messages == 0
     }
 }
 
@@ -483,6 +490,8 @@ pub struct StoredMessage {
     pub return_path: String,
     /// When it arrived.
     pub received_at: DateTime<Utc>,
-    /// The masked message.
+    /// The masked message (empty once erased).
     pub content: Vec<u8>,
+    /// Its text was deleted because a person in it was erased.
+    pub erased: bool,
 }

@@ -126,6 +126,11 @@ impl Sink {
             .extend(replies.iter().cloned());
     }
 
+    /// Forget the answers not yet given: every message is accepted again.
+    pub fn clear_script(&self) {
+        self.state.lock().unwrap().script.clear();
+    }
+
     /// A slow next hop: every message waits `d` for its reply.
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;

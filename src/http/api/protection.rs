@@ -1,5 +1,5 @@
-//! A data subject's rights and an order's legal hold: `GET
-//! /v1/subjects/{email}` (the export), `PUT|GET|DELETE
+//! A data subject's rights and an order's legal hold: `GET|DELETE
+//! /v1/subjects/{email}` (the export, the erasure), `PUT|GET|DELETE
 //! /v1/orders/{order}/hold?store=S` (a held order is kept past retention:
 //! the purge skips it).
 
@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::types::*;
 use crate::http::HttpState;
 use crate::service::subjects::SubjectExport;
-use crate::storage::{rfc3339_string, Hold};
+use crate::storage::{rfc3339_string, Erasure, Hold};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -122,4 +122,28 @@ pub async fn export_subject(
         .export_subject(&caller, &email, q.store.as_deref())
         .await?;
     Ok(Json(export))
+}
+
+/// Erase one person, found by their real address, from every order not on
+/// legal hold (LGPD art. 18 VI, GDPR art. 17): their aliases stop working
+/// and are renamed, the address is removed from every row, their queued
+/// deliveries are cancelled and the text of the messages to or from them
+/// is deleted; the timeline keeps its entries, without their content.
+/// Idempotent: an unknown address is a 200 with zero counts; a malformed
+/// one is a 400. Orders on hold are named in `held` and left as they are.
+#[utoipa::path(delete, path = "/v1/subjects/{email}", params(("email" = String, Path), SubjectQuery),
+    responses((status = 200, body = SubjectErasureDoc), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn erase_subject(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(email): Path<String>,
+    query: Result<Query<SubjectQuery>, QueryRejection>,
+) -> Result<Json<Erasure>, ApiError> {
+    let Query(q) = query?;
+    let erasure = state
+        .services
+        .erase_subject(&caller, &email, q.store.as_deref())
+        .await?;
+    Ok(Json(erasure))
 }

@@ -58,7 +58,10 @@ pub fn router() -> Router<HttpState> {
                 .put(protection::hold_order)
                 .delete(protection::release_order),
         )
-        .route("/v1/subjects/{email}", get(protection::export_subject))
+        .route(
+            "/v1/subjects/{email}",
+            get(protection::export_subject).delete(protection::erase_subject),
+        )
         .route("/v1/messages/{id}", get(message))
 }
 
@@ -345,13 +348,18 @@ pub async fn timeline(
 /// The masked message as stored.
 #[utoipa::path(get, path = "/v1/messages/{id}", params(("id" = String, Path)),
     responses((status = 200, content_type = "message/rfc822", body = String), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn message(
     State(state): State<HttpState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match state.services.storage.message(&id).await? {
+        Some(m) if caller.sees(&m.store) && m.erased => Err(ApiError::new(
+            StatusCode::GONE,
+            "erased",
+            format!("message `{id}` was erased at a data subject's request"),
+        )),
         Some(m) if caller.sees(&m.store) => Ok((
             [(header::CONTENT_TYPE, "message/rfc822")],
             Bytes::from(m.content),

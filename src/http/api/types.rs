@@ -167,6 +167,47 @@ pub struct SubjectAliasDoc {
     pub undeliverable: bool,
 }
 
+/// What erasing an address did (`DELETE /v1/subjects/{email}`): the
+/// document's view of `storage::Erasure`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SubjectErasure)]
+pub struct SubjectErasureDoc {
+    /// What was erased; all zero for an unknown or already erased address.
+    pub erased: ErasedCountsDoc,
+    /// Orders left as they were because they are on legal hold.
+    pub held: Vec<HeldOrderDoc>,
+}
+
+/// The counts of an erasure.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ErasedCounts)]
+pub struct ErasedCountsDoc {
+    /// Orders whose data of the person was erased.
+    pub orders: u64,
+    /// Participant rows that lost the address (one per alias).
+    pub participants: u64,
+    /// Of those, aliases that were still working and now stop.
+    pub aliases: u64,
+    /// Stored messages whose text was deleted.
+    pub messages: u64,
+    /// Messages whose text is deleted when their other deliveries end.
+    pub messages_pending: u64,
+    /// The person's queued deliveries cancelled.
+    pub deliveries_cancelled: u64,
+    /// Timeline entries rewritten.
+    pub timeline_entries: u64,
+}
+
+/// An order an erasure skipped: it is on legal hold.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldOrder)]
+pub struct HeldOrderDoc {
+    pub store: String,
+    pub order: String,
+    /// Why it is held.
+    pub reason: String,
+}
+
 /// An order's legal hold.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderHold {

@@ -77,7 +77,10 @@ impl SqliteStorage {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(busy_timeout)
-            .pragma("journal_size_limit", wal_limit.to_string());
+            .pragma("journal_size_limit", wal_limit.to_string())
+            // Deleted rows are overwritten, not left in free pages: an
+            // erased person's address must not survive in the file.
+            .pragma("secure_delete", "on");
         if let Some(dir) = Path::new(options.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
