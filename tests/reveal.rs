@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{Backend, Relay};
+use common::http::send_json;
+use common::{Backend, Relay, ACME_TOKEN, ADMIN_TOKEN};
 
 const REAL: &str = "buyer@example.com";
 
@@ -85,4 +86,80 @@ async fn the_real_address_is_shown_only_when_revealed_and_audited(backend: Backe
     assert_eq!(entries[0]["reason"], "second look", "newest first");
 }
 
-on_both_backends!(the_real_address_is_shown_only_when_revealed_and_audited);
+/// Over the API: a reason is required, the token is named in the audit by
+/// fingerprint, and a token limited to one store cannot reveal another's.
+async fn the_api_reveals_for_a_reason_within_the_tokens_store(backend: Backend) {
+    let mut relay = Relay::with_smarthost(backend, "127.0.0.1:9".parse().unwrap());
+    let acme = relay.create_alias("acme", "9211-01", "customer", REAL);
+    let other = relay.create_alias("shop2", "9212-01", "customer", "other@example.com");
+    relay.start().await;
+    let path = |alias: &str| format!("/v1/aliases/{alias}/reveal");
+
+    let r = send_json(
+        relay.api,
+        "POST",
+        &path(&acme),
+        Some(ACME_TOKEN),
+        r#"{"reason": "chargeback 88"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["email"], REAL);
+    assert_eq!(r.json()["alias"]["alias"], acme.as_str());
+
+    // No reason, an empty one, broken JSON: refused, nothing audited.
+    for body in ["{}", r#"{"reason": " "}"#, "{"] {
+        let r = send_json(relay.api, "POST", &path(&acme), Some(ACME_TOKEN), body).await;
+        assert!(matches!(r.status, 400 | 422), "{body}: {}", r.status);
+        assert!(r.json()["error"].is_string());
+    }
+    // Another store's alias: not found for acme's token; no token: 401.
+    let r = send_json(
+        relay.api,
+        "POST",
+        &path(&other),
+        Some(ACME_TOKEN),
+        r#"{"reason": "x"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert!(!String::from_utf8_lossy(&r.body).contains("other@example.com"));
+    let r = send_json(relay.api, "POST", &path(&other), None, r#"{"reason": "x"}"#).await;
+    assert_eq!(r.status, 401);
+    let r = send_json(
+        relay.api,
+        "POST",
+        &path(&other),
+        Some(ADMIN_TOKEN),
+        r#"{"reason": "court order"}"#,
+    )
+    .await;
+    assert_eq!(r.json()["email"], "other@example.com");
+
+    let audit = relay.cli(&["audit", "list"]);
+    let entries = audit["reveals"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{audit}");
+    assert_eq!(entries[0]["reason"], "court order");
+    assert!(
+        entries[0]["actor"].as_str().unwrap().starts_with("api:*:"),
+        "{audit}"
+    );
+    assert_eq!(entries[1]["alias"], acme.as_str());
+    assert!(
+        entries[1]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("api:acme:"),
+        "{audit}"
+    );
+    let text = audit.to_string();
+    assert!(
+        !text.contains(ACME_TOKEN) && !text.contains(ADMIN_TOKEN),
+        "no token in the audit"
+    );
+}
+
+on_both_backends!(
+    the_real_address_is_shown_only_when_revealed_and_audited,
+    the_api_reveals_for_a_reason_within_the_tokens_store
+);

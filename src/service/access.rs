@@ -11,18 +11,32 @@ use crate::config::ApiToken;
 pub struct Scope {
     /// The one store the caller's token is limited to; `None` for every store.
     pub store: Option<String>,
+    /// Who the caller is, as the audit of reveals names them: `cli:<user>`,
+    /// `api:<store or *>:<token fingerprint>`, `console:<store or *>`.
+    pub actor: String,
 }
 
 impl Scope {
     /// Every store: the command line, or a token without a store.
     pub fn all() -> Self {
-        Self { store: None }
+        Self {
+            store: None,
+            actor: "cli".into(),
+        }
     }
 
-    /// The scope a configured token gives.
+    /// The scope a configured token gives; its actor names the token by
+    /// the first 8 hex digits of its SHA-256, never by the token.
     pub fn of(token: &ApiToken) -> Self {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(token.token.expose().as_bytes()));
         Self {
             store: token.store.clone(),
+            actor: format!(
+                "api:{}:{}",
+                token.store.as_deref().unwrap_or("*"),
+                &digest[..8]
+            ),
         }
     }
 

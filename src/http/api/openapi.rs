@@ -24,7 +24,7 @@ use crate::policy::{BulkMail, SpamAction};
         routes::create_aliases, routes::bulk_create, routes::order_event, routes::timeline,
         routes::show_alias, routes::change_address, routes::disable_alias, settings::get_settings, settings::put_settings,
         blocks::list_blocks, blocks::block_sender, blocks::unblock_sender, protection::show_hold,
-        protection::hold_order, protection::release_order, protection::export_subject, protection::erase_subject, routes::message,
+        protection::hold_order, protection::release_order, protection::export_subject, protection::erase_subject, protection::reveal_alias, routes::message,
     ),
     components(schemas(
         ErrorBody, Health, Readiness, CreateAliases, AliasCreated, AliasPair, OrderAliases, BulkItem, BulkRequest,
@@ -32,7 +32,7 @@ use crate::policy::{BulkMail, SpamAction};
         OrderEventRequest, OrderEventResult, Timeline, TimelineEntryDoc, AliasRefDoc, DeliveryStatusDoc,
         DeliveryStateDoc, AuthSummaryDoc, MaskMode, Role, WebhookEventDoc, WebhookEventKindDoc, SpamAction, BulkMail, AttachmentPolicy,
         AttachmentsUpdate, BlockRequest, Blocks, OrderHold, SubjectExportDoc, SubjectOrderDoc, SubjectAliasDoc,
-        SubjectErasureDoc, ErasedCountsDoc, HeldOrderDoc,
+        SubjectErasureDoc, ErasedCountsDoc, HeldOrderDoc, RevealRequest, RevealedAlias,
     )),
     modifiers(&BearerAuth, &ResponseDescriptions),
     security(("bearer" = [])),

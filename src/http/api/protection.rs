@@ -3,7 +3,7 @@
 //! /v1/orders/{order}/hold?store=S` (a held order is kept past retention:
 //! the purge skips it).
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::Utc;
@@ -146,4 +146,30 @@ pub async fn erase_subject(
         .erase_subject(&caller, &email, q.store.as_deref())
         .await?;
     Ok(Json(erasure))
+}
+
+/// The alias's real address, for a reason: the reveal is written to the
+/// audit (`ct-relay audit list`) with the caller's token (by fingerprint)
+/// before the address is returned. A token limited to one store finds no
+/// alias of another store (404).
+#[utoipa::path(post, path = "/v1/aliases/{alias}/reveal", params(("alias" = String, Path)),
+    request_body = RevealRequest,
+    responses((status = 200, body = RevealedAlias), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reveal_alias(
+    State(state): State<HttpState>,
+    caller: Caller,
+    Path(alias): Path<String>,
+    body: Result<Json<RevealRequest>, JsonRejection>,
+) -> Result<Json<RevealedAlias>, ApiError> {
+    let Json(req) = body?;
+    let p = state
+        .services
+        .reveal(&caller, &alias, &caller.actor, &req.reason, Utc::now())
+        .await?;
+    let email = p.email.clone();
+    Ok(Json(RevealedAlias {
+        alias: super::routes::alias_info(p),
+        email,
+    }))
 }

@@ -40,6 +40,7 @@ pub fn router() -> Router<HttpState> {
             "/v1/aliases/{alias}",
             get(show_alias).patch(change_address).delete(disable_alias),
         )
+        .route("/v1/aliases/{alias}/reveal", post(protection::reveal_alias))
         .route(
             "/v1/stores/{store}/settings",
             get(settings::get_settings).put(settings::put_settings),
@@ -268,7 +269,7 @@ pub async fn change_address(
     Ok(Json(alias_info(p)))
 }
 
-fn alias_info(p: Participant) -> AliasInfo {
+pub(super) fn alias_info(p: Participant) -> AliasInfo {
     AliasInfo {
         active: p.is_active(Utc::now()),
         created_at: rfc3339_string(p.created_at),

@@ -127,6 +127,22 @@ pub struct AliasInfo {
     pub undeliverable: bool,
 }
 
+/// `POST /v1/aliases/{alias}/reveal`: why the real address is needed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevealRequest {
+    /// 1 to 500 characters, written to the audit with the caller's token.
+    pub reason: String,
+}
+
+/// An alias with its participant's real address, as revealed (and audited).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevealedAlias {
+    pub alias: AliasInfo,
+    /// The participant's real address.
+    pub email: String,
+}
+
 /// Everything held about one address (`GET /v1/subjects/{email}`): the
 /// document's view of `service::subjects::SubjectExport`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -45,6 +45,7 @@ impl Session {
     pub fn scope(&self) -> crate::service::Scope {
         crate::service::Scope {
             store: self.store.clone(),
+            actor: format!("console:{}", self.store.as_deref().unwrap_or("*")),
         }
     }
 
