@@ -169,6 +169,10 @@ biff = no
             time.sleep(1)
 
 
+# `--encryption`: the relay seals addresses, messages and timeline excerpts.
+SEALED = 'encryption_key = "hex:' + "5e" * 32 + '"'
+
+
 def relay_config(smtp_port, storage_url, sink_port, storage_extra="", more=""):
     """A benchmark relay's configuration: SMTP on `smtp_port`, delivering
     to the sink, no DNS-based checks, no rate limits."""
@@ -204,16 +208,16 @@ privileged_per_alias_per_hour = 0
 """
 
 
-def run_relay(args, sink, storage_url, load=None, rspamd_url=None):
+def run_relay(args, sink, storage_url, load=None, rspamd_url=None, storage_extra=""):
     """ct-relay delivering to `sink`; `load(args, port, alias, sink, proc)`
     sends the messages (default: `send`). `rspamd_url`: scan every message
-    there."""
+    there. `storage_extra`: more `[storage]` settings."""
     with tempfile.TemporaryDirectory(prefix="ct-bench-relay-") as root:
         port = free_port()
         url = storage_url or f"sqlite://{root}/relay.db"
         config = os.path.join(root, "relay.toml")
         with open(config, "w") as f:
-            f.write(relay_config(port, url, sink.port))
+            f.write(relay_config(port, url, sink.port, storage_extra))
             if rspamd_url:
                 f.write(f'\n[scan]\nrspamd_url = "{rspamd_url}"\n')
         relay = [args.relay, "--config", config]
@@ -293,6 +297,8 @@ def main():
                    help="one run per URL; none: SQLite in a temporary folder")
     p.add_argument("--rspamd", action="store_true",
                    help="also Postfix + rspamd milter and ct-relay scanning with rspamd")
+    p.add_argument("--encryption", action="store_true",
+                   help="also ct-relay sealing addresses and messages at rest")
     args = p.parse_args()
     rspamd = Rspamd() if args.rspamd else None
 
@@ -315,6 +321,8 @@ def main():
                 "postfix": phase(run_postfix)[1],
                 "ct_relay": phase(run_relay, url)[1],
             }
+            if args.encryption:
+                r["ct_relay_sealed"] = phase(run_relay, url, None, None, SEALED)[1]
             if rspamd:
                 r["postfix_rspamd"] = phase(run_postfix, rspamd.milter)[1]
                 r["ct_relay_rspamd"] = phase(run_relay, url, None, rspamd.url)[1]
@@ -328,6 +336,9 @@ def main():
                 "ct_relay_rspamd_vs_ct_relay": round(
                     median["ct_relay_rspamd"] / median["ct_relay"], 2),
             }
+        if args.encryption:
+            scanning["ct_relay_sealed_vs_ct_relay"] = round(
+                median["ct_relay_sealed"] / median["ct_relay"], 2)
         print(json.dumps({
             "backend": backend,
             "messages": args.messages,

@@ -3,7 +3,7 @@
 # smtp-source -> {smtp-sink | Postfix | ct-relay} -> smtp-sink.
 #
 #   bench/compare.sh [--messages N] [--sessions S] [--size BYTES] [--rounds R]
-#                    [--sqlite] [--postgres] [--rspamd]
+#                    [--sqlite] [--postgres] [--rspamd] [--encryption]
 #
 # Defaults: 5000 messages, 20 sessions, 10 KiB, 3 rounds (medians are
 # compared), SQLite then PostgreSQL (a fresh database on $DATABASE_URL's
@@ -11,6 +11,8 @@
 # Debian's postfix package (smtp-source, smtp-sink, Postfix) when missing.
 # With --rspamd, also Postfix with rspamd as its milter and ct-relay
 # scanning with rspamd (installs Debian's rspamd when missing).
+# With --encryption, also ct-relay with storage.encryption_key set (the
+# ratio ct_relay_sealed_vs_ct_relay is the cost of sealing at rest).
 # Run as root. Prints one JSON line per backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -62,6 +62,17 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             "alias.hmac_key is the shipped development key; set a secret one in production"
         );
     }
+    match settings.storage.keyring()?.current_id() {
+        Some(id) => tracing::info!(key = id, "addresses and messages are sealed at rest"),
+        None => tracing::warn!(
+            "storage.encryption_key is not set: addresses and messages are stored in clear"
+        ),
+    }
+    if settings.storage.uses_development_encryption_key() {
+        tracing::warn!(
+            "storage.encryption_key is the shipped development key; set a secret one in production"
+        );
+    }
     let tls = match (&settings.smtp.tls_cert_file, &settings.smtp.tls_key_file) {
         (Some(cert), Some(key)) => Some(Arc::new(TlsFiles::load(cert, key)?)),
         (None, None) => None,

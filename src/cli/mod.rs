@@ -76,6 +76,23 @@ enum Command {
     /// A data subject's rights: what is held about a person, erasing them.
     #[command(subcommand)]
     Subject(SubjectCommand),
+    /// The keys real addresses and message text are sealed under at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Seal every stored address and message again under
+    /// storage.encryption_key (in clear when it is unset), a batch at a
+    /// time, while the relay serves. Start every relay with the new key
+    /// (the old one in storage.encryption_old_keys) first; drop the old
+    /// key from the configuration once this reports `"left": 0`.
+    Rotate {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        batch: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +259,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .erase_subject(&ct_relay::service::Scope::all(), &email, store.as_deref())
                 .await?;
             report::print(&erasure);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Rotate { batch }) => {
+            let storage = open(&settings).await?;
+            let mut last = std::time::Instant::now();
+            let rotation =
+                storage::rotation::rotate(storage.as_ref(), batch, |table, read, resealed| {
+                    if last.elapsed() >= std::time::Duration::from_secs(1) {
+                        eprintln!(
+                            "{}: {read} rows read, {resealed} sealed again",
+                            table.name()
+                        );
+                        last = std::time::Instant::now();
+                    }
+                })
+                .await?;
+            report::print(&rotation);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::List { limit }) => {

@@ -222,6 +222,7 @@ impl Settings {
                     .with_list_parse_key("alias.retired_hmac_keys")
                     .with_list_parse_key("auth.nameservers")
                     .with_list_parse_key("delivery.nameservers")
+                    .with_list_parse_key("storage.encryption_old_keys")
                     .with_list_parse_key("smtp.trusted_networks"),
             )
             .build()
@@ -241,6 +242,14 @@ impl Settings {
                 ));
             }
             self.alias.hmac_key = read_secret_file(path, "alias.hmac_key_file")?;
+        }
+        if let Some(path) = &self.storage.encryption_key_file {
+            if !self.storage.encryption_key.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "set storage.encryption_key or storage.encryption_key_file, not both".into(),
+                ));
+            }
+            self.storage.encryption_key = read_secret_file(path, "storage.encryption_key_file")?;
         }
         if let Some(path) = &self.api.token_file {
             if self.api.token.is_some() {
@@ -262,6 +271,7 @@ impl Settings {
             ));
         }
         self.alias_ttl()?;
+        self.storage.keyring()?;
         if self.delivery.transport == TransportKind::Smarthost && self.delivery.smarthost.is_none()
         {
             return invalid(

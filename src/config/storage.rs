@@ -1,8 +1,13 @@
 //! `[storage]`: where ct-relay keeps its data and how it keeps it small.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use super::{ConfigError, Secret};
+use crate::storage::encryption::parse_key;
+use crate::storage::Keyring;
 
 /// `[storage]`: the database, its pool, and what is kept how long.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +42,17 @@ pub struct StorageSettings {
     /// grows past this many MiB, so it never holds more than about this.
     #[serde(default = "default_wal_limit_mib")]
     pub wal_limit_mib: u64,
+    /// The key real addresses and message text are sealed under at rest
+    /// (`hex:` and 64 hex digits); empty: stored in clear.
+    #[serde(default)]
+    pub encryption_key: Secret,
+    /// A file holding `encryption_key` instead.
+    #[serde(default)]
+    pub encryption_key_file: Option<PathBuf>,
+    /// Earlier keys: values sealed under them are still read, until
+    /// `ct-relay keys rotate` has sealed them under the current one.
+    #[serde(default)]
+    pub encryption_old_keys: Vec<Secret>,
 }
 
 impl StorageSettings {
@@ -52,9 +68,45 @@ impl StorageSettings {
             purge_interval: default_purge_interval(),
             purge_batch: default_purge_batch(),
             wal_limit_mib: default_wal_limit_mib(),
+            encryption_key: Secret::default(),
+            encryption_key_file: None,
+            encryption_old_keys: Vec::new(),
         }
     }
+
+    /// The keys of `encryption_key` and `encryption_old_keys`; an error
+    /// names the key that is not `hex:` and 64 hex digits.
+    pub fn keyring(&self) -> Result<Keyring, ConfigError> {
+        let current = match self.encryption_key.is_empty() {
+            true => None,
+            false => Some(
+                parse_key(self.encryption_key.expose())
+                    .map_err(|e| ConfigError::Invalid(format!("storage.encryption_key {e}")))?,
+            ),
+        };
+        let old = self
+            .encryption_old_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                parse_key(k.expose()).map_err(|e| {
+                    ConfigError::Invalid(format!("storage.encryption_old_keys[{i}] {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Keyring::new(current, &old))
+    }
+
+    /// True when the key shipped in `config/default.toml` is in use.
+    pub fn uses_development_encryption_key(&self) -> bool {
+        self.encryption_key.expose() == DEVELOPMENT_ENCRYPTION_KEY
+    }
 }
+
+/// The encryption key of `config/default.toml`: for trying the relay out,
+/// never for real mail (the daemon warns).
+pub const DEVELOPMENT_ENCRYPTION_KEY: &str =
+    "hex:00000000000000000000000000000000000000000000000000000000000000de";
 
 fn default_max_connections() -> u32 {
     8

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::rows::{from_json, json, to_ms, Columns};
 use super::sql::{SqlConn, Stmt};
-use super::{AliasRef, Result};
+use super::{AliasRef, Keyring, Result};
 
 /// What an address is replaced with: not an address, so nothing can
 /// ever be sent to it.
@@ -147,14 +147,21 @@ fn new_marker() -> (String, String) {
 }
 
 /// The person's participant rows: `email` in any case, in `store` when given.
-async fn rows_of(conn: &mut impl SqlConn, email: &str, store: Option<&str>) -> Result<Vec<Row>> {
-    let stmt = Stmt::new(
+async fn rows_of(
+    conn: &mut impl SqlConn,
+    keys: &Keyring,
+    email: &str,
+    store: Option<&str>,
+) -> Result<Vec<Row>> {
+    let (matching, values) = super::subjects::address_is(keys, email, 2);
+    let sql = format!(
         "SELECT alias_key, store, order_id, disabled_at, expires_at FROM participants
-         WHERE lower(email) = lower($1) AND (CAST($2 AS TEXT) IS NULL OR store = $2)
-         ORDER BY store, order_id, alias_key",
-    )
-    .text(email)
-    .opt_text(store);
+         WHERE {matching} AND (CAST($1 AS TEXT) IS NULL OR store = $1)
+         ORDER BY store, order_id, alias_key"
+    );
+    let stmt = values
+        .into_iter()
+        .fold(Stmt::new(sql).opt_text(store), |s, v| s.text(v));
     let now = to_ms(Utc::now());
     conn.fetch_all(stmt)
         .await?
@@ -174,10 +181,11 @@ async fn rows_of(conn: &mut impl SqlConn, email: &str, store: Option<&str>) -> R
 /// sorted (the order their locks are taken in).
 pub(crate) async fn orders_with(
     conn: &mut impl SqlConn,
+    keys: &Keyring,
     email: &str,
     store: Option<&str>,
 ) -> Result<Vec<(String, String)>> {
-    let mut orders: Vec<(String, String)> = rows_of(conn, email, store)
+    let mut orders: Vec<(String, String)> = rows_of(conn, keys, email, store)
         .await?
         .into_iter()
         .map(|r| (r.store, r.order))
@@ -191,11 +199,12 @@ pub(crate) async fn orders_with(
 /// transaction (which holds the orders' locks).
 pub(crate) async fn erase(
     conn: &mut impl SqlConn,
+    keys: &Keyring,
     email: &str,
     store: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Erasure> {
-    let rows = rows_of(conn, email, store).await?;
+    let rows = rows_of(conn, keys, email, store).await?;
     let mut out = Erasure::default();
     let mut by_order: Vec<((String, String), Vec<Row>)> = Vec::new();
     for row in rows {
@@ -214,7 +223,7 @@ pub(crate) async fn erase(
             });
             continue;
         }
-        let counts = erase_in_order(conn, email, (&store, &order), &rows, now).await?;
+        let counts = erase_in_order(conn, keys, email, (&store, &order), &rows, now).await?;
         out.erased.orders += 1;
         out.erased.participants += counts.participants;
         out.erased.aliases += counts.aliases;
@@ -238,6 +247,7 @@ struct Delivery {
 
 async fn erase_in_order(
     conn: &mut impl SqlConn,
+    keys: &Keyring,
     email: &str,
     (store, order): (&str, &str),
     rows: &[Row],
@@ -272,10 +282,10 @@ async fn erase_in_order(
     for r in conn.fetch_all(stmt).await? {
         let rcpt_alias = r.text("rcpt_alias")?;
         let sender_alias = r.opt_text("sender_alias")?;
-        let to_person =
-            person.is_theirs(&rcpt_alias) || r.text("rcpt_email")?.to_lowercase() == *person.email;
+        let to_person = person.is_theirs(&rcpt_alias)
+            || keys.open_address(&r.text("rcpt_email")?)?.to_lowercase() == *person.email;
         let by_person = sender_alias.as_deref().is_some_and(|a| person.is_theirs(a))
-            || r.text("return_path")?.to_lowercase() == *person.email;
+            || keys.open_address(&r.text("return_path")?)?.to_lowercase() == *person.email;
         let d = Delivery {
             id: r.text("id")?,
             message_id: r.text("message_id")?,
@@ -320,7 +330,7 @@ async fn erase_in_order(
         let id = m.text("id")?;
         if !with_entry.contains(&id)
             && !touched.contains(&id)
-            && person.mentioned_in(&m.bytes("content")?)
+            && person.mentioned_in(&keys.open_message(m.bytes("content")?)?)
         {
             touched.insert(id);
         }

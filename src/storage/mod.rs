@@ -12,6 +12,7 @@
 mod audit;
 mod committer;
 pub mod door;
+pub mod encryption;
 pub mod erasure;
 mod holds;
 pub mod nodes;
@@ -20,8 +21,10 @@ pub mod outbox;
 mod participants;
 mod placeholders;
 mod postgres;
+mod protection;
 pub mod purge;
 mod queries;
+pub mod rotation;
 mod rows;
 mod schema;
 pub mod settings;
@@ -45,11 +48,13 @@ use crate::config::StorageSettings;
 pub use audit::Reveal;
 pub use committer::{CommitError, Committer};
 pub use door::{DoorStore, RecentMail};
+pub use encryption::Keyring;
 pub use erasure::{ErasedCounts, Erasure, HeldOrder};
 pub use holds::Hold;
 pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
+pub use protection::Protection;
 pub use settings::*;
 pub use suppression::UNDELIVERABLE_EVENT;
 pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
@@ -113,7 +118,14 @@ pub trait Maintenance: Send + Sync {
 /// from `storage::open`.
 #[async_trait]
 pub trait Storage:
-    BatchWriter + WebhookOutbox + StoreSettings + DoorStore + Timelines + Maintenance + Nodes
+    BatchWriter
+    + WebhookOutbox
+    + StoreSettings
+    + DoorStore
+    + Timelines
+    + Maintenance
+    + Nodes
+    + Protection
 {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;
@@ -152,37 +164,6 @@ pub trait Storage:
     /// bounces (it is deliverable again); the participant as it is now.
     async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>>;
 
-    /// Every participant with the real address `email` (any case), in
-    /// `store` when given, oldest first.
-    async fn participants_with(&self, email: &str, store: Option<&str>)
-        -> Result<Vec<Participant>>;
-    /// Erase the person with address `email` (in `store` when given) from
-    /// every order not on legal hold (see `erasure`); held orders are
-    /// named in the result. Idempotent. Then the freed space is cleaned.
-    async fn erase_subject(
-        &self,
-        email: &str,
-        store: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Erasure>;
-
-    /// Put an order on legal hold (as it was, when already held).
-    async fn hold(&self, hold: &Hold) -> Result<Hold>;
-
-    /// Lift an order's hold; whether it had one.
-    async fn release(&self, store: &str, order: &str) -> Result<bool>;
-
-    /// The order's hold, if any.
-    async fn find_hold(&self, store: &str, order: &str) -> Result<Option<Hold>>;
-
-    /// How many orders are on hold.
-    async fn held_orders(&self) -> Result<u64>;
-
-    /// Record that a participant's real address is being shown.
-    async fn record_reveal(&self, reveal: &Reveal) -> Result<()>;
-
-    /// The latest reveals, newest first.
-    async fn reveals(&self, limit: u32) -> Result<Vec<Reveal>>;
     /// Every participant of the store's order, oldest first.
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>>;
     /// Apply an order event to every alias of the order; returns how many.
@@ -238,6 +219,11 @@ pub trait Storage:
 /// Open the storage named by `url` and apply its migrations.
 pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Storage>> {
     let url = settings.url.as_str();
+    let keyring = Arc::new(
+        settings
+            .keyring()
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?,
+    );
     if url.starts_with("sqlite:") {
         let s = sqlite::SqliteStorage::connect(
             url,
@@ -245,12 +231,14 @@ pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Storage>> {
             settings.busy_timeout,
             settings.wal_limit_mib << 20,
         )
-        .await?;
+        .await?
+        .with_keyring(keyring);
         s.migrate().await?;
         Ok(Arc::new(s))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let s = postgres::PgStorage::connect(url, settings.max_connections, settings.busy_timeout)
-            .await?;
+            .await?
+            .with_keyring(keyring);
         s.migrate().await?;
         Ok(Arc::new(s))
     } else {

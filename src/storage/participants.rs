@@ -65,7 +65,7 @@ pub(crate) async fn ensure_in_one_transaction<B: Backend>(
         );
         let stmt = chunk.iter().fold(Stmt::new(sql), |s, id| s.text(*id));
         for row in &tx.fetch_all(stmt).await? {
-            let earlier = rows::participant(row)?;
+            let earlier = rows::participant(row, backend.keyring())?;
             made.entry(person(&earlier)).or_insert(earlier);
         }
     }
@@ -97,7 +97,7 @@ pub(crate) async fn ensure_in_one_transaction<B: Backend>(
                 .text(&p.store)
                 .text(&p.order)
                 .text(p.role.as_str())
-                .text(&p.email)
+                .text(backend.keyring().seal_address(&p.email))
                 .text(p.mode.as_str())
                 .int(to_ms(p.created_at))
                 .int(to_ms(p.expires_at))
@@ -129,7 +129,7 @@ pub(crate) async fn ensure_in_one_transaction<B: Backend>(
         );
         let stmt = chunk.iter().fold(Stmt::new(sql), |s, key| s.text(*key));
         for row in &tx.fetch_all(stmt).await? {
-            let p = rows::participant(row)?;
+            let p = rows::participant(row, backend.keyring())?;
             stored.insert(p.key(), p);
         }
     }

@@ -169,9 +169,9 @@ impl<B: Backend> Storage for B {
             Ok(StoredMessage {
                 store: r.text("store")?,
                 order: r.text("order_id")?,
-                return_path: r.text("return_path")?,
+                return_path: self.keyring().open_address(&r.text("return_path")?)?,
                 received_at: rows::time(&r, "received_at")?,
-                content: r.bytes("content")?,
+                content: self.keyring().open_message(r.bytes("content")?)?,
                 erased: r.opt_text("erasure")?.as_deref() == Some("done"),
             })
         })
@@ -237,7 +237,9 @@ impl<B: Backend> Storage for B {
             .await?
             .fetch_optional(Stmt::new(sql).text(alias.to_lowercase()))
             .await?;
-        row.as_ref().map(rows::participant).transpose()
+        row.as_ref()
+            .map(|r| rows::participant(r, self.keyring()))
+            .transpose()
     }
 
     async fn find_alias_with_order(
@@ -261,7 +263,7 @@ impl<B: Backend> Storage for B {
             .await?;
         let participants = found
             .iter()
-            .map(rows::participant)
+            .map(|r| rows::participant(r, self.keyring()))
             .collect::<Result<Vec<_>>>()?;
         let policy = match found
             .first()
@@ -299,67 +301,7 @@ impl<B: Backend> Storage for B {
 
     async fn change_address(&self, alias: &str, email: &str) -> Result<Option<Participant>> {
         let mut writer = self.writer().await?;
-        super::suppression::change_address(&mut *writer, alias, email).await
-    }
-
-    async fn participants_with(
-        &self,
-        email: &str,
-        store: Option<&str>,
-    ) -> Result<Vec<Participant>> {
-        super::subjects::participants_with(&mut *self.reader().await?, email, store).await
-    }
-
-    async fn erase_subject(
-        &self,
-        email: &str,
-        store: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<super::Erasure> {
-        let orders = super::erasure::orders_with(&mut *self.reader().await?, email, store).await?;
-        if orders.is_empty() {
-            return Ok(super::Erasure::default());
-        }
-        let erasure = {
-            let mut writer = self.writer().await?;
-            let mut tx = B::begin_write(&mut writer).await?;
-            let locks: Vec<(&str, &str)> = orders
-                .iter()
-                .map(|(s, o)| (s.as_str(), o.as_str()))
-                .collect();
-            B::lock_orders(&mut tx, &locks).await?;
-            let erasure = super::erasure::erase(&mut *tx, email, store, now).await?;
-            B::commit(tx).await?;
-            erasure
-        };
-        // SQLite: the log goes, so the old pages with it; PostgreSQL:
-        // the dead rows are vacuumed.
-        self.compact(false).await?;
-        Ok(erasure)
-    }
-
-    async fn hold(&self, hold: &super::Hold) -> Result<super::Hold> {
-        super::holds::hold(&mut *self.writer().await?, hold).await
-    }
-
-    async fn release(&self, store: &str, order: &str) -> Result<bool> {
-        super::holds::release(&mut *self.writer().await?, store, order).await
-    }
-
-    async fn find_hold(&self, store: &str, order: &str) -> Result<Option<super::Hold>> {
-        super::holds::find(&mut *self.reader().await?, store, order).await
-    }
-
-    async fn held_orders(&self) -> Result<u64> {
-        super::holds::count(&mut *self.reader().await?).await
-    }
-
-    async fn record_reveal(&self, reveal: &super::Reveal) -> Result<()> {
-        super::audit::insert(&mut *self.writer().await?, reveal).await
-    }
-
-    async fn reveals(&self, limit: u32) -> Result<Vec<super::Reveal>> {
-        super::audit::latest(&mut *self.reader().await?, limit).await
+        super::suppression::change_address(&mut *writer, self.keyring(), alias, email).await
     }
 
     async fn order_participants(&self, store: &str, order: &str) -> Result<Vec<Participant>> {
@@ -372,7 +314,10 @@ impl<B: Backend> Storage for B {
             .await?
             .fetch_all(Stmt::new(sql).text(store).text(order))
             .await?;
-        found.iter().map(rows::participant).collect()
+        found
+            .iter()
+            .map(|r| rows::participant(r, self.keyring()))
+            .collect()
     }
 
     async fn set_order_expiry(&self, store: &str, order: &str, expiry: OrderExpiry) -> Result<u64> {
@@ -418,7 +363,10 @@ impl<B: Backend> Storage for B {
             limit,
         );
         let claimed = self.writer().await?.fetch_all(stmt).await?;
-        claimed.iter().map(rows::delivery_job).collect()
+        claimed
+            .iter()
+            .map(|r| rows::delivery_job(r, self.keyring()))
+            .collect()
     }
 
     async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryJob>> {
@@ -431,13 +379,16 @@ impl<B: Backend> Storage for B {
             .await?
             .fetch_optional(Stmt::new(sql).text(delivery_id))
             .await?;
-        row.as_ref().map(rows::delivery_job).transpose()
+        row.as_ref()
+            .map(|r| rows::delivery_job(r, self.keyring()))
+            .transpose()
     }
 
     async fn message_content(&self, message_id: &str) -> Result<Option<Vec<u8>>> {
         let stmt = Stmt::new("SELECT content FROM messages WHERE id = $1").text(message_id);
         let row = self.reader().await?.fetch_optional(stmt).await?;
-        row.map(|r| r.bytes("content")).transpose()
+        row.map(|r| self.keyring().open_message(r.bytes("content")?))
+            .transpose()
     }
 
     async fn release_leases(&self, node: Option<&str>) -> Result<u64> {

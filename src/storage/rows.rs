@@ -7,6 +7,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::encryption::Field;
+use super::Keyring;
 use super::{
     AliasRef, DeliveryJob, DeliveryState, DeliveryStatus, QueueEntry, Result, StorageError,
     TimelineEntry,
@@ -88,7 +90,16 @@ pub fn mask_mode(r: &impl Columns, col: &str) -> Result<crate::alias::MaskMode> 
     parsed(r, col)
 }
 
-pub fn participant(r: &impl Columns) -> Result<Participant> {
+/// A participant row, its address opened with `keys`.
+pub fn participant(r: &impl Columns, keys: &Keyring) -> Result<Participant> {
+    let mut p = participant_as_stored(r)?;
+    p.email = keys.open_address(&p.email)?;
+    Ok(p)
+}
+
+/// A participant row with its address as stored (perhaps sealed), where
+/// the address is not needed.
+pub fn participant_as_stored(r: &impl Columns) -> Result<Participant> {
     Ok(Participant {
         alias: r.text("alias")?,
         store: r.text("store")?,
@@ -104,12 +115,13 @@ pub fn participant(r: &impl Columns) -> Result<Participant> {
     })
 }
 
-pub fn delivery_job(r: &impl Columns) -> Result<DeliveryJob> {
+/// A delivery as the runner works it, its address opened with `keys`.
+pub fn delivery_job(r: &impl Columns, keys: &Keyring) -> Result<DeliveryJob> {
     Ok(DeliveryJob {
         id: r.text("id")?,
         message_id: r.text("message_id")?,
         rcpt_alias: r.text("rcpt_alias")?,
-        rcpt_email: r.text("rcpt_email")?,
+        rcpt_email: keys.open_address(&r.text("rcpt_email")?)?,
         mail_from: r.text("mail_from")?,
         attempts: count(r, "attempts")?,
         created_at: time(r, "created_at")?,
@@ -145,8 +157,17 @@ pub fn delivery_status(r: &impl Columns) -> Result<DeliveryStatus> {
 }
 
 /// A `timeline_entries` row, with the deliveries of its message.
-pub fn timeline_entry(r: &impl Columns, deliveries: Vec<DeliveryStatus>) -> Result<TimelineEntry> {
-    let attachment_names: Vec<String> = from_json(&r.text("attachment_names")?)?;
+/// A timeline entry with its deliveries, its excerpts opened with `keys`.
+pub fn timeline_entry(
+    r: &impl Columns,
+    deliveries: Vec<DeliveryStatus>,
+    keys: &Keyring,
+) -> Result<TimelineEntry> {
+    let excerpt = |text: String| keys.open_text(&text, Field::Excerpt);
+    let attachment_names = from_json::<Vec<String>>(&r.text("attachment_names")?)?
+        .into_iter()
+        .map(excerpt)
+        .collect::<Result<Vec<_>>>()?;
     Ok(TimelineEntry {
         id: r.text("id")?,
         date: time(r, "at")?,
@@ -155,8 +176,8 @@ pub fn timeline_entry(r: &impl Columns, deliveries: Vec<DeliveryStatus>) -> Resu
             .map(|t| from_json::<AliasRef>(&t))
             .transpose()?,
         to: from_json(&r.text("to_aliases")?)?,
-        subject: r.text("subject")?,
-        first_words: r.text("first_words")?,
+        subject: excerpt(r.text("subject")?)?,
+        first_words: excerpt(r.text("first_words")?)?,
         has_attachment: !attachment_names.is_empty(),
         attachment_names,
         deliveries,

@@ -8,6 +8,12 @@ pub const PARTICIPANT: &str =
     "alias, store, order_id, role, email, mode, created_at, expires_at, disabled_at, blocked_at, \
      undeliverable_at";
 
+/// The blind index of a participant's sealed address (`encryption`), read
+/// out of the `email` column; NULL for an address stored in clear. An
+/// expression index on exactly this text serves lookups by address.
+pub const EMAIL_INDEX: &str =
+    "(CASE WHEN substr(email, 1, 7) = 'enc:v1:' THEN substr(email, 8, 41) END)";
+
 /// The columns `participants` rows are inserted with, in placeholder order.
 pub const PARTICIPANT_INSERT: &str =
     "alias_key, alias, store, order_id, role, email, mode, created_at, expires_at";

@@ -193,6 +193,8 @@ pub(crate) trait Backend: BatchWriter + Maintenance + Send + Sync + Sized + 'sta
     /// See `ROWS_PER_STATEMENT`.
     const NUMBERED_PLACEHOLDERS: bool;
 
+    /// The keys addresses and message text are sealed with.
+    fn keyring(&self) -> &super::Keyring;
     /// A connection for reads.
     fn reader(&self) -> impl Future<Output = Result<Self::Reader<'_>>> + Send;
     /// The connection for a write, once it is this caller's turn.

@@ -10,7 +10,7 @@ use ulid::Ulid;
 use super::outbox::{insert_webhook_event, WebhookEventKind};
 use super::rows::{self, json, to_ms, Columns};
 use super::sql::{SqlConn, Stmt};
-use super::{schema, AliasRef, HardBounce, Participant, Result};
+use super::{schema, AliasRef, HardBounce, Keyring, Participant, Result};
 
 /// The timeline event an undeliverable participant gets.
 pub const UNDELIVERABLE_EVENT: &str = "participant.undeliverable";
@@ -36,7 +36,7 @@ pub(crate) async fn count_hard_bounce(
     else {
         return Ok(false);
     };
-    let participant = rows::participant(&row)?;
+    let participant = rows::participant_as_stored(&row)?;
     if participant.undeliverable || row.int("hard_bounces")? < i64::from(bounce.after) {
         return Ok(false);
     }
@@ -89,6 +89,7 @@ async fn mark_undeliverable(
 /// forgotten; the participant as it is now, or `None` for no such alias.
 pub(crate) async fn change_address(
     conn: &mut impl SqlConn,
+    keys: &Keyring,
     alias: &str,
     email: &str,
 ) -> Result<Option<Participant>> {
@@ -98,7 +99,11 @@ pub(crate) async fn change_address(
         schema::PARTICIPANT
     );
     let row = conn
-        .fetch_optional(Stmt::new(sql).text(email).text(alias.to_lowercase()))
+        .fetch_optional(
+            Stmt::new(sql)
+                .text(keys.seal_address(email))
+                .text(alias.to_lowercase()),
+        )
         .await?;
-    row.as_ref().map(rows::participant).transpose()
+    row.as_ref().map(|r| rows::participant(r, keys)).transpose()
 }

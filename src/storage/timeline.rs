@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::placeholders::list;
 use super::rows::{self, Columns};
 use super::sql::{Backend, SqlConn, Stmt};
-use super::{schema, DeliveryStatus, Result, TimelineEntry};
+use super::{schema, DeliveryStatus, Keyring, Result, TimelineEntry};
 
 /// Most entries one page holds.
 pub const PAGE_MAX: u32 = 1000;
@@ -111,6 +111,7 @@ async fn deliveries_of(
 /// Entry rows (`schema::TIMELINE_ENTRY`) with their messages' deliveries.
 async fn with_deliveries<C: SqlConn>(
     conn: &mut C,
+    keys: &Keyring,
     found: Vec<C::Row>,
 ) -> Result<Vec<TimelineEntry>> {
     let messages = found
@@ -124,7 +125,7 @@ async fn with_deliveries<C: SqlConn>(
             let mine = r
                 .opt_text("message_id")?
                 .and_then(|id| by_message.remove(&id));
-            rows::timeline_entry(r, mine.unwrap_or_default())
+            rows::timeline_entry(r, mine.unwrap_or_default(), keys)
         })
         .collect()
 }
@@ -170,7 +171,7 @@ impl<B: Backend> Timelines for B {
         let mut found = reader.fetch_all(stmt).await?;
         let more = found.len() > limit as usize;
         found.truncate(limit as usize);
-        let entries = with_deliveries(&mut *reader, found).await?;
+        let entries = with_deliveries(&mut *reader, self.keyring(), found).await?;
         let next = more.then(|| entries.last().map(|e| e.id.clone())).flatten();
         Ok(Some(TimelinePage { entries, next }))
     }
@@ -188,6 +189,8 @@ impl<B: Backend> Timelines for B {
         let stmt = Stmt::new(sql).text(entry_id).text(store).text(order);
         let mut reader = self.reader().await?;
         let found = reader.fetch_all(stmt).await?;
-        Ok(with_deliveries(&mut *reader, found).await?.pop())
+        Ok(with_deliveries(&mut *reader, self.keyring(), found)
+            .await?
+            .pop())
     }
 }

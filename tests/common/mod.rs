@@ -35,6 +35,9 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 pub const ACME_TOKEN: &str = "acme-token-for-tests-0123456789";
 
 pub const TEST_KEY: &str = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+/// The key the test relays seal addresses and messages under.
+pub const TEST_ENCRYPTION_KEY: &str =
+    "hex:5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
 /// Which storage a test runs on. Every integration test runs on both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +200,7 @@ tokens = [{{ token = "{ACME_TOKEN}", store = "acme" }}]
 [storage]
 url = "{url}"
 busy_timeout = "1s"
+encryption_key = "{TEST_ENCRYPTION_KEY}"
 
 [delivery]
 {delivery}

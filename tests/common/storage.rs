@@ -115,3 +115,64 @@ pub fn attempt(node: &str, delivery: &str, state: DeliveryState) -> Write {
         notice: None,
     }
 }
+
+/// Every place in the database the needles (lowercase) appear.
+pub async fn found_in_database(
+    relay: &super::Relay,
+    backend: Backend,
+    needles: &[String],
+) -> Vec<String> {
+    match backend {
+        Backend::Sqlite => {
+            let mut found = Vec::new();
+            let db = relay.db_path();
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let path = format!("{}{suffix}", db.display());
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let lower = bytes.to_ascii_lowercase();
+                for n in needles {
+                    if lower.windows(n.len()).any(|w| w == n.as_bytes()) {
+                        found.push(format!("{path}: {n}"));
+                    }
+                }
+            }
+            found
+        }
+        Backend::Postgres => {
+            use sqlx::Row;
+            let pool = sqlx::PgPool::connect(&relay.storage_url()).await.unwrap();
+            let columns = sqlx::query(
+                "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d
+                 FROM information_schema.columns
+                 WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'bytea')",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert!(columns.len() > 20, "the tables' columns are read");
+            let mut found = Vec::new();
+            for col in columns {
+                let (t, c, d): (String, String, String) =
+                    (col.get("t"), col.get("c"), col.get("d"));
+                let text = match d.as_str() {
+                    "bytea" => format!("lower(encode(\"{c}\", 'escape'))"),
+                    _ => format!("lower(\"{c}\")"),
+                };
+                for n in needles {
+                    let sql = format!("SELECT count(*) FROM \"{t}\" WHERE strpos({text}, $1) > 0");
+                    let hits: i64 = sqlx::query_scalar(&sql)
+                        .bind(n)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                    if hits > 0 {
+                        found.push(format!("{t}.{c}: {n} ({hits})"));
+                    }
+                }
+            }
+            found
+        }
+    }
+}

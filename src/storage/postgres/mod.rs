@@ -15,13 +15,16 @@ use sqlx::{Connection, PgConnection, PgPool};
 use sqlx::pool::PoolConnection;
 
 use super::sql::Backend;
-use super::{BatchWriter, Result, StorageError, Write};
+use std::sync::Arc;
+
+use super::{BatchWriter, Keyring, Result, StorageError, Write};
 
 /// Storage on PostgreSQL, shared by many relay nodes: a pool for reads
 /// and writes, and the group committer's own connection.
 pub struct PgStorage {
     pool: PgPool,
     committer: CommitterConnection,
+    keyring: Arc<Keyring>,
 }
 
 /// The group committer's own connection, opened on first use and again
@@ -84,7 +87,11 @@ impl PgStorage {
             ]),
             connect_timeout: acquire_timeout,
         };
-        Ok(Self { pool, committer })
+        Ok(Self {
+            pool,
+            committer,
+            keyring: Arc::new(Keyring::default()),
+        })
     }
 
     /// A connection for reads.
@@ -101,7 +108,15 @@ impl PgStorage {
 #[async_trait]
 impl BatchWriter for PgStorage {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        self.committer.apply(batch).await
+        self.committer.apply(&self.keyring.seal_writes(batch)).await
+    }
+}
+
+impl PgStorage {
+    /// Seal and open values with `keyring` (see `encryption`).
+    pub(crate) fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
     }
 }
 
@@ -116,6 +131,10 @@ impl Backend for PgStorage {
     const GREATEST: &'static str = "GREATEST";
     const ROWS_PER_STATEMENT: usize = 500;
     const NUMBERED_PLACEHOLDERS: bool = true;
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
 
     async fn reader(&self) -> Result<PoolConnection<sqlx::Postgres>> {
         PgStorage::reader(self).await

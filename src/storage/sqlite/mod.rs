@@ -19,7 +19,7 @@ use checkpoint::{Checkpointer, WalBound};
 use readers::{Reader, Readers};
 
 use super::sql::Backend;
-use super::{BatchWriter, Result, StorageError, Write};
+use super::{BatchWriter, Keyring, Result, StorageError, Write};
 
 /// The writer's page cache: a transaction that touches more pages than
 /// the cache holds writes them to the log twice or more (a bulk import's
@@ -33,6 +33,7 @@ pub struct SqliteStorage {
     readers: Readers,
     writer: Arc<Writer>,
     checkpointer: Checkpointer,
+    keyring: Arc<Keyring>,
 }
 
 /// The one connection every write goes through. SQLite has one writer at a
@@ -111,6 +112,7 @@ impl SqliteStorage {
             readers: Readers::new(options, max_connections.max(2) as usize, busy_timeout),
             writer,
             checkpointer,
+            keyring: Arc::new(Keyring::default()),
         })
     }
 
@@ -198,9 +200,18 @@ impl Writer {
 #[async_trait]
 impl BatchWriter for SqliteStorage {
     async fn apply(&self, batch: &[Write]) -> Result<Vec<bool>> {
-        let applied = batch::apply(&mut *self.writer_state().await?, batch).await?;
+        let batch = self.keyring.seal_writes(batch);
+        let applied = batch::apply(&mut *self.writer_state().await?, &batch).await?;
         self.checkpointer.committed();
         Ok(applied)
+    }
+}
+
+impl SqliteStorage {
+    /// Seal and open values with `keyring` (see `encryption`).
+    pub(crate) fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
     }
 }
 
@@ -216,6 +227,10 @@ impl Backend for SqliteStorage {
     const GREATEST: &'static str = "MAX";
     const ROWS_PER_STATEMENT: usize = 256;
     const NUMBERED_PLACEHOLDERS: bool = false;
+
+    fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
 
     async fn reader(&self) -> Result<Reader<'_>> {
         SqliteStorage::reader(self).await
