@@ -25,6 +25,7 @@ fn set_webhook(url: &str, secret: Option<&str>) -> StoreUpdate {
             new_secret: "whsec_fresh".into(),
         },
         policy: None,
+        retention: None,
     }
 }
 
@@ -152,6 +153,7 @@ async fn webhook_outbox_follows_the_timeline(backend: Backend) {
         mask_mode: Some(MaskMode::Soft),
         webhook: WebhookChange::Remove,
         policy: None,
+        retention: None,
     };
     let config = db.update_store("acme", &removed, now).await.unwrap();
     assert_eq!((config.mask_mode, config.webhook), (MaskMode::Soft, None));

@@ -175,6 +175,13 @@ enum StoreCommand {
     Show {
         store: String,
     },
+    /// Keep the store's mail and timelines for less than storage.retention
+    /// (`30d`, `12h`), or `global` for as long as that.
+    SetRetention {
+        store: String,
+        /// A duration up to storage.retention, or `global`.
+        retention: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,7 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Alias(cmd) => alias::run(cmd, services(&settings).await?).await,
-        Command::Store(cmd) => report::store(cmd, open(&settings).await?).await,
+        Command::Store(cmd) => report::store(cmd, services(&settings).await?).await,
         Command::Timeline {
             order,
             store,

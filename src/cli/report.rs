@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use ct_relay::alias::validate_id;
-use ct_relay::service::{Scope, ServiceError, Services};
+use ct_relay::service::{Scope, ServiceError, Services, SettingsChange};
 use ct_relay::storage::Storage;
 
 use super::{QueueCommand, StoreCommand};
@@ -20,7 +20,8 @@ pub fn print(value: &impl serde::Serialize) {
     );
 }
 
-pub async fn store(cmd: StoreCommand, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
+pub async fn store(cmd: StoreCommand, services: Services) -> anyhow::Result<ExitCode> {
+    let storage = &services.storage;
     match cmd {
         StoreCommand::SetMode { store, mode } => {
             validate_id(&store, "store id")?;
@@ -28,6 +29,27 @@ pub async fn store(cmd: StoreCommand, storage: Arc<dyn Storage>) -> anyhow::Resu
             print(&storage.store_summary(&store).await?);
         }
         StoreCommand::Show { store } => print(&storage.store_summary(&store).await?),
+        StoreCommand::SetRetention { store, retention } => {
+            let retention = match retention.as_str() {
+                "global" => None,
+                text => Some(humantime::parse_duration(text).map_err(|e| {
+                    anyhow::anyhow!("retention `{text}`: {e} (a duration such as 30d, or `global`)")
+                })?),
+            };
+            let change = SettingsChange {
+                retention: Some(retention),
+                ..SettingsChange::default()
+            };
+            let config = services
+                .change_settings(&Scope::all(), &store, change, Utc::now())
+                .await?;
+            let shown = |d: std::time::Duration| humantime::format_duration(d).to_string();
+            print(&json!({
+                "store": store,
+                "retention": config.retention.map(shown),
+                "global": shown(services.max_retention),
+            }));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

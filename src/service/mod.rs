@@ -40,6 +40,8 @@ pub struct Services {
     pub reopen_window: Duration,
     /// `webhook.allow_private_networks`: which webhook URLs stores may set.
     pub allow_private_webhooks: bool,
+    /// `storage.retention`: the longest a store may keep its mail.
+    pub max_retention: Duration,
 }
 
 impl Services {
@@ -52,6 +54,7 @@ impl Services {
             end_grace: settings.alias.end_grace,
             reopen_window: settings.alias.reopen_window,
             allow_private_webhooks: settings.webhook.allow_private_networks,
+            max_retention: settings.storage.retention,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! aliases take). A change names only what it changes; everything is
 //! checked before anything is written, and written in one transaction.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use super::{Result, Scope, ServiceError, Services};
@@ -21,6 +23,9 @@ pub struct SettingsChange {
     pub webhook_secret: Option<String>,
     /// The policy fields to change.
     pub policy: Option<PolicyUpdate>,
+    /// How long the store's mail is kept (`Some(None)`: as long as
+    /// `storage.retention`); at most that.
+    pub retention: Option<Option<Duration>>,
 }
 
 impl Services {
@@ -47,9 +52,18 @@ impl Services {
                 .apply(&StorePolicy::default())
                 .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         }
+        if let Some(Some(r)) = change.retention {
+            if r < Duration::from_secs(1) || r > self.max_retention {
+                return Err(ServiceError::Invalid(format!(
+                    "retention must be from 1s to {} (storage.retention)",
+                    humantime::format_duration(self.max_retention)
+                )));
+            }
+        }
         if change.mask_mode.is_none()
             && matches!(webhook, WebhookChange::Keep)
             && change.policy.is_none()
+            && change.retention.is_none()
         {
             return Ok(self.storage.store_config(store).await?);
         }
@@ -57,6 +71,7 @@ impl Services {
             mask_mode: change.mask_mode,
             webhook,
             policy: change.policy,
+            retention: change.retention,
         };
         let config = self.storage.update_store(store, &update, now).await?;
         tracing::info!(store = %store, mask_mode = config.mask_mode.as_str(),

@@ -1,14 +1,17 @@
 //! What the relay keeps about people, and their rights over it: finding
 //! a person's rows by address, erasing them (`erasure`), legal holds
 //! (`holds`), the audit of reveals (`audit`) and the keys values are sealed
-//! under (`encryption`, `rotation`). One trait, so the rest of storage
+//! under (`encryption`, `rotation`), and each store's own retention. One trait, so the rest of storage
 //! need not know about them.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::sql::Backend;
-use super::{rotation, Erasure, Hold, Participant, Result, Reveal};
+use super::rows::{to_ms, Columns};
+use super::sql::{Backend, SqlConn, Stmt};
+use super::{rotation, Erasure, Hold, Participant, PurgeCounts, Result, Reveal};
 
 /// A data subject's rights, legal holds, reveals and key rotation.
 #[async_trait]
@@ -56,6 +59,21 @@ pub trait Protection: Send + Sync {
 
     /// The latest reveals, newest first.
     async fn reveals(&self, limit: u32) -> Result<Vec<Reveal>>;
+
+    /// The stores that keep their mail for less than `storage.retention`,
+    /// and for how long.
+    async fn store_retentions(&self) -> Result<Vec<(String, Duration)>>;
+
+    /// One batch of `store`'s own purge: up to `limit` of its messages
+    /// received before `before` whose deliveries are all final (with their
+    /// timeline entries), and up to `limit` of its refusals from before
+    /// then; held orders are kept.
+    async fn purge_store_batch(
+        &self,
+        store: &str,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<PurgeCounts>;
 }
 
 #[async_trait]
@@ -136,4 +154,59 @@ impl<B: Backend> Protection for B {
     async fn reveals(&self, limit: u32) -> Result<Vec<super::Reveal>> {
         super::audit::latest(&mut *self.reader().await?, limit).await
     }
+
+    async fn store_retentions(&self) -> Result<Vec<(String, Duration)>> {
+        let stmt = Stmt::new(
+            "SELECT store, retention_ms FROM stores WHERE retention_ms IS NOT NULL ORDER BY store",
+        );
+        let rows = self.reader().await?.fetch_all(stmt).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.text("store")?,
+                    Duration::from_millis(r.int("retention_ms")?.max(0) as u64),
+                ))
+            })
+            .collect()
+    }
+
+    async fn purge_store_batch(
+        &self,
+        store: &str,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<PurgeCounts> {
+        let mut writer = self.writer().await?;
+        let mut tx = B::begin_write(&mut writer).await?;
+        let mut counts = [0; 2];
+        for (count, sql) in counts
+            .iter_mut()
+            .zip([PURGE_STORE_MESSAGES, PURGE_STORE_REFUSALS])
+        {
+            let stmt = Stmt::new(sql)
+                .int(to_ms(before))
+                .int(i64::from(limit))
+                .text(store);
+            *count = tx.execute(stmt).await?;
+        }
+        B::commit(tx).await?;
+        Ok(PurgeCounts {
+            messages: counts[0],
+            entries: counts[1],
+            ..PurgeCounts::default()
+        })
+    }
 }
+
+/// One store's messages past its retention whose deliveries are all final.
+const PURGE_STORE_MESSAGES: &str = "DELETE FROM messages WHERE id IN
+    (SELECT id FROM messages m WHERE m.store = $3 AND received_at < $1
+       AND NOT EXISTS (SELECT 1 FROM deliveries d
+                       WHERE d.message_id = m.id AND d.state IN ('queued', 'retrying'))
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.store = m.store AND h.order_id = m.order_id)
+     LIMIT $2)";
+/// One store's refusals and events past its retention.
+const PURGE_STORE_REFUSALS: &str = "DELETE FROM timeline_entries WHERE id IN
+    (SELECT id FROM timeline_entries t WHERE t.store = $3 AND message_id IS NULL AND at < $1
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.store = t.store AND h.order_id = t.order_id)
+     LIMIT $2)";

@@ -22,6 +22,23 @@ pub async fn purge(
     let messages_before = now - settings.retention;
     let aliases_before = now - settings.expired_alias_retention;
     let mut total = PurgeCounts::default();
+    // Stores that keep less than the relay: their own cutoff first.
+    for (store, retention) in storage.store_retentions().await? {
+        if retention >= settings.retention {
+            continue;
+        }
+        loop {
+            let batch = storage
+                .purge_store_batch(&store, now - retention, settings.purge_batch.max(1))
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            total.messages += batch.messages;
+            total.entries += batch.entries;
+            tokio::time::sleep(BETWEEN_BATCHES).await;
+        }
+    }
     loop {
         let batch = storage
             .purge_batch(aliases_before, messages_before, settings.purge_batch.max(1))

@@ -39,7 +39,7 @@ pub const TIMELINE_ENTRY: &str = "id, at, message_id, from_alias, to_aliases, su
      first_words, attachment_names, refused, reason, flags, authentication, event";
 
 /// `stores`: a store's settings (`settings::store_config`).
-pub const STORE: &str = "mask_mode, webhook_url, webhook_secret, policy";
+pub const STORE: &str = "mask_mode, webhook_url, webhook_secret, policy, retention_ms";
 
 /// `webhook_events`: an event as the dispatcher sends it.
 pub const WEBHOOK_JOB: &str = "id, store, order_id, entry_id, kind, attempts, created_at";

@@ -33,6 +33,9 @@ pub struct StoreConfig {
     pub webhook: Option<WebhookTarget>,
     /// What its order aliases take (the trust rules).
     pub policy: StorePolicy,
+    /// How long its mail and timelines are kept, when shorter than
+    /// `storage.retention`; `None`: that.
+    pub retention: Option<std::time::Duration>,
 }
 
 /// What a settings update changes; `None`/`Keep` leave a setting as it is.
@@ -46,6 +49,8 @@ pub struct StoreUpdate {
     /// two updates of different policy fields never undo each other.
     /// Validated by its caller (`PolicyUpdate::apply` on the defaults).
     pub policy: Option<PolicyUpdate>,
+    /// A new retention (`Some(None)`: back to the global one).
+    pub retention: Option<Option<std::time::Duration>>,
 }
 
 /// A change to the webhook.
@@ -92,6 +97,7 @@ fn config_from_row(store: &str, row: Option<&impl Columns>) -> Result<StoreConfi
             mask_mode: MaskMode::Hard,
             webhook: None,
             policy: Default::default(),
+            retention: None,
         });
     };
     let webhook = match (r.opt_text("webhook_url")?, r.opt_text("webhook_secret")?) {
@@ -113,6 +119,9 @@ fn config_from_row(store: &str, row: Option<&impl Columns>) -> Result<StoreConfi
         mask_mode: rows::mask_mode(r, "mask_mode")?,
         webhook,
         policy,
+        retention: r
+            .opt_int("retention_ms")?
+            .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
     })
 }
 
@@ -197,6 +206,16 @@ impl<B: Backend> StoreSettings for B {
                     .text(store),
             )
             .await?;
+        }
+        if let Some(retention) = update.retention {
+            let ms = retention.map(|d| d.as_millis().min(i64::MAX as u128) as i64);
+            tx.execute(
+                Stmt::new("UPDATE stores SET retention_ms = $1 WHERE store = $2")
+                    .opt_int(ms)
+                    .text(store),
+            )
+            .await?;
+            config.retention = retention;
         }
         B::commit(tx).await?;
         Ok(config)

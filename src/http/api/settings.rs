@@ -39,9 +39,12 @@ pub async fn put_settings(
     body: Result<Json<SettingsUpdate>, JsonRejection>,
 ) -> Result<Json<StoreSettings>, ApiError> {
     let Json(req) = body?;
+    let change = req.try_into().map_err(|e: String| {
+        ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid", e)
+    })?;
     let config = state
         .services
-        .change_settings(&caller, &store, req.into(), Utc::now())
+        .change_settings(&caller, &store, change, Utc::now())
         .await?;
     Ok(Json(config.into()))
 }

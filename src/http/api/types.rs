@@ -273,6 +273,9 @@ pub struct StoreSettings {
     /// `deliver`.
     pub bulk_mail: BulkMail,
     pub attachments: AttachmentPolicy,
+    /// How long the store's mail and timelines are kept (`30days`), when
+    /// shorter than the relay's `storage.retention`; null: that.
+    pub retention: Option<String>,
 }
 
 impl From<crate::storage::StoreConfig> for StoreSettings {
@@ -289,6 +292,9 @@ impl From<crate::storage::StoreConfig> for StoreSettings {
             spam: p.spam,
             bulk_mail: p.bulk_mail,
             attachments: p.attachments,
+            retention: c
+                .retention
+                .map(|d| humantime::format_duration(d).to_string()),
         }
     }
 }
@@ -322,6 +328,11 @@ pub struct SettingsUpdate {
     /// Fields left out stay as they are.
     #[serde(default)]
     pub attachments: Option<AttachmentsUpdate>,
+    /// How long the store's mail and timelines are kept (`30d`, `12h`), at
+    /// most the relay's `storage.retention`; null: that.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub retention: Option<Option<String>>,
 }
 
 impl SettingsUpdate {
@@ -373,14 +384,24 @@ impl From<BulkItem> for service::NewAlias {
     }
 }
 
-impl From<SettingsUpdate> for service::SettingsChange {
-    fn from(req: SettingsUpdate) -> Self {
-        Self {
+impl TryFrom<SettingsUpdate> for service::SettingsChange {
+    type Error = String;
+
+    fn try_from(req: SettingsUpdate) -> Result<Self, String> {
+        let retention = match &req.retention {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(text)) => Some(Some(
+                humantime::parse_duration(text).map_err(|e| format!("retention `{text}`: {e}"))?,
+            )),
+        };
+        Ok(Self {
             policy: req.policy(),
             mask_mode: req.mask_mode,
             webhook_url: req.webhook_url,
             webhook_secret: req.webhook_secret,
-        }
+            retention,
+        })
     }
 }
 
