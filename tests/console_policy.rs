@@ -156,7 +156,58 @@ async fn the_order_view_blocks_and_unblocks_a_sender(backend: Backend) {
     assert_eq!(r.json()["senders"], serde_json::json!([]));
 }
 
+async fn the_order_view_holds_and_releases_an_order(backend: Backend) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    relay.create_alias("acme", ORDER, "customer", "buyer@example.com");
+    relay.start().await;
+    let mut v = Visitor::new(relay.api);
+    v.log_in(ACME_TOKEN).await;
+    let path = format!("/console/orders?order={ORDER}&store=acme");
+    let page = v.get(&path).await;
+    assert!(text(&page).contains("Put on hold"));
+    let csrf = csrf_of(&page);
+    let action = format!("/console/orders/{ORDER}/hold");
+    let hold = [
+        ("csrf", csrf.as_str()),
+        ("store", "acme"),
+        ("action", "hold"),
+        ("reason", "chargeback 4711"),
+    ];
+    let r = v.post(&action, &hold).await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    let api = format!("/v1/orders/{ORDER}/hold?store=acme");
+    let shown = get(relay.api, &api, Some(ACME_TOKEN)).await.json();
+    assert_eq!(
+        (shown["held"].clone(), shown["reason"].clone()),
+        (true.into(), "chargeback 4711".into())
+    );
+    let html = text(&v.get(&path).await);
+    assert!(
+        html.contains("chargeback 4711") && html.contains("Lift the hold"),
+        "{html}"
+    );
+
+    // No reason, another store, a forged form: refused, nothing changes.
+    let mut empty = hold;
+    empty[3] = ("reason", " ");
+    assert_eq!(v.post(&action, &empty).await.status, 422);
+    let mut elsewhere = hold;
+    elsewhere[1] = ("store", "shop2");
+    assert_eq!(v.post(&action, &elsewhere).await.status, 404);
+    let mut forged = hold;
+    forged[0] = ("csrf", "0000");
+    assert_eq!(v.post(&action, &forged).await.status, 403);
+
+    let mut release = hold;
+    release[2] = ("action", "release");
+    assert_eq!(v.post(&action, &release).await.status, 303);
+    let shown = get(relay.api, &api, Some(ACME_TOKEN)).await.json();
+    assert_eq!(shown["held"], false);
+}
+
 on_both_backends!(
     the_policy_form_saves_what_the_api_shows,
     the_order_view_blocks_and_unblocks_a_sender,
+    the_order_view_holds_and_releases_an_order,
 );

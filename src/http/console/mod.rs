@@ -6,6 +6,7 @@
 //! assets; every form carries a CSRF token.
 
 mod blocks;
+mod holds;
 mod orders;
 mod policy;
 mod queue;
@@ -51,6 +52,7 @@ pub fn router() -> Router<HttpState> {
         .route("/console/settings/policy", post(policy::save_policy))
         .route("/console/orders", get(orders::orders_page))
         .route("/console/orders/{order}/blocks", post(blocks::change_block))
+        .route("/console/orders/{order}/hold", post(holds::change_hold))
         .route("/console/messages/{id}", get(orders::message_page))
         .route("/console/queue", get(queue::queue_page))
         .route("/console/queue/{id}/retry", post(queue::retry))

@@ -41,6 +41,8 @@ struct Conversation {
     paged: bool,
     /// The last entry shown, when more follow: the next page's cursor.
     next: Option<String>,
+    /// The order's legal hold: since when, and why.
+    hold: Option<(String, String)>,
 }
 
 /// A participant as the page shows it: alias, role, whether blocked.
@@ -204,6 +206,13 @@ pub async fn orders_page(
         view.problem = Some(format!("No order {order} in store {store}."));
         return Ok(page(StatusCode::NOT_FOUND, &view));
     }
+    let hold = state
+        .services
+        .storage
+        .find_hold(&store, &order)
+        .await
+        .map_err(unavailable)?
+        .map(|h| (h.held_at.format("%Y-%m-%d %H:%M UTC").to_string(), h.reason));
     let now = chrono::Utc::now();
     view.conversation = Some(Conversation {
         store,
@@ -221,6 +230,7 @@ pub async fn orders_page(
             .collect(),
         paged: q.after.is_some(),
         next: shown.next,
+        hold,
     });
     Ok(page(StatusCode::OK, &view))
 }
