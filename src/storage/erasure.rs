@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::redaction::{rename_refs, Person};
 use super::rows::{from_json, json, to_ms, Columns};
 use super::sql::{SqlConn, Stmt};
 use super::{AliasRef, Keyring, Result};
@@ -37,8 +38,6 @@ pub const ERASED_ALIAS_DOMAIN: &str = "erased.invalid";
 pub const CANCELLED_REPLY: &str = "cancelled: the recipient's data was erased on request";
 /// The flag of a timeline entry whose content was erased.
 pub const ERASED_FLAG: &str = "erased";
-/// What replaces the person's address or alias in stored reply texts.
-const REDACTED: &str = "[erased]";
 
 /// What one erasure did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -87,55 +86,6 @@ struct Row {
     store: String,
     order: String,
     working: bool,
-}
-
-/// The order's rows of the person, what replaces their aliases, and the
-/// needles to look for in free text (the address and the old aliases).
-struct Person<'a> {
-    email: &'a str,
-    renamed: HashMap<String, String>,
-    needles: Vec<String>,
-}
-
-impl Person<'_> {
-    fn is_theirs(&self, alias: &str) -> bool {
-        self.renamed.contains_key(&alias.to_lowercase())
-    }
-
-    fn rename(&self, alias: &str) -> Option<&String> {
-        self.renamed.get(&alias.to_lowercase())
-    }
-
-    fn scrub(&self, text: &str) -> String {
-        self.needles.iter().fold(text.to_string(), |t, n| {
-            replace_ignoring_case(&t, n, REDACTED)
-        })
-    }
-
-    fn mentioned_in(&self, content: &[u8]) -> bool {
-        let lower = content.to_ascii_lowercase();
-        self.needles
-            .iter()
-            .any(|n| lower.windows(n.len()).any(|w| w == n.as_bytes()))
-    }
-}
-
-/// Replace every occurrence of `needle` (lowercase ASCII) in `text`,
-/// whatever its case.
-fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
-    if needle.is_empty() {
-        return text.to_string();
-    }
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    while let Some(i) = lower[at..].find(needle) {
-        out.push_str(&text[at..at + i]);
-        out.push_str(with);
-        at += i + needle.len();
-    }
-    out.push_str(&text[at..]);
-    out
 }
 
 fn new_marker() -> (String, String) {
@@ -532,45 +482,4 @@ async fn scrub_replies(conn: &mut impl SqlConn, person: &Person<'_>, delivery: &
         }
     }
     Ok(())
-}
-
-/// `refs` (one `AliasRef`, or a list when `list`) with the person's
-/// aliases renamed; `None` when none of them is there.
-fn rename_refs(person: &Person<'_>, refs: &str, list: bool) -> Result<Option<String>> {
-    let mut parsed: Vec<AliasRef> = match list {
-        true => from_json(refs)?,
-        false => vec![from_json(refs)?],
-    };
-    let mut changed = false;
-    for r in &mut parsed {
-        if let Some(new) = person.rename(&r.email_alias) {
-            r.email_alias = new.clone();
-            changed = true;
-        }
-    }
-    Ok(changed.then(|| match list {
-        true => json(&parsed),
-        false => json(&parsed[0]),
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::replace_ignoring_case;
-
-    #[test]
-    fn replacing_ignores_case_and_keeps_the_rest() {
-        assert_eq!(
-            replace_ignoring_case(
-                "550 <Maria@Example.com>: no; maria@example.COM",
-                "maria@example.com",
-                "[x]"
-            ),
-            "550 <[x]>: no; [x]"
-        );
-        assert_eq!(
-            replace_ignoring_case("nothing here", "a@b", "[x]"),
-            "nothing here"
-        );
-    }
 }

@@ -24,6 +24,7 @@ mod postgres;
 mod protection;
 pub mod purge;
 mod queries;
+mod redaction;
 pub mod rotation;
 mod rows;
 mod schema;
