@@ -4,45 +4,18 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::http::{get, send_json};
-use common::{wait_until, Backend, Relay, Sink, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
+use common::{Backend, Relay, Sink, ACME_TOKEN, ADMIN_TOKEN};
 
 const ACME: Option<&str> = Some(ACME_TOKEN);
 const ADMIN: Option<&str> = Some(ADMIN_TOKEN);
-const SHOP: &str = "sac@acme-store.com";
-
-async fn deliver(relay: &Relay, sink: &Sink, order: &str, n: usize) {
-    let alias = relay.create_alias(
-        "acme",
-        order,
-        "customer",
-        &format!("buyer-{order}@example.com"),
-    );
-    let message = format!("From: <{SHOP}>\r\nTo: <{alias}>\r\nSubject: {order}\r\n\r\nHello.\r\n");
-    let mut c = SmtpClient::ready(relay.smtp).await;
-    assert_eq!(c.send_mail(SHOP, &[&alias], &message).await.code, 250);
-    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == n).await);
-    assert!(
-        wait_until(Duration::from_secs(10), || relay.delivery_states(order)
-            == ["delivered"])
-        .await
-    );
-}
-
-fn entries(relay: &Relay, order: &str) -> usize {
-    relay.timeline(order)["entries"]
-        .as_array()
-        .map_or(0, Vec::len)
-}
 
 async fn a_held_order_outlives_retention_until_released(backend: Backend) {
     let sink = Sink::start().await;
     let mut relay = Relay::with_smarthost(backend, sink.addr);
     relay.start().await;
-    deliver(&relay, &sink, "9301-01", 1).await;
-    deliver(&relay, &sink, "9302-01", 2).await;
+    relay.deliver_one(&sink, ("acme", "9301-01"), 1).await;
+    relay.deliver_one(&sink, ("acme", "9302-01"), 2).await;
 
     let path = "/v1/orders/9301-01/hold?store=acme&reason=dispute%204711";
     let held = send_json(relay.api, "PUT", path, ACME, "").await;
@@ -107,11 +80,11 @@ async fn a_held_order_outlives_retention_until_released(backend: Backend) {
     assert_eq!(purged["messages"], 1, "{purged}");
     assert_eq!(purged["held_orders"], 1, "{purged}");
     assert_eq!(
-        entries(&relay, "9301-01"),
+        relay.entry_count("9301-01"),
         1,
         "the held order's timeline is kept"
     );
-    assert_eq!(entries(&relay, "9302-01"), 0);
+    assert_eq!(relay.entry_count("9302-01"), 0);
     let message_id = relay.timeline("9301-01")["entries"][0]["id"]
         .as_str()
         .unwrap()
@@ -131,7 +104,7 @@ async fn a_held_order_outlives_retention_until_released(backend: Backend) {
         (1.into(), 0.into()),
         "{purged}"
     );
-    assert_eq!(entries(&relay, "9301-01"), 0);
+    assert_eq!(relay.entry_count("9301-01"), 0);
 
     // The command line holds too, and names what is wrong.
     let (ok, _, err) = relay.cli_raw(

@@ -7,37 +7,17 @@ mod common;
 use std::time::Duration;
 
 use common::http::{get, send_json};
-use common::{wait_until, Backend, Relay, Sink, SmtpClient, ACME_TOKEN, ADMIN_TOKEN};
+use common::{Backend, Relay, Sink, ACME_TOKEN, ADMIN_TOKEN};
 
 const ACME: Option<&str> = Some(ACME_TOKEN);
-const SHOP: &str = "sac@acme-store.com";
-
-async fn deliver(relay: &Relay, sink: &Sink, store: &str, order: &str, n: usize) {
-    let alias = relay.create_alias(store, order, "customer", &format!("b-{order}@example.com"));
-    let message = format!("From: <{SHOP}>\r\nTo: <{alias}>\r\nSubject: {order}\r\n\r\nHi.\r\n");
-    let mut c = SmtpClient::ready(relay.smtp).await;
-    assert_eq!(c.send_mail(SHOP, &[&alias], &message).await.code, 250);
-    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == n).await);
-    assert!(
-        wait_until(Duration::from_secs(10), || relay.delivery_states(order)
-            == ["delivered"])
-        .await
-    );
-}
-
-fn entries(relay: &Relay, order: &str) -> usize {
-    relay.timeline(order)["entries"]
-        .as_array()
-        .map_or(0, Vec::len)
-}
 
 async fn a_store_keeps_its_mail_for_less(backend: Backend) {
     let sink = Sink::start().await;
     let mut relay = Relay::with_smarthost(backend, sink.addr);
     relay.start().await;
-    deliver(&relay, &sink, "acme", "9801-01", 1).await;
-    deliver(&relay, &sink, "acme", "9802-01", 2).await;
-    deliver(&relay, &sink, "shop2", "9803-01", 3).await;
+    relay.deliver_one(&sink, ("acme", "9801-01"), 1).await;
+    relay.deliver_one(&sink, ("acme", "9802-01"), 2).await;
+    relay.deliver_one(&sink, ("shop2", "9803-01"), 3).await;
 
     let path = "/v1/stores/acme/settings";
     for (body, status) in [
@@ -84,13 +64,13 @@ async fn a_store_keeps_its_mail_for_less(backend: Backend) {
     let purged = relay.cli(&["purge"]);
     assert_eq!(purged["messages"], 1, "{purged}");
     assert_eq!(
-        entries(&relay, "9801-01"),
+        relay.entry_count("9801-01"),
         0,
         "acme's mail is past its retention"
     );
-    assert_eq!(entries(&relay, "9802-01"), 1, "the held order is kept");
+    assert_eq!(relay.entry_count("9802-01"), 1, "the held order is kept");
     assert_eq!(
-        entries(&relay, "9803-01"),
+        relay.entry_count("9803-01"),
         1,
         "shop2 keeps the global retention"
     );

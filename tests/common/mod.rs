@@ -388,6 +388,34 @@ poll_interval = "100ms"
         v["alias"].as_str().unwrap().to_string()
     }
 
+    /// One message from the shop to a new buyer of `store`'s `order`,
+    /// waited for until the sink has `n` messages and it is delivered.
+    pub async fn deliver_one(&self, sink: &Sink, (store, order): (&str, &str), n: usize) {
+        let shop = "sac@acme-store.com";
+        let alias = self.create_alias(
+            store,
+            order,
+            "customer",
+            &format!("buyer-{order}@example.com"),
+        );
+        let message =
+            format!("From: <{shop}>\r\nTo: <{alias}>\r\nSubject: {order}\r\n\r\nHello.\r\n");
+        let mut c = SmtpClient::ready(self.smtp).await;
+        assert_eq!(c.send_mail(shop, &[&alias], &message).await.code, 250);
+        assert!(wait_until(Duration::from_secs(10), || sink.received().len() == n).await);
+        let delivered = wait_until(Duration::from_secs(10), || {
+            self.delivery_states(order) == ["delivered"]
+        });
+        assert!(delivered.await);
+    }
+
+    /// How many entries the order's timeline has.
+    pub fn entry_count(&self, order: &str) -> usize {
+        self.timeline(order)["entries"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
     pub fn timeline(&self, order: &str) -> Value {
         self.cli(&["timeline", order])
     }
