@@ -3,7 +3,7 @@
 //! Only a report that says `Action: failed` fails a delivery: an
 //! auto-reply, a "delayed" warning or a success notice changes nothing.
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MimeHeaders;
 
 /// One per-recipient block of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -20,7 +20,7 @@ pub struct RecipientStatus {
 
 /// The per-recipient statuses of a DSN; empty when `message` is not one.
 pub fn parse(message: &[u8]) -> Vec<RecipientStatus> {
-    let Some(parsed) = MessageParser::default().parse(message) else {
+    let Some(parsed) = crate::mime::parse(message) else {
         return Vec::new();
     };
     parsed

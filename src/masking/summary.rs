@@ -1,7 +1,7 @@
 //! What the timeline says of a message: subject, first words, attachment
 //! names, with every address in them masked or hidden.
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MimeHeaders;
 
 use super::alias_map::AliasMap;
 use super::text::replace_text;
@@ -25,7 +25,7 @@ pub struct Summary {
 /// Summarise a (masked) message. `alias_domain` addresses stay visible; known
 /// real addresses become their aliases; any other address becomes `[address]`.
 pub fn summarize(message: &[u8], aliases: &AliasMap, alias_domain: &str) -> Summary {
-    let Some(parsed) = MessageParser::default().parse(message) else {
+    let Some(parsed) = crate::mime::parse(message) else {
         return Summary::default();
     };
     // Control characters (NUL above all, which PostgreSQL text refuses) never

@@ -165,7 +165,7 @@ impl Stage {
             addresses.push(mail_from.clone());
         }
         let mime = super::attachments::may_have_attachments(msg.header)
-            .then(|| mail_parser::MessageParser::default().parse(msg.raw))
+            .then(|| crate::mime::parse(msg.raw))
             .flatten();
         let mut cases = Vec::with_capacity(orders.len());
         for order in orders {

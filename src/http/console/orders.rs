@@ -4,7 +4,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MimeHeaders;
 use serde::Deserialize;
 
 use super::session::Session;
@@ -266,7 +266,7 @@ pub async fn message_page(
         .ok_or_else(|| {
             ConsoleError::not_found(format!("No message {id}.")).within("orders", &session)
         })?;
-    let parsed = MessageParser::default().parse(&message.content);
+    let parsed = crate::mime::parse(&message.content);
     let mut headers = Vec::new();
     let mut attachments = Vec::new();
     let mut body = String::new();
