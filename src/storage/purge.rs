@@ -34,8 +34,7 @@ pub async fn purge(
             if batch.is_empty() {
                 break;
             }
-            total.messages += batch.messages;
-            total.entries += batch.entries;
+            total += batch;
             tokio::time::sleep(BETWEEN_BATCHES).await;
         }
     }
@@ -48,11 +47,7 @@ pub async fn purge(
             total.held_orders = storage.held_orders().await?;
             return Ok(total);
         }
-        total.aliases += batch.aliases;
-        total.messages += batch.messages;
-        total.entries += batch.entries;
-        total.webhook_events += batch.webhook_events;
-        total.erased_messages += batch.erased_messages;
+        total += batch;
         tokio::time::sleep(BETWEEN_BATCHES).await;
     }
 }
