@@ -34,7 +34,8 @@ pub async fn purge(
             if batch.is_empty() {
                 break;
             }
-            total += batch;
+            total.messages += batch.messages;
+            total.entries += batch.entries;
             tokio::time::sleep(BETWEEN_BATCHES).await;
         }
     }
@@ -47,7 +48,11 @@ pub async fn purge(
             total.held_orders = storage.held_orders().await?;
             return Ok(total);
         }
-        total += batch;
+        total.aliases += batch.aliases;
+        total.messages += batch.messages;
+        total.entries += batch.entries;
+        total.webhook_events += batch.webhook_events;
+        total.erased_messages += batch.erased_messages;
         tokio::time::sleep(BETWEEN_BATCHES).await;
     }
 }

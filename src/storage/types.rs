@@ -468,17 +468,6 @@ pub struct PurgeCounts {
     pub held_orders: u64,
 }
 
-impl std::ops::AddAssign for PurgeCounts {
-    fn add_assign(&mut self, batch: Self) {
-        self.aliases += batch.aliases;
-        self.messages += batch.messages;
-        self.entries += batch.entries;
-        self.webhook_events += batch.webhook_events;
-        self.erased_messages += batch.erased_messages;
-        self.held_orders += batch.held_orders;
-    }
-}
-
 impl PurgeCounts {
     /// True when nothing was deleted.
     pub fn is_empty(&self) -> bool {
