@@ -276,10 +276,15 @@ impl Keyring {
             .collect()
     }
 
-    /// True when a stored text (an address or an excerpt) is as the
-    /// current key would write it (sealed under it; or in clear when there
-    /// is none).
+    /// True when a stored text is as the current key would write it
+    /// (sealed under it; or in clear when there is none).
     pub fn text_is_current(&self, stored: &str) -> bool {
+        self.address_is_current(stored)
+    }
+
+    /// True when a stored address is as the current key would write it
+    /// (sealed under it; or in clear when there is none).
+    pub fn address_is_current(&self, stored: &str) -> bool {
         match (self.current_id(), stored.strip_prefix(TEXT_PREFIX)) {
             (None, rest) => rest.is_none(),
             (Some(_), None) => {
@@ -421,16 +426,16 @@ mod tests {
         let stored = before.seal_address("a@example.com");
         let rotating = Keyring::new(Some(B), &[A]);
         assert_eq!(rotating.open_address(&stored).unwrap(), "a@example.com");
-        assert!(!rotating.text_is_current(&stored));
-        assert!(rotating.text_is_current(&rotating.seal_address("a@example.com")));
+        assert!(!rotating.address_is_current(&stored));
+        assert!(rotating.address_is_current(&rotating.seal_address("a@example.com")));
         assert_eq!(rotating.lookups("a@example.com").len(), 2);
         let after = Keyring::new(Some(B), &[]);
         let err = after.open_address(&stored).unwrap_err().to_string();
         assert!(err.contains(before.current_id().unwrap()), "{err}");
         // No current key: clear values are current, sealed ones are not.
         let off = Keyring::new(None, &[A]);
-        assert!(off.text_is_current("a@example.com"));
-        assert!(!off.text_is_current(&stored));
+        assert!(off.address_is_current("a@example.com"));
+        assert!(!off.address_is_current(&stored));
         assert_eq!(off.seal_address("a@example.com"), "a@example.com");
     }
 }

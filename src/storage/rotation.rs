@@ -98,14 +98,43 @@ pub(crate) async fn reseal_batch<B: Backend>(
         ..ResealBatch::default()
     };
     for row in &rows {
-        let conn = &mut *tx;
-        batch.resealed += match table {
-            SealedTable::Participants => reseal_address(conn, keys, table, "email", row).await?,
-            SealedTable::Deliveries => reseal_address(conn, keys, table, "rcpt_email", row).await?,
-            SealedTable::Messages => reseal_message(conn, keys, row).await?,
-            SealedTable::Timeline => reseal_excerpts(conn, keys, row).await?,
+        let id = row.text(key)?;
+        if table == SealedTable::Timeline {
+            batch.resealed += reseal_excerpts(&mut *tx, keys, row).await?;
+            batch.next = Some(id);
+            continue;
+        }
+        let address = row.text("address")?;
+        let address_current = keys.address_is_current(&address);
+        let (head, erasure) = match table {
+            SealedTable::Messages => (row.bytes("head")?, row.opt_text("erasure")?),
+            _ => (Vec::new(), None),
         };
-        batch.next = Some(row.text(key)?);
+        let content_current = keys.message_is_current(&head);
+        if !(address_current && content_current) {
+            let new_address = keys.seal_address(&keys.open_address(&address)?);
+            let written = match table {
+                SealedTable::Messages => {
+                    reseal_message(&mut *tx, keys, &id, (&address, &new_address), erasure).await?
+                }
+                SealedTable::Timeline => unreachable!("handled above"),
+                _ => {
+                    let column = if table == SealedTable::Participants {
+                        "email"
+                    } else {
+                        "rcpt_email"
+                    };
+                    let sql = format!(
+                        "UPDATE {} SET {column} = $1 WHERE {key} = $2 AND {column} = $3",
+                        table.name()
+                    );
+                    tx.execute(Stmt::new(sql).text(new_address).text(&id).text(&address))
+                        .await?
+                }
+            };
+            batch.resealed += written;
+        }
+        batch.next = Some(id);
     }
     B::commit(tx).await?;
     if batch.read < u64::from(limit) {
@@ -114,57 +143,30 @@ pub(crate) async fn reseal_batch<B: Backend>(
     Ok(batch)
 }
 
-/// One row's address (`column`, read as `address`) sealed again, unless
-/// it is current or the relay changed it since it was read; 1 if written.
-async fn reseal_address(
-    conn: &mut impl SqlConn,
-    keys: &super::Keyring,
-    table: SealedTable,
-    column: &str,
-    row: &impl Columns,
-) -> Result<u64> {
-    let address = row.text("address")?;
-    if keys.text_is_current(&address) {
-        return Ok(0);
-    }
-    let sql = format!(
-        "UPDATE {} SET {column} = $1 WHERE {} = $2 AND {column} = $3",
-        table.name(),
-        table.key()
-    );
-    let stmt = Stmt::new(sql)
-        .text(keys.seal_address(&keys.open_address(&address)?))
-        .text(row.text(table.key())?)
-        .text(&address);
-    conn.execute(stmt).await
-}
-
-/// One message's return path and text sealed again, unless both are
-/// current or the relay changed the message (an erasure) since it was
-/// read; 1 if written.
+/// One message's return path and text sealed again, unless the relay
+/// changed it (an erasure) since it was read.
 async fn reseal_message(
     conn: &mut impl SqlConn,
     keys: &super::Keyring,
-    row: &impl Columns,
+    id: &str,
+    (address, new_address): (&str, &str),
+    erasure: Option<String>,
 ) -> Result<u64> {
-    let (id, address) = (row.text("id")?, row.text("address")?);
-    if keys.text_is_current(&address) && keys.message_is_current(&row.bytes("head")?) {
-        return Ok(0);
-    }
-    let stmt = Stmt::new("SELECT content FROM messages WHERE id = $1").text(&id);
-    let Some(stored) = conn.fetch_optional(stmt).await? else {
+    let stmt = Stmt::new("SELECT content FROM messages WHERE id = $1").text(id);
+    let Some(row) = conn.fetch_optional(stmt).await? else {
         return Ok(0);
     };
-    let content = keys.open_message(stored.bytes("content")?)?;
+    let content = keys.open_message(row.bytes("content")?)?;
+    let sealed = keys.seal_message(&content).into_owned();
     let stmt = Stmt::new(
         "UPDATE messages SET return_path = $1, content = $2
          WHERE id = $3 AND return_path = $4 AND COALESCE(erasure, '') = $5",
     )
-    .text(keys.seal_address(&keys.open_address(&address)?))
-    .bytes(keys.seal_message(&content).into_owned())
-    .text(&id)
-    .text(&address)
-    .text(row.opt_text("erasure")?.unwrap_or_default());
+    .text(new_address)
+    .bytes(sealed)
+    .text(id)
+    .text(address)
+    .text(erasure.unwrap_or_default());
     conn.execute(stmt).await
 }
 
