@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::redaction::{rename_refs, Person};
 use super::rows::{from_json, json, to_ms, Columns};
 use super::sql::{SqlConn, Stmt};
-use super::{AliasRef, AttemptRecord, DeliveryState, Keyring, Result};
+use super::{AliasRef, Keyring, Result};
 
 /// What an address is replaced with: not an address, so nothing can
 /// ever be sent to it.
@@ -173,17 +173,14 @@ pub(crate) async fn erase(
             });
             continue;
         }
-        erase_in_order(
-            conn,
-            keys,
-            email,
-            (&store, &order),
-            &rows,
-            now,
-            &mut out.erased,
-        )
-        .await?;
+        let counts = erase_in_order(conn, keys, email, (&store, &order), &rows, now).await?;
         out.erased.orders += 1;
+        out.erased.participants += counts.participants;
+        out.erased.aliases += counts.aliases;
+        out.erased.messages += counts.messages;
+        out.erased.messages_pending += counts.messages_pending;
+        out.erased.deliveries_cancelled += counts.deliveries_cancelled;
+        out.erased.timeline_entries += counts.timeline_entries;
     }
     Ok(out)
 }
@@ -205,8 +202,8 @@ async fn erase_in_order(
     (store, order): (&str, &str),
     rows: &[Row],
     now: DateTime<Utc>,
-    counts: &mut ErasedCounts,
-) -> Result<()> {
+) -> Result<ErasedCounts> {
+    let mut counts = ErasedCounts::default();
     let lower_email = email.to_lowercase();
     let mut renamed = HashMap::new();
     let mut needles = vec![lower_email.clone()];
@@ -261,10 +258,12 @@ async fn erase_in_order(
     .text(store)
     .text(order);
     let entries = conn.fetch_all(stmt).await?;
+    let mut with_entry = HashSet::new();
     for e in &entries {
         let Some(message) = e.opt_text("message_id")? else {
             continue;
         };
+        with_entry.insert(message.clone());
         if let Some(from) = e.opt_text("from_alias")? {
             if person.is_theirs(&from_json::<AliasRef>(&from)?.email_alias) {
                 touched.insert(message);
@@ -273,15 +272,16 @@ async fn erase_in_order(
     }
     // The relay's notices (on no timeline) that name the person.
     let stmt = Stmt::new(
-        "SELECT id, content FROM messages m
-         WHERE store = $1 AND order_id = $2 AND erasure IS NULL
-           AND NOT EXISTS (SELECT 1 FROM timeline_entries t WHERE t.message_id = m.id)",
+        "SELECT id, content FROM messages WHERE store = $1 AND order_id = $2 AND erasure IS NULL",
     )
     .text(store)
     .text(order);
     for m in conn.fetch_all(stmt).await? {
         let id = m.text("id")?;
-        if !touched.contains(&id) && person.mentioned_in(&keys.open_message(m.bytes("content")?)?) {
+        if !with_entry.contains(&id)
+            && !touched.contains(&id)
+            && person.mentioned_in(&keys.open_message(m.bytes("content")?)?)
+        {
             touched.insert(id);
         }
     }
@@ -296,16 +296,8 @@ async fn erase_in_order(
                 .cloned()
                 .unwrap_or_else(|| d.rcpt_alias.clone());
             if d.pending {
-                let cancelled = AttemptRecord {
-                    at: now,
-                    state: DeliveryState::Failed,
-                    reply: CANCELLED_REPLY.to_string(),
-                    next_attempt_at: None,
-                    hard_bounce: None,
-                };
-                if super::notices::fail_delivery(conn, &d.id, &cancelled).await? {
-                    counts.deliveries_cancelled += 1;
-                }
+                cancel(conn, d, store, order, now).await?;
+                counts.deliveries_cancelled += 1;
             }
             let stmt =
                 Stmt::new("UPDATE deliveries SET rcpt_email = $1, rcpt_alias = $2 WHERE id = $3")
@@ -415,6 +407,48 @@ async fn erase_in_order(
         conn.execute(stmt).await?;
         counts.participants += 1;
         counts.aliases += u64::from(row.working);
+    }
+    Ok(counts)
+}
+
+/// Cancel one of the person's queued deliveries: failed, with the reply
+/// saying why, an attempt on record and the store's webhook told.
+async fn cancel(
+    conn: &mut impl SqlConn,
+    d: &Delivery,
+    store: &str,
+    order: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let at = to_ms(now);
+    let stmt = Stmt::new(
+        "UPDATE deliveries SET state = 'failed', last_reply = $1, updated_at = $2,
+             lease_owner = NULL, lease_until = NULL
+         WHERE id = $3",
+    )
+    .text(CANCELLED_REPLY)
+    .int(at)
+    .text(&d.id);
+    conn.execute(stmt).await?;
+    let stmt = Stmt::new(
+        "INSERT INTO delivery_attempts (delivery_id, at, state, reply) VALUES ($1, $2, 'failed', $3)",
+    )
+    .text(&d.id)
+    .int(at)
+    .text(CANCELLED_REPLY);
+    conn.execute(stmt).await?;
+    let on_timeline =
+        Stmt::new("SELECT id FROM timeline_entries WHERE id = $1").text(&d.message_id);
+    if conn.fetch_optional(on_timeline).await?.is_some() {
+        super::outbox::insert_webhook_event(
+            conn,
+            store,
+            order,
+            &d.message_id,
+            super::WebhookEventKind::DeliveryUpdated,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -34,12 +34,10 @@ pub(crate) async fn insert_notice(conn: &mut impl SqlConn, n: &Notice) -> Result
     Ok(())
 }
 
-/// Fail a delivery now, whoever holds its lease (a bounce came back, or
-/// its recipient was erased), unless it has failed already: the attempt on
-/// record, and a `delivery.updated` event when its message is on a
-/// timeline of a store with a webhook. Returns whether the delivery
-/// changed.
-pub(crate) async fn fail_delivery(
+/// Fail a delivery because a bounce came back, unless it has failed
+/// already. Takes the lease away from any worker. Returns whether the
+/// delivery changed.
+pub(crate) async fn record_bounce(
     conn: &mut impl SqlConn,
     delivery_id: &str,
     record: &AttemptRecord,

@@ -113,7 +113,7 @@ pub(crate) async fn rare_writes<C: SqlConn>(
                 record,
                 notice,
             } => {
-                if notices::fail_delivery(conn, delivery_id, record).await? {
+                if notices::record_bounce(conn, delivery_id, record).await? {
                     if let Some(n) = notice {
                         notices::insert_notice(conn, n).await?;
                     }
