@@ -16,12 +16,17 @@ use super::report::print;
 pub enum AliasCommand {
     /// Create (or fetch, if it exists) the alias of one participant.
     Create {
+        /// The store's id (lowercase letters, digits, `-`).
         #[arg(long)]
         store: String,
+        /// The order's id in the store.
         #[arg(long)]
         order: String,
+        /// The participant's real address (never printed back).
         #[arg(long)]
         email: String,
+        /// customer: the buyer; store: the shop itself; contact: a third
+        /// party (carrier, ERP) writing about the order.
         #[arg(long, default_value = "customer", value_parser = ["customer", "store", "contact"])]
         role: String,
         /// Default: the store's mask mode.
@@ -34,6 +39,7 @@ pub enum AliasCommand {
     /// address only with --reveal and --reason, and every reveal is
     /// audited (`ct-relay audit list`).
     Show {
+        /// The alias, as mail is sent to it.
         alias: String,
         /// Print the real address too.
         #[arg(long, requires = "reason")]
@@ -45,13 +51,17 @@ pub enum AliasCommand {
     /// Give the alias's participant a new real address (hard aliases only);
     /// one made undeliverable by hard bounces takes mail again.
     SetAddress {
+        /// The alias, as mail is sent to it.
         alias: String,
         /// The new real address.
         #[arg(long)]
         email: String,
     },
     /// Stop an alias from receiving mail (550 5.1.1 from now on).
-    Disable { alias: String },
+    Disable {
+        /// The alias, as mail is sent to it.
+        alias: String,
+    },
 }
 
 /// Who runs the command, for the audit: the login name, else the user id.

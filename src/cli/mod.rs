@@ -2,6 +2,8 @@
 //! prints data, and errors as one line on stderr with a non-zero exit.
 
 mod alias;
+mod check;
+mod generate;
 mod import;
 mod logging;
 mod report;
@@ -46,6 +48,7 @@ enum Command {
     Store(StoreCommand),
     /// Print an order's timeline, oldest entry first.
     Timeline {
+        /// The order's id in its store.
         order: String,
         /// Needed only when two stores use the same order id.
         #[arg(long)]
@@ -79,6 +82,14 @@ enum Command {
     /// The keys real addresses and message text are sealed under at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the configuration file and CT_RELAY__* overrides without
+    /// starting: every bad key with its file and line (or variable), rules
+    /// between values, key and certificate files, development secrets.
+    /// Exits 0 when clean, 1 on errors, 2 on warnings only.
+    CheckConfig,
+    /// Write the man pages or shell completions made from these commands.
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +134,7 @@ enum SubjectCommand {
 enum OrderCommand {
     /// Put an order on legal hold: purge (and erasure) skip it.
     Hold {
+        /// The order's id in its store.
         order: String,
         /// The order's store.
         #[arg(long)]
@@ -133,6 +145,7 @@ enum OrderCommand {
     },
     /// Lift an order's legal hold.
     Release {
+        /// The order's id in its store.
         order: String,
         /// The order's store.
         #[arg(long)]
@@ -144,6 +157,7 @@ enum OrderCommand {
 enum AuditCommand {
     /// Reveals of real addresses, newest first: who, when, which alias, why.
     List {
+        /// Print at most this many.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
         limit: u32,
     },
@@ -157,6 +171,7 @@ enum DkimCommand {
         /// The selector: the record goes at <selector>._domainkey.<alias.domain>.
         #[arg(long)]
         selector: String,
+        /// The kind of key.
         #[arg(long, value_enum, default_value_t = KeyAlgorithm::Rsa)]
         algorithm: KeyAlgorithm,
         /// Where to write the private key (PEM).
@@ -169,15 +184,21 @@ enum DkimCommand {
 enum StoreCommand {
     /// Set the mask mode used for aliases created from now on.
     SetMode {
+        /// The store's id.
         store: String,
+        /// hard: 32-hex aliases; soft: readable ones spelling the address.
+        #[arg(value_parser = ["hard", "soft"])]
         mode: String,
     },
+    /// The store's mask mode and retention, as JSON.
     Show {
+        /// The store's id.
         store: String,
     },
     /// Keep the store's mail and timelines for less than storage.retention
     /// (`30d`, `12h`), or `global` for as long as that.
     SetRetention {
+        /// The store's id.
         store: String,
         /// A duration up to storage.retention, or `global`.
         retention: String,
@@ -188,14 +209,23 @@ enum StoreCommand {
 enum QueueCommand {
     /// Deliveries not yet delivered (queued, retrying, failed).
     List {
+        /// Print at most this many, oldest first.
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
     /// Make a delivery due now (a failed one is tried again).
-    Retry { id: String },
+    Retry {
+        /// The delivery's id (`queue list` shows it).
+        id: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::CheckConfig => return Ok(check::run(&cli.config)),
+        Command::Generate(cmd) => return generate::run(cmd),
+        _ => {}
+    }
     let settings = Settings::load(&cli.config)?;
     if let Command::Dkim(DkimCommand::Generate {
         selector,
@@ -228,7 +258,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report::timeline(&order, store, page, services(&settings).await?).await
         }
         Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
-        Command::Dkim(_) => unreachable!("handled above, without storage"),
+        Command::Dkim(_) | Command::CheckConfig | Command::Generate(_) => {
+            unreachable!("handled above, without storage")
+        }
         Command::Order(cmd) => {
             let services = services(&settings).await?;
             let everyone = ct_relay::service::Scope::all();
@@ -343,4 +375,35 @@ async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
     storage::open(&settings.storage)
         .await
         .context("cannot open storage")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help`, the man pages and the completions are made from these
+    /// definitions: every command and argument says what it is.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let command = super::Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "ct-relay", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

@@ -5,7 +5,9 @@
 mod delivery;
 mod http;
 mod mail_auth;
+mod check;
 mod policy;
+mod rules;
 mod secret;
 mod storage;
 
@@ -20,6 +22,8 @@ pub use http::*;
 pub use mail_auth::*;
 pub use policy::*;
 pub use secret::{read_secret_file, Secret};
+pub use check::{check_config, CheckReport, Finding, Severity};
+pub use rules::Problem;
 pub use storage::StorageSettings;
 
 use crate::alias::{AliasKey, Aliaser, Ttl};
@@ -28,6 +32,8 @@ use crate::delivery::dkim::DkimSigning;
 
 /// The configuration file commands read unless given `--config`.
 pub const DEFAULT_CONFIG: &str = "config/default.toml";
+/// Environment variables `CT_RELAY__SECTION__KEY` override the file.
+pub const ENV_PREFIX: &str = "CT_RELAY";
 /// Keys starting with this are the shipped development key.
 pub const DEV_KEY_MARKER: &str = "DEVELOPMENT-ONLY";
 
@@ -207,14 +213,23 @@ fn default_reopen_window() -> Duration {
 impl Settings {
     /// Read `path`, apply `CT_RELAY__…` overrides, and check the values.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut settings = Self::read(path, None)?;
+        settings.read_secret_files()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The file with overrides from `env` (the process's environment when
+    /// `None`), typed but not checked and with key files not read.
+    fn read(path: &Path, env: Option<config::Map<String, String>>) -> Result<Self, ConfigError> {
         let load_err = |source| ConfigError::Load {
             path: path.display().to_string(),
             source,
         };
-        let raw = config::Config::builder()
+        config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(
-                config::Environment::with_prefix("CT_RELAY")
+                config::Environment::with_prefix(ENV_PREFIX)
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
@@ -223,14 +238,13 @@ impl Settings {
                     .with_list_parse_key("auth.nameservers")
                     .with_list_parse_key("delivery.nameservers")
                     .with_list_parse_key("storage.encryption_old_keys")
-                    .with_list_parse_key("smtp.trusted_networks"),
+                    .with_list_parse_key("smtp.trusted_networks")
+                    .source(env),
             )
             .build()
-            .map_err(load_err)?;
-        let mut settings: Settings = raw.try_deserialize().map_err(load_err)?;
-        settings.read_secret_files()?;
-        settings.validate()?;
-        Ok(settings)
+            .map_err(load_err)?
+            .try_deserialize()
+            .map_err(load_err)
     }
 
     /// `alias.hmac_key_file` and `api.token_file`, each instead of the value.
@@ -259,92 +273,6 @@ impl Settings {
             }
             self.api.token = Some(read_secret_file(path, "api.token_file")?);
         }
-        Ok(())
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.alias.domain.is_empty() || self.alias.domain.contains('@') {
-            return invalid(format!(
-                "alias.domain `{}` is not a domain",
-                self.alias.domain
-            ));
-        }
-        self.alias_ttl()?;
-        self.storage.keyring()?;
-        if self.delivery.transport == TransportKind::Smarthost && self.delivery.smarthost.is_none()
-        {
-            return invalid(
-                "delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\""
-                    .into(),
-            );
-        }
-        if self.api.listen.is_some() {
-            let tokens = self.api.all_tokens();
-            if tokens.is_empty() {
-                return invalid(
-                    "api.listen is set but there is no api.token (or api.tokens)".into(),
-                );
-            }
-            if tokens
-                .iter()
-                .any(|t| t.token.expose().len() < MIN_TOKEN_LEN)
-            {
-                return invalid(format!(
-                    "every API token must have at least {MIN_TOKEN_LEN} characters"
-                ));
-            }
-        }
-        if self.delivery.workers == 0 || self.storage.commit_batch == 0 {
-            return invalid("delivery.workers and storage.commit_batch must be at least 1".into());
-        }
-        if self.delivery.retry_initial.is_zero()
-            || self.delivery.retry_max < self.delivery.retry_initial
-        {
-            return invalid("delivery.retry_initial must be > 0 and <= delivery.retry_max".into());
-        }
-        let w = &self.webhook;
-        if w.workers == 0 || w.retry_initial.is_zero() || w.retry_max < w.retry_initial {
-            return invalid(
-                "webhook.workers must be at least 1, webhook.retry_initial > 0 and <= webhook.retry_max"
-                    .into(),
-            );
-        }
-        if w.lease <= w.timeout * 2 {
-            return invalid("webhook.lease must exceed twice webhook.timeout".into());
-        }
-        let d = &self.delivery;
-        if d.lease <= d.timeout * 11 {
-            return invalid(format!(
-                "delivery.lease ({:?}) must exceed 11 × delivery.timeout ({:?}): one attempt may take that long",
-                d.lease,
-                d.timeout
-            ));
-        }
-        if d.heartbeat.is_zero() {
-            return invalid("delivery.heartbeat must be above zero".into());
-        }
-        if d.destination_concurrency == 0 {
-            return invalid("delivery.destination_concurrency must be at least 1".into());
-        }
-        for (name, own) in &d.destinations {
-            if name.is_empty() || *name != name.to_ascii_lowercase() {
-                return invalid(format!(
-                    "delivery.destinations: `{name}` must be a lowercase domain"
-                ));
-            }
-            if own.concurrency == Some(0) {
-                return invalid(format!(
-                    "delivery.destinations.\"{name}\".concurrency must be at least 1"
-                ));
-            }
-        }
-        for addr in &d.nameservers {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                return invalid(format!("delivery.nameservers: `{addr}` is not ip:port"));
-            }
-        }
-        self.scan.validate()?;
         Ok(())
     }
 
