@@ -62,6 +62,13 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             "alias.hmac_key is the shipped development key; set a secret one in production"
         );
     }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    for name in crate::config::misspelled_overrides(&env) {
+        tracing::warn!(variable = %name, "not read: overrides are spelled CT_RELAY__SECTION__KEY");
+    }
+    if settings.uses_development_api_token() {
+        tracing::warn!("an API token is the shipped development token; set a secret one in production");
+    }
     match settings.storage.keyring()?.current_id() {
         Some(id) => tracing::info!(key = id, "addresses and messages are sealed at rest"),
         None => tracing::warn!(

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue, Deserializer};
 
-use super::{ConfigError, Settings, DEV_KEY_MARKER, ENV_PREFIX};
+use super::{ConfigError, Settings, ENV_PREFIX};
 use crate::server::tls::TlsFiles;
 
 /// How bad a finding is.
@@ -250,12 +250,7 @@ impl Check<'_> {
             let place = self.place_of("storage.encryption_key");
             self.warning("storage.encryption_key", place, "storage.encryption_key is not set: real addresses and messages are stored in clear".into());
         }
-        let dev_token = settings
-            .api
-            .all_tokens()
-            .iter()
-            .any(|t| t.token.expose().starts_with(DEV_KEY_MARKER));
-        if dev_token {
+        if settings.uses_development_api_token() {
             let place = self.place_of("api.token");
             self.warning("api.token", place, "an API token is the shipped development token: anyone can call the API and log in to the console; set a secret one".into());
         }

@@ -22,7 +22,7 @@ pub use http::*;
 pub use mail_auth::*;
 pub use policy::*;
 pub use secret::{read_secret_file, Secret};
-pub use check::{check_config, CheckReport, Finding, Severity};
+pub use check::{check_config, misspelled_overrides, CheckReport, Finding, Severity};
 pub use rules::Problem;
 pub use storage::StorageSettings;
 
@@ -326,6 +326,14 @@ impl Settings {
         ArcSealing::from_pem(&dkim.pem()?, &self.alias.domain, &dkim.selector)
             .map(Some)
             .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// True when an API token is the shipped development one (the daemon warns).
+    pub fn uses_development_api_token(&self) -> bool {
+        self.api
+            .all_tokens()
+            .iter()
+            .any(|t| t.token.expose().starts_with(DEV_KEY_MARKER))
     }
 
     /// True when the shipped development HMAC key is in use (the daemon warns).
