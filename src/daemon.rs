@@ -67,7 +67,9 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         tracing::warn!(variable = %name, "not read: overrides are spelled CT_RELAY__SECTION__KEY");
     }
     if settings.uses_development_api_token() {
-        tracing::warn!("an API token is the shipped development token; set a secret one in production");
+        tracing::warn!(
+            "an API token is the shipped development token; set a secret one in production"
+        );
     }
     match settings.storage.keyring()?.current_id() {
         Some(id) => tracing::info!(key = id, "addresses and messages are sealed at rest"),

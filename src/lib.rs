@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod http;
 pub mod masking;
+pub mod message_log;
 pub mod mime;
 pub mod policy;
 pub mod queue;

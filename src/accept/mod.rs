@@ -16,6 +16,7 @@ use crate::bounce::Notifier;
 use crate::bounce::Suppression;
 use crate::delivery::arc::ArcSealing;
 use crate::masking::{self, Parsed};
+use crate::message_log;
 use crate::policy::stage::{Incoming, OrderInput};
 use crate::policy::{Claim, Reason, Stage, StageResult};
 use crate::queue::Handoff;
@@ -202,7 +203,12 @@ impl Acceptor {
                 } else {
                     Reason::EndedAlias
                 };
-                tracing::info!(alias = %ended.alias, reason = reason.as_str(), "mail to an alias refused");
+                message_log::rcpt_refused(
+                    &ended.alias,
+                    &ended.store,
+                    &ended.order,
+                    reason.as_str(),
+                );
                 let from = Participants::new(order.participants)
                     .find(mail_from)
                     .map(AliasRef::from);
@@ -322,8 +328,13 @@ impl Acceptor {
         };
         let groups = group_by_order(aliases);
         if let Some(domain) = auth.as_ref().and_then(|a| a.reject.as_deref()) {
-            tracing::info!(queue_id = %queue_id, dmarc_domain = %domain, "refused by the sender domain's DMARC policy");
             let reply = Reply::dmarc_reject();
+            message_log::refused(
+                &queue_id,
+                Reason::Dmarc.as_str(),
+                reply.to_string().trim_end(),
+            );
+            tracing::debug!(qid = %queue_id, dmarc_domain = %domain, "the sender domain's DMARC policy is reject");
             self.refuse_after_data(
                 &groups,
                 None,
@@ -361,7 +372,7 @@ impl Acceptor {
                     reason,
                     claims,
                 } => {
-                    tracing::info!(queue_id = %queue_id, reason = reason.as_str(), reply = %reply.to_string().trim_end(), "refused by policy");
+                    message_log::refused(&queue_id, reason.as_str(), reply.to_string().trim_end());
                     self.refuse_after_data(
                         &groups,
                         Some(&claims),
@@ -373,7 +384,7 @@ impl Acceptor {
                     return Err(Refusal::Policy(reply));
                 }
                 StageResult::Later { reply, reason } => {
-                    tracing::info!(queue_id = %queue_id, reason = reason.as_str(), reply = %reply.to_string().trim_end(), "deferred by policy");
+                    message_log::deferred(&queue_id, reason.as_str(), reply.to_string().trim_end());
                     crate::telemetry::policy_refused(reason);
                     return Err(Refusal::Policy(reply));
                 }
@@ -400,7 +411,6 @@ impl Acceptor {
             };
             messages.push(self.for_order(&copy, &parsed, group, admitted)?);
         }
-        let count = messages.len();
         let deliveries = messages.iter().map(|m| m.deliveries.len()).sum();
         let handoff = self
             .handoff
@@ -415,6 +425,8 @@ impl Acceptor {
             }
             None => Vec::new(),
         };
+        let received: Vec<message_log::Received> =
+            messages.iter().map(message_log::Received::of).collect();
         writes.extend(messages.into_iter().map(|m| Write::Accept(Box::new(m))));
         if writes.is_empty() {
             // Only a report that changes nothing (a delay warning, an auto-reply).
@@ -425,7 +437,9 @@ impl Acceptor {
                 if let Some(reserved) = handoff {
                     reserved.hand_over(fresh);
                 }
-                tracing::info!(queue_id = %queue_id, orders = count, size = env.body.len(), "accepted");
+                for line in &received {
+                    line.log(peer.ip);
+                }
                 crate::telemetry::accepted();
                 Ok(queue_id)
             }

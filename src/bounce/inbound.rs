@@ -31,9 +31,12 @@ impl Notifier {
                 continue;
             };
             let reply = redact(&failure, &job.rcpt_email, &job.rcpt_alias);
-            tracing::info!(delivery = %id, message = %job.message_id, to = %job.rcpt_alias, reply = %reply, "bounce received");
+            crate::message_log::bounce(&job, &reply);
             let notice = self.failure_notice(&job, &reply, now).await?;
             let hard_bounce = self.hard_bounce(&job, &reply);
+            if let Some(n) = &notice {
+                crate::message_log::dsn(&job, (&n.id, &n.delivery_id));
+            }
             writes.push(Write::Bounce {
                 delivery_id: job.id,
                 record: AttemptRecord {

@@ -1,5 +1,7 @@
 //! Logs go to stderr, so stdout carries only JSON data.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use ct_relay::config::{LogFormat, LogSettings};
@@ -19,8 +21,16 @@ pub fn init(settings: &LogSettings, daemon: bool) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match settings.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        // One flat object a line: `{"timestamp","level","message","event",
+        // "qid",…,"target"}` (docs/OPERATIONS.md, "Logs").
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        // Colour only for a person at a terminal, never in a file or journal.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
     Ok(())
 }

@@ -155,7 +155,11 @@ impl Check<'_> {
                 break;
             };
             if let Some(field) = missing_field(&message) {
-                let key = if key.is_empty() { field } else { format!("{key}.{field}") };
+                let key = if key.is_empty() {
+                    field
+                } else {
+                    format!("{key}.{field}")
+                };
                 self.error(Some(key), place, message);
                 break;
             }
@@ -165,7 +169,9 @@ impl Check<'_> {
             }
         }
         // Tables are typed in name order; report in the file's.
-        self.report.findings.sort_by_key(|f| line_of_place(&f.place));
+        self.report
+            .findings
+            .sort_by_key(|f| line_of_place(&f.place));
         clean
     }
 
@@ -210,7 +216,10 @@ impl Check<'_> {
             }
         }
         let key_files = [
-            ("alias.hmac_key_file", settings.alias.hmac_key_file.as_deref()),
+            (
+                "alias.hmac_key_file",
+                settings.alias.hmac_key_file.as_deref(),
+            ),
             (
                 "storage.encryption_key_file",
                 settings.storage.encryption_key_file.as_deref(),
@@ -219,7 +228,10 @@ impl Check<'_> {
             ("smtp.tls_key_file", settings.smtp.tls_key_file.as_deref()),
             (
                 "dkim.private_key_file",
-                settings.dkim.as_ref().and_then(|d| d.private_key_file.as_deref()),
+                settings
+                    .dkim
+                    .as_ref()
+                    .and_then(|d| d.private_key_file.as_deref()),
             ),
         ];
         for (key, file) in key_files {
@@ -413,7 +425,12 @@ fn line_of_place(place: &str) -> usize {
 }
 
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().trim().to_string()
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// An error and its causes on one line.

@@ -20,7 +20,12 @@ fn errors(report: &CheckReport) -> Vec<(Option<String>, String)> {
         .findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
-        .map(|f| (f.key.clone(), f.place.rsplit('/').next().unwrap().to_string()))
+        .map(|f| {
+            (
+                f.key.clone(),
+                f.place.rsplit('/').next().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -28,16 +33,19 @@ fn errors(report: &CheckReport) -> Vec<(Option<String>, String)> {
 fn shipped_config_has_only_development_warnings() {
     let (report, _dir) = check_text(&shipped(), &[]);
     assert_eq!(report.count(Severity::Error), 0, "{report:#?}");
-    let warned: Vec<_> = report.findings.iter().filter_map(|f| f.key.clone()).collect();
+    let warned: Vec<_> = report
+        .findings
+        .iter()
+        .filter_map(|f| f.key.clone())
+        .collect();
     assert_eq!(
         warned,
         ["alias.hmac_key", "storage.encryption_key", "api.token"],
         "{report:#?}"
     );
-    assert!(report.findings[0].place.ends_with(&format!(
-        "relay.toml:{}",
-        line_of(&shipped(), "hmac_key =")
-    )));
+    assert!(report.findings[0]
+        .place
+        .ends_with(&format!("relay.toml:{}", line_of(&shipped(), "hmac_key ="))));
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -78,7 +86,11 @@ fn every_bad_key_is_named_at_its_line() {
 #[test]
 fn syntax_and_missing_fields_are_placed() {
     let (report, _dir) = check_text("[smtp]\nlisten = \n", &[]);
-    assert_eq!(errors(&report), [(None, "relay.toml:2".into())], "{report:#?}");
+    assert_eq!(
+        errors(&report),
+        [(None, "relay.toml:2".into())],
+        "{report:#?}"
+    );
     let text = shipped().replace("hostname = \"ct-relay.localhost\"", "");
     let (report, _dir) = check_text(&text, &[]);
     assert_eq!(errors(&report)[0].0.as_deref(), Some("smtp.hostname"));

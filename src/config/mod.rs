@@ -2,10 +2,10 @@
 //! overridable as `CT_RELAY__SECTION__KEY`. Unknown keys are errors, so a typo
 //! never silently falls back to a default.
 
+mod check;
 mod delivery;
 mod http;
 mod mail_auth;
-mod check;
 mod policy;
 mod rules;
 mod secret;
@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use check::{check_config, misspelled_overrides, CheckReport, Finding, Severity};
 pub use delivery::*;
 pub use http::*;
 pub use mail_auth::*;
 pub use policy::*;
-pub use secret::{read_secret_file, Secret};
-pub use check::{check_config, misspelled_overrides, CheckReport, Finding, Severity};
 pub use rules::Problem;
+pub use secret::{read_secret_file, Secret};
 pub use storage::StorageSettings;
 
 use crate::alias::{AliasKey, Aliaser, Ttl};

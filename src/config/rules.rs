@@ -39,7 +39,8 @@ impl Settings {
         {
             problem(
                 "delivery.smarthost",
-                "delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\"".into(),
+                "delivery.transport = \"smarthost\" needs delivery.smarthost = \"host:port\""
+                    .into(),
             );
         }
         if self.api.listen.is_some() {

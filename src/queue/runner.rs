@@ -308,7 +308,7 @@ impl QueueRunner {
         let content = match content {
             Ok(Some(c)) => c,
             Ok(None) => {
-                tracing::error!(delivery = %job.id, message = %job.message_id, "message content missing");
+                tracing::error!(delivery = %job.id, message_id = %job.message_id, "message content missing");
                 self.record(
                     &job,
                     Outcome::Failed {
@@ -386,15 +386,7 @@ impl QueueRunner {
                 }
             }
         };
-        tracing::info!(
-            delivery = %job.id,
-            message = %job.message_id,
-            to = %job.rcpt_alias,
-            attempt = attempts,
-            state = record.state.as_str(),
-            reply = %record.reply,
-            "delivery attempt"
-        );
+        crate::message_log::delivery(job, attempts, record.state.as_str(), &record.reply);
         crate::telemetry::delivery_attempt(record.state.as_str());
         let notice = if record.state == DeliveryState::Failed {
             match self.notifier.failure_notice(job, &record.reply, now).await {
@@ -408,12 +400,19 @@ impl QueueRunner {
         } else {
             None
         };
+        let dsn = notice
+            .as_ref()
+            .map(|n| (n.id.clone(), n.delivery_id.clone()));
         match self
             .committer
             .record_attempt(&self.node, &job.id, record, notice)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Some((id, delivery)) = &dsn {
+                    crate::message_log::dsn(job, (id, delivery));
+                }
+            }
             Ok(false) => {
                 tracing::warn!(delivery = %job.id, "lease lost before the outcome was written")
             }

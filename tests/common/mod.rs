@@ -288,29 +288,59 @@ poll_interval = "100ms"
         self.dir.path().join("relay.log")
     }
 
-    /// Start `serve` and wait until it accepts connections.
+    /// Start `serve` and wait until it accepts connections. A port taken
+    /// since `free_port` chose it (another test's process got it first) is
+    /// replaced by a fresh one and the start tried again.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let child = self
-            .command()
-            .arg("serve")
-            .env("RUST_LOG", "ct_relay=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let (smtp, api) = (self.smtp, self.api);
-        let up = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(smtp).is_ok() && std::net::TcpStream::connect(api).is_ok()
-        })
-        .await;
-        assert!(up, "relay did not start; log:\n{}", self.log());
+        for _ in 0..5 {
+            let log_before = self.log().len();
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log_path())
+                .unwrap();
+            let mut child = self
+                .command()
+                .arg("serve")
+                .env("RUST_LOG", "ct_relay=debug")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let (smtp, api) = (self.smtp, self.api);
+            let mut exited = false;
+            let up = wait_until(Duration::from_secs(20), || {
+                exited = child.try_wait().unwrap().is_some();
+                exited
+                    || (std::net::TcpStream::connect(smtp).is_ok()
+                        && std::net::TcpStream::connect(api).is_ok())
+            })
+            .await;
+            if up && !exited {
+                self.child = Some(child);
+                return;
+            }
+            let said = self.log()[log_before..].to_string();
+            assert!(
+                exited && said.contains("Address already in use"),
+                "relay did not start; log:\n{}",
+                self.log()
+            );
+            for old in [self.smtp, self.api] {
+                let fresh = free_port();
+                self.edit_config(
+                    &format!("listen = \"{old}\""),
+                    &format!("listen = \"{fresh}\""),
+                );
+                if old == self.smtp {
+                    self.smtp = fresh;
+                } else {
+                    self.api = fresh;
+                }
+            }
+        }
+        panic!("relay did not start: ports kept being taken");
     }
 
     pub fn log(&self) -> String {
