@@ -252,7 +252,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         settings.storage.clone(),
         stopped,
     ));
-    tracing::info!(smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
 
     wait_for_signal(tls.as_deref()).await?;
     tracing::info!("shutting down: no new sessions; finishing open ones");

@@ -66,6 +66,9 @@ pub const MTA_STS_FETCH_FAILURES: &str = "ct_relay_mta_sts_fetch_failures_total"
 /// Participants marked undeliverable after hard bounces.
 pub const UNDELIVERABLE: &str = "ct_relay_participants_undeliverable_total";
 
+/// Always 1, with the running version as its label.
+pub const BUILD_INFO: &str = "ct_relay_build_info";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Install the recorder once per process; later calls return the same handle.
@@ -94,10 +97,92 @@ pub fn install() -> PrometheusHandle {
                     )
                 })
                 .and_then(PrometheusBuilder::install_recorder)
+                .map(|handle| {
+                    describe();
+                    handle
+                })
                 // Only fails when another recorder is installed: render nothing then.
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
         })
         .clone()
+}
+
+/// The `# HELP` line of every metric, and `ct_relay_build_info`.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(SESSIONS_TOTAL, "SMTP sessions opened.");
+    describe_gauge!(SESSIONS_OPEN, "SMTP sessions open now.");
+    describe_counter!(MESSAGES_ACCEPTED, "Messages answered 250.");
+    describe_counter!(
+        MESSAGES_REFUSED,
+        "SMTP refusals by reason, the enhanced status code of the reply."
+    );
+    describe_counter!(
+        DELIVERIES,
+        "Delivery attempts by outcome: delivered, retrying, failed."
+    );
+    describe_gauge!(QUEUE_DEPTH, "Deliveries not yet final.");
+    describe_gauge!(
+        QUEUE_OLDEST,
+        Unit::Seconds,
+        "Age of the oldest delivery not yet final."
+    );
+    describe_histogram!(COMMIT_WRITES, "Writes per group commit.");
+    describe_histogram!(COMMIT_SECONDS, Unit::Seconds, "Time per group commit.");
+    describe_counter!(
+        WEBHOOK_SENDS,
+        "Webhook requests by outcome: sent, retry, failed."
+    );
+    describe_counter!(
+        HEADER_FIELDS_REMOVED,
+        "Header fields removed while masking, by reason."
+    );
+    describe_counter!(
+        HEADER_LEAKS_FIXED,
+        "Fields where only the last check found a participant's address, by field."
+    );
+    describe_counter!(
+        POLICY_REFUSALS,
+        "Messages the policy stage refused or deferred, by reason."
+    );
+    describe_counter!(
+        POLICY_MARKS,
+        "Accepted copies marked by the policy stage, by flag."
+    );
+    describe_counter!(
+        SCANS,
+        "rspamd scans by outcome: clean, spam, reject, virus, later, failed."
+    );
+    describe_histogram!(SCAN_SECONDS, Unit::Seconds, "Time per rspamd scan.");
+    describe_gauge!(WEBHOOK_BACKLOG, "Webhook events not yet sent.");
+    describe_gauge!(
+        WEBHOOK_OLDEST,
+        Unit::Seconds,
+        "Age of the oldest webhook event not yet sent."
+    );
+    describe_gauge!(
+        WAL_BYTES,
+        Unit::Bytes,
+        "SQLite write-ahead log size after the last checkpoint."
+    );
+    describe_counter!(
+        WAL_TRUNCATIONS,
+        "Truncating checkpoints of the SQLite write-ahead log."
+    );
+    describe_counter!(
+        MTA_STS_FAILURES,
+        "MX hosts or connections an MTA-STS policy did not allow, by mode."
+    );
+    describe_counter!(
+        MTA_STS_FETCH_FAILURES,
+        "MTA-STS policies that could not be fetched."
+    );
+    describe_counter!(
+        UNDELIVERABLE,
+        "Participants marked undeliverable after hard bounces."
+    );
+    describe_gauge!(BUILD_INFO, "The running version, as the label version; always 1.");
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// Count a session opened.
