@@ -42,9 +42,14 @@ ops_send() {
 import smtplib, sys
 host, port = sys.argv[1].rsplit(":", 1)
 to, count = sys.argv[2], int(sys.argv[3])
+# A Delivered-To of an earlier hop, as forwarded mail has: masking removes it.
 with smtplib.SMTP(host, int(port)) as s:
     for n in range(count):
-        s.sendmail("sac@acme.example", [to],
-                   f"From: sac@acme.example\r\nTo: {to}\r\nSubject: Order update {n}\r\n\r\nYour order moved.\r\n")
+        try:
+            s.sendmail("sac@acme.example", [to],
+                       f"Delivered-To: sac@acme.example\r\nFrom: sac@acme.example\r\nTo: {to}\r\n"
+                       f"Subject: Order update {n}\r\n\r\nYour order moved.\r\n")
+        except smtplib.SMTPException:
+            pass  # refused (a rate limit, say): the dashboard shows it
 PY
 }

@@ -97,10 +97,7 @@ pub fn install() -> PrometheusHandle {
                     )
                 })
                 .and_then(PrometheusBuilder::install_recorder)
-                .map(|handle| {
-                    describe();
-                    handle
-                })
+                .inspect(|_| describe())
                 // Only fails when another recorder is installed: render nothing then.
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle())
         })
@@ -181,7 +178,10 @@ fn describe() {
         UNDELIVERABLE,
         "Participants marked undeliverable after hard bounces."
     );
-    describe_gauge!(BUILD_INFO, "The running version, as the label version; always 1.");
+    describe_gauge!(
+        BUILD_INFO,
+        "The running version, as the label version; always 1."
+    );
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
