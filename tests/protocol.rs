@@ -102,7 +102,7 @@ async fn bare_lf_cannot_smuggle_a_second_message(backend: Backend) {
     assert!(sink.received().is_empty());
 }
 
-async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on(backend: Backend) {
+async fn long_lines_nul_bytes_and_big_messages_are_refused_and_the_session_goes_on(backend: Backend) {
     let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     for (body, status) in [
@@ -131,7 +131,19 @@ async fn long_lines_and_big_messages_are_refused_and_the_session_goes_on(backend
         .send_mail("a@example.org", &[&alias], "Subject: fine\r\n\r\nok\r\n")
         .await;
     assert_eq!(r.status(), "250 2.0.0");
+    // A NUL in a header field or in the body: refused, never stored.
+    let mut c = SmtpClient::ready(relay.smtp).await;
+    for body in ["Subject: a\0b\r\n\r\nhello\r\n", "Subject: nul\r\n\r\nhel\0lo\r\n"] {
+        c.cmd("MAIL FROM:<a@example.org>").await;
+        c.cmd(&format!("RCPT TO:<{alias}>")).await;
+        assert_eq!(c.cmd("DATA").await.code, 354);
+        c.send_raw(body.as_bytes()).await;
+        c.send_raw(b".\r\n").await;
+        assert_eq!(c.reply().await.unwrap().status(), "554 5.6.0");
+    }
     assert!(wait_until(Duration::from_secs(15), || sink.received().len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 1);
 }
 
 async fn more_than_50_received_fields_is_a_loop(backend: Backend) {
@@ -242,7 +254,7 @@ on_both_backends!(
     pipelined_commands_after_data_are_handled_exactly_once,
     first_body_line_dot_or_double_dot,
     bare_lf_cannot_smuggle_a_second_message,
-    long_lines_and_big_messages_are_refused_and_the_session_goes_on,
+    long_lines_nul_bytes_and_big_messages_are_refused_and_the_session_goes_on,
     more_than_50_received_fields_is_a_loop,
     an_oversized_header_is_refused,
     idle_client_gets_421_and_is_closed,

@@ -78,6 +78,7 @@ fn check_body(body: &[u8]) {
         match b {
             b'\n' => assert!(i > 0 && body[i - 1] == b'\r', "bare LF at {i}"),
             b'\r' => assert!(body.get(i + 1) == Some(&b'\n'), "bare CR at {i}"),
+            0 => panic!("NUL at {i}"),
             _ => {}
         }
     }

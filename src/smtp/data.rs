@@ -1,6 +1,6 @@
 //! DATA framing: un-dot-stuffing with the strict rules that prevent SMTP
-//! smuggling. Only `<CRLF>.<CRLF>` ends the message; a bare CR or LF, a line
-//! over 1000 octets or too many bytes make the message refused, but reading
+//! smuggling. Only `<CRLF>.<CRLF>` ends the message; a bare CR or LF, a NUL
+//! byte, a line over 1000 octets or too many bytes make the message refused, but reading
 //! continues to the real end so the rest is never taken for commands. Memory
 //! is bounded by the size limit: nothing is kept once an error is seen.
 
@@ -16,6 +16,9 @@ pub enum DataError {
     BareLineEnding,
     /// A line over 1000 octets.
     LineTooLong,
+    /// A NUL byte: no text may hold one (RFC 5322 2.3, RFC 6152 for
+    /// 8BITMIME), and readers disagree on where it ends a string.
+    Nul,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +130,10 @@ impl DataReader {
             return;
         }
         let size_room = self.max_size.saturating_sub(self.body.len());
-        if run.len() > line_room && line_room <= size_room {
+        let nul = memchr::memchr(0, run).unwrap_or(usize::MAX);
+        if nul < line_room.min(size_room) {
+            self.fail(DataError::Nul);
+        } else if run.len() > line_room && line_room <= size_room {
             self.fail(DataError::LineTooLong);
         } else if run.len() > size_room {
             self.fail(DataError::TooBig);
@@ -292,6 +298,23 @@ mod tests {
         let (body, used) = read(input);
         assert_eq!(body.unwrap_err(), DataError::BareLineEnding);
         assert_eq!(used, input.len());
+    }
+
+    #[test]
+    fn nul_is_refused_wherever_the_network_splits() {
+        let message = b"Subject: x\r\n\r\nab\0cd\r\n.\r\n";
+        for split in 0..message.len() {
+            let mut r = DataReader::new(1000);
+            r.feed(&message[..split]);
+            r.feed(&message[split..]);
+            assert!(r.is_done());
+            assert_eq!(r.finish().unwrap_err(), DataError::Nul, "split at {split}");
+        }
+        // A line over the limit before the NUL: that is the first problem.
+        let long = [vec![b'a'; MAX_LINE + 5], b"\0\r\n.\r\n".to_vec()].concat();
+        let mut r = DataReader::new(10_000);
+        r.feed(&long);
+        assert_eq!(r.finish().unwrap_err(), DataError::LineTooLong);
     }
 
     #[test]

@@ -192,6 +192,10 @@ impl Reply {
             "Bare CR or LF in message; lines must end with CRLF",
         )
     }
+    /// `554 5.6.0`: a NUL byte in DATA.
+    pub fn nul_in_data() -> Self {
+        Self::new(554, "5.6.0", "NUL byte in message; it is not text")
+    }
     /// `554 5.6.0`: a DATA line over 1000 octets.
     pub fn data_line_too_long() -> Self {
         Self::new(554, "5.6.0", "Message line longer than 1000 octets")

@@ -353,6 +353,7 @@ impl<R> Session<R> {
             Err(DataError::TooBig) => Err(self.answer(Reply::too_big())),
             Err(DataError::BareLineEnding) => Err(self.answer(Reply::bad_line_ending())),
             Err(DataError::LineTooLong) => Err(self.answer(Reply::data_line_too_long())),
+            Err(DataError::Nul) => Err(self.answer(Reply::nul_in_data())),
         }
     }
 
