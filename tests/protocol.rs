@@ -83,6 +83,37 @@ fn after_received(data: &[u8]) -> &[u8] {
     panic!("no end of Received field");
 }
 
+/// The relay's Received field names the client by its EHLO argument only
+/// when that is a host name or an address literal: an address given there
+/// never reaches the copy.
+async fn ehlo_argument_reaches_received_only_as_a_host_name(backend: Backend) {
+    let (sink, relay, alias) = setup(backend).await;
+    for (ehlo, shown) in [
+        ("buyer@example.com", "from [unknown] ([127.0.0.1])"),
+        ("[127.0.0.1]", "from [127.0.0.1] ([127.0.0.1])"),
+        (
+            "mail.acme-store.com",
+            "from mail.acme-store.com ([127.0.0.1])",
+        ),
+    ] {
+        let (mut c, _) = SmtpClient::connect(relay.smtp).await;
+        assert_eq!(c.cmd(&format!("EHLO {ehlo}")).await.code, 250, "{ehlo}");
+        let r = c
+            .send_mail("a@example.org", &[&alias], "Subject: hi\r\n\r\nhello\r\n")
+            .await;
+        assert_eq!(r.status(), "250 2.0.0");
+        let n = sink.received().len() + 1;
+        assert!(wait_until(Duration::from_secs(15), || sink.received().len() == n).await);
+        let copy = sink.received()[n - 1].text();
+        let received = copy.lines().next().unwrap();
+        assert!(
+            received.starts_with(&format!("Received: {shown}")),
+            "{received}"
+        );
+        assert!(!copy.contains("buyer@example.com"), "{copy}");
+    }
+}
+
 async fn bare_lf_cannot_smuggle_a_second_message(backend: Backend) {
     let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
@@ -102,7 +133,9 @@ async fn bare_lf_cannot_smuggle_a_second_message(backend: Backend) {
     assert!(sink.received().is_empty());
 }
 
-async fn long_lines_nul_bytes_and_big_messages_are_refused_and_the_session_goes_on(backend: Backend) {
+async fn long_lines_nul_bytes_and_big_messages_are_refused_and_the_session_goes_on(
+    backend: Backend,
+) {
     let (sink, relay, alias) = setup(backend).await;
     let mut c = SmtpClient::ready(relay.smtp).await;
     for (body, status) in [
@@ -133,7 +166,10 @@ async fn long_lines_nul_bytes_and_big_messages_are_refused_and_the_session_goes_
     assert_eq!(r.status(), "250 2.0.0");
     // A NUL in a header field or in the body: refused, never stored.
     let mut c = SmtpClient::ready(relay.smtp).await;
-    for body in ["Subject: a\0b\r\n\r\nhello\r\n", "Subject: nul\r\n\r\nhel\0lo\r\n"] {
+    for body in [
+        "Subject: a\0b\r\n\r\nhello\r\n",
+        "Subject: nul\r\n\r\nhel\0lo\r\n",
+    ] {
         c.cmd("MAIL FROM:<a@example.org>").await;
         c.cmd(&format!("RCPT TO:<{alias}>")).await;
         assert_eq!(c.cmd("DATA").await.code, 354);
@@ -254,6 +290,7 @@ on_both_backends!(
     pipelined_commands_after_data_are_handled_exactly_once,
     first_body_line_dot_or_double_dot,
     bare_lf_cannot_smuggle_a_second_message,
+    ehlo_argument_reaches_received_only_as_a_host_name,
     long_lines_nul_bytes_and_big_messages_are_refused_and_the_session_goes_on,
     more_than_50_received_fields_is_a_loop,
     an_oversized_header_is_refused,

@@ -221,12 +221,7 @@ impl Acceptor {
 
     /// RFC 5321 trace field. Names the alias, never a real address.
     fn received_field(&self, copy: &CopyOf<'_>, rcpt: Option<&str>) -> String {
-        let helo: String = copy
-            .helo
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(255)
-            .collect();
+        let helo = received_from_name(&copy.helo);
         let for_part = rcpt.map(|a| format!("\r\n\tfor <{a}>")).unwrap_or_default();
         // RFC 3848: ESMTPS when the message came over TLS.
         let protocol = if copy.peer.tls { "ESMTPS" } else { "ESMTP" };
@@ -314,5 +309,66 @@ impl Participants {
             }
         }
         map
+    }
+}
+
+/// What a Received field may say the client called itself: its EHLO
+/// argument when that is a host name or an address literal, else
+/// `[unknown]`. Anything else a client sends there (`EHLO buyer@example.com`)
+/// would be copied into every masked message.
+pub(super) fn received_from_name(helo: &str) -> &str {
+    let is_label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let host = helo.strip_suffix('.').unwrap_or(helo);
+    let is_host = (1..=253).contains(&host.len()) && host.split('.').all(is_label);
+    let is_literal = helo
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|inner| match inner.strip_prefix("IPv6:") {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+        });
+    if is_host || is_literal {
+        helo
+    } else {
+        "[unknown]"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::received_from_name;
+
+    #[test]
+    fn only_host_names_and_address_literals_reach_received() {
+        for kept in [
+            "mail.acme-store.com",
+            "localhost",
+            "mx1.example.net.",
+            "[192.0.2.7]",
+            "[IPv6:2001:db8::1]",
+            "xn--loja-acm-t1a.com.br",
+        ] {
+            assert_eq!(received_from_name(kept), kept);
+        }
+        for replaced in [
+            "buyer@example.com",
+            "",
+            "-bad.example",
+            "bad-.example",
+            "a..b",
+            "[999.1.1.1]",
+            "[IPv6:nonsense]",
+            "[buyer@example.com]",
+            "host name",
+            "lojá.com.br",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(received_from_name(replaced), "[unknown]", "{replaced:?}");
+        }
     }
 }
