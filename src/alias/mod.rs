@@ -332,7 +332,18 @@ pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
             .chars()
             .all(|c| c.is_alphanumeric() || "-_".contains(c))
     });
+    // A local part as RFC 5322 writes one: a dot-atom of atext (any
+    // script's letters and digits for SMTPUTF8), dots where real mailboxes
+    // have them, or a quoted string. Not `x.t[een`, `a(b` or `a\b`, which a
+    // lenient reading of a broken header can take for one.
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    let quoted = local.len() >= 2
+        && local.starts_with('"')
+        && local.ends_with('"')
+        && !local[1..local.len() - 1].replace("\\\"", "").contains('"');
+    let local_ok = quoted || (local.chars().all(atext) && local.chars().any(|c| c != '.'));
     if local.is_empty()
+        || !local_ok
         || domain.is_empty()
         || local.len() > 64
         || domain.len() > 255
@@ -425,6 +436,33 @@ mod tests {
                 matches!(split_address(&email), Err(AliasError::BadEmail(_))),
                 "{domain}"
             );
+        }
+        // Nor a local part no RFC 5322 mailbox has (found by the header_mask
+        // fuzzer in a broken Cc: `Return-Path:x.fuzz.t[een@example.net`).
+        for local in [
+            "x.fuzz.t[een",
+            "a(b",
+            "a\\b",
+            "a]b",
+            "\"a\"b\"",
+            "a\"b",
+            "...",
+        ] {
+            let email = format!("{local}@example.net");
+            assert!(
+                matches!(split_address(&email), Err(AliasError::BadEmail(_))),
+                "{local}"
+            );
+        }
+        for ok in [
+            "first.last+tag@example.net",
+            "o'brien@example.ie",
+            "a..b@docomo.ne.jp",
+            "\"john..doe\"@example.net",
+            "joão@exemplo.com.br",
+            "x!#$%&*/=?^_`{|}~-@example.net",
+        ] {
+            assert!(split_address(ok).is_ok(), "{ok}");
         }
         // Hostnames of any script, `_` and address literals stay.
         for ok in [

@@ -156,6 +156,11 @@ impl Reply {
     pub fn not_implemented() -> Self {
         Self::new(502, "5.5.1", "Command not implemented")
     }
+    /// `555 5.5.4`: a MAIL or RCPT parameter of an extension EHLO did not
+    /// offer.
+    pub fn unadvertised_parameter(name: &str) -> Self {
+        Self::new(555, "5.5.4", format!("{name} not supported here"))
+    }
     /// `550 5.7.1`: not under the alias domain.
     pub fn relaying_denied() -> Self {
         Self::new(550, "5.7.1", "Relaying denied")

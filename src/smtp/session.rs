@@ -257,8 +257,14 @@ impl<R> Session<R> {
                 self.reset_transaction();
                 Event::Reply(Reply::helo(&self.hostname))
             }
-            Request::Mail { from } => self.mail(from.address.into_owned(), from.size),
-            Request::Rcpt { to } => self.rcpt(to.address.into_owned()),
+            Request::Mail { from } => match unadvertised_mail_parameter(&from) {
+                Some(name) => self.answer(Reply::unadvertised_parameter(name)),
+                None => self.mail(from.address.into_owned(), from.size),
+            },
+            Request::Rcpt { to } => match unadvertised_rcpt_parameter(&to) {
+                Some(name) => self.answer(Reply::unadvertised_parameter(name)),
+                None => self.rcpt(to.address.into_owned()),
+            },
             Request::Data => self.data(),
             Request::Rset => {
                 self.reset_transaction();
@@ -371,6 +377,44 @@ impl<R> Session<R> {
             Err(Refusal::Policy(reply)) => self.answer(reply),
         }
     }
+}
+
+/// The first MAIL parameter EHLO did not offer: only SIZE, BODY=7BIT or
+/// 8BITMIME and SMTPUTF8 are (RFC 5321 4.1.1.11: a parameter of an extension
+/// not offered gets 555).
+fn unadvertised_mail_parameter<T>(from: &smtp_proto::MailFrom<T>) -> Option<&'static str> {
+    use smtp_proto::*;
+    let offered = MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8;
+    let flag = |bit: u64, name| (from.flags & bit != 0).then_some(name);
+    flag(MAIL_BODY_BINARYMIME, "BODY=BINARYMIME")
+        .or_else(|| flag(MAIL_RET_FULL | MAIL_RET_HDRS, "RET (DSN)"))
+        .or_else(|| flag(MAIL_REQUIRETLS, "REQUIRETLS"))
+        .or_else(|| flag(MAIL_CONPERM, "CONPERM"))
+        .or_else(|| flag(MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE, "BY"))
+        .or_else(|| flag(!offered, "an extension's parameter"))
+        .or_else(|| from.env_id.is_some().then_some("ENVID (DSN)"))
+        .or_else(|| from.auth.is_some().then_some("AUTH"))
+        .or_else(|| from.trans_id.is_some().then_some("TRANSID"))
+        .or_else(|| from.solicit.is_some().then_some("SOLICIT"))
+        .or_else(|| from.mtrk.is_some().then_some("MTRK"))
+        .or_else(|| (from.by != 0).then_some("BY"))
+        .or_else(|| (from.hold_for != 0 || from.hold_until != 0).then_some("HOLDFOR"))
+        .or_else(|| (from.mt_priority != 0).then_some("MT-PRIORITY"))
+}
+
+/// The first RCPT parameter EHLO did not offer: none is (no DSN, RRVS or
+/// CONNEG).
+fn unadvertised_rcpt_parameter<T>(to: &smtp_proto::RcptTo<T>) -> Option<&'static str> {
+    use smtp_proto::*;
+    let notify = RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY | RCPT_NOTIFY_NEVER;
+    (to.flags & notify != 0)
+        .then_some("NOTIFY (DSN)")
+        .or_else(|| to.orcpt.is_some().then_some("ORCPT (DSN)"))
+        .or_else(|| {
+            (to.rrvs != 0 || to.flags & (RCPT_RRVS_REJECT | RCPT_RRVS_CONTINUE) != 0)
+                .then_some("RRVS")
+        })
+        .or_else(|| (to.flags != 0).then_some("an extension's parameter"))
 }
 
 #[cfg(test)]

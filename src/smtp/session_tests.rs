@@ -250,3 +250,36 @@ fn starttls_is_offered_once_and_restarts_the_session() {
     assert!(!format!("{:?}", send(&mut s, "EHLO c.test")).contains("STARTTLS"));
     assert_eq!(code(&send(&mut s, "STARTTLS")), "503 5.5.1");
 }
+
+/// Parameters of extensions EHLO does not offer get 555 5.5.4; the offered
+/// ones (SIZE, BODY=8BITMIME, SMTPUTF8) are taken.
+#[test]
+fn unadvertised_parameters_get_555() {
+    let mut s = ready();
+    for line in [
+        "MAIL FROM:<a@b.test> RET=HDRS",
+        "MAIL FROM:<a@b.test> ENVID=abc",
+        "MAIL FROM:<a@b.test> BODY=BINARYMIME",
+        "MAIL FROM:<a@b.test> AUTH=<>",
+        "MAIL FROM:<a@b.test> REQUIRETLS",
+        "MAIL FROM:<a@b.test> MT-PRIORITY=3",
+    ] {
+        assert_eq!(code(&send(&mut s, line)), "555 5.5.4", "{line}");
+        s = ready();
+    }
+    assert_eq!(
+        code(&send(
+            &mut s,
+            "MAIL FROM:<a@b.test> SIZE=100 BODY=8BITMIME SMTPUTF8"
+        )),
+        "250 2.1.0"
+    );
+    for line in [
+        "RCPT TO:<ok1@ct.test> NOTIFY=FAILURE",
+        "RCPT TO:<ok1@ct.test> ORCPT=rfc822;a@b.test",
+        "RCPT TO:<ok1@ct.test> RRVS=2027-01-01T00:00:00Z",
+    ] {
+        assert_eq!(code(&send(&mut s, line)), "555 5.5.4", "{line}");
+    }
+    assert_eq!(code(&send(&mut s, "RCPT TO:<ok1@ct.test>")), "250 2.1.5");
+}
