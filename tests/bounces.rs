@@ -225,7 +225,49 @@ async fn no_notice_answers_a_null_sender_or_a_notice(backend: Backend) {
     assert_eq!(states, ["failed", "failed", "failed"]);
 }
 
+/// The envelope sender of a participant is kept as its alias, not as the
+/// address it came from: when the delivery fails after the store changed its
+/// address, the relay's notice goes to the new one (a stored real return
+/// path would send it to the old).
+async fn a_participants_envelope_sender_is_kept_as_its_alias(backend: Backend) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr);
+    let alias = relay.create_alias("acme", ORDER, "customer", REAL);
+    let shop = relay.create_alias("acme", ORDER, "store", SHOP);
+    relay.start().await;
+    sink.script(&[
+        SinkReply::Reply("451 4.3.0 try later".into()),
+        SinkReply::Reply("550 5.1.1 user unknown".into()),
+    ]);
+    let reply = send(&relay, SHOP, &alias, &message(&alias)).await;
+    assert!(reply.starts_with("2.0.0"), "{reply}");
+    assert!(
+        wait_until(Duration::from_secs(10), || relay.delivery_states(ORDER)
+            == ["retrying"])
+        .await
+    );
+    const MOVED: &str = "atendimento@acme-store.com";
+    relay.cli(&["alias", "set-address", &shop, "--email", MOVED]);
+    assert!(
+        wait_until(Duration::from_secs(15), || relay
+            .delivery_states(ORDER)
+            .contains(&"failed".to_string()))
+        .await
+    );
+    // The sink keeps only what it took: the notice.
+    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
+    let notice = &sink.received()[0];
+    assert_eq!(notice.mail_from, "");
+    assert_eq!(notice.rcpt_to, [MOVED.to_string()]);
+    assert!(
+        notice.text().contains(&format!("To: <{shop}>")),
+        "{}",
+        notice.text()
+    );
+}
+
 on_both_backends!(
+    a_participants_envelope_sender_is_kept_as_its_alias,
     a_bounce_fails_the_delivery_and_tells_the_sender,
     forged_and_stale_bounce_addresses_are_refused,
     reports_that_are_not_failures_change_nothing,

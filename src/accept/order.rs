@@ -168,6 +168,14 @@ impl Acceptor {
             }
         };
         let sender_alias = admitted.sender_alias().map(str::to_string);
+        // The envelope sender is kept for the relay's failure notices: as
+        // the participant's alias when it is one of the order's (the notice
+        // then goes to the address the participant has at that time), else
+        // as received (sealed at rest, and erased with its owner).
+        let return_path = match people.find(&masking::canonical(copy.mail_from)) {
+            Some(p) if !copy.mail_from.is_empty() => p.alias.clone(),
+            _ => copy.mail_from.to_string(),
+        };
         let flags = admitted.marks.flags();
         crate::telemetry::policy_marked(&flags);
         Ok(AcceptedMessage {
@@ -176,7 +184,7 @@ impl Acceptor {
             store,
             order,
             received_at: now,
-            return_path: copy.mail_from.to_string(),
+            return_path,
             content: content.into(),
             new_participants,
             entry: TimelineSummary {

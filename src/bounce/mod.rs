@@ -46,6 +46,14 @@ impl Notifier {
         self
     }
 
+    /// Whether `address` is under the alias domain.
+    fn is_ours(&self, address: &str) -> bool {
+        address.rsplit_once('@').is_some_and(|(_, d)| {
+            let d = d.to_ascii_lowercase();
+            d == self.alias_domain || d.ends_with(&format!(".{}", self.alias_domain))
+        })
+    }
+
     /// The hard bounce `job`'s permanent failure with `reply` counts as
     /// against its recipient, if any; the relay's own notices (from the
     /// null sender) count against nobody.
@@ -68,23 +76,35 @@ impl Notifier {
         let Some(original) = self.storage.message(&job.message_id).await? else {
             return Ok(None);
         };
-        let sender = original.return_path.as_str();
-        let domain = sender.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
-        let ours = domain.as_deref().is_some_and(|d| {
-            d == self.alias_domain || d.ends_with(&format!(".{}", self.alias_domain))
-        });
-        if sender.is_empty() || domain.is_none() || ours {
+        let stored = original.return_path.as_str();
+        if stored.is_empty() || !stored.contains('@') {
             return Ok(None);
         }
         let participants = self
             .storage
             .order_participants(&original.store, &original.order)
             .await?;
-        let sender_alias = participants
-            .iter()
-            .filter(|p| p.email.eq_ignore_ascii_case(sender))
-            .max_by_key(|p| p.created_at)
-            .map(|p| p.alias.clone());
+        // The envelope sender is stored as the participant's alias when it
+        // was one of the order's: tell the address the alias has now.
+        let (sender, sender_alias) = if self.is_ours(stored) {
+            match participants
+                .iter()
+                .find(|p| p.alias.eq_ignore_ascii_case(stored))
+            {
+                Some(p) => (p.email.clone(), Some(p.alias.clone())),
+                None => return Ok(None),
+            }
+        } else {
+            let alias = participants
+                .iter()
+                .filter(|p| p.email.eq_ignore_ascii_case(stored))
+                .max_by_key(|p| p.created_at)
+                .map(|p| p.alias.clone());
+            (stored.to_string(), alias)
+        };
+        if self.is_ours(&sender) {
+            return Ok(None);
+        }
         let id = Ulid::new().to_string();
         let content = notice::compose(
             &notice::FailedDelivery {
@@ -105,7 +125,7 @@ impl Notifier {
             order: original.order,
             at: now,
             content,
-            rcpt_email: sender.to_string(),
+            rcpt_email: sender,
             rcpt_label: sender_alias.unwrap_or_else(|| "(sender)".into()),
         }))
     }

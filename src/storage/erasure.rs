@@ -234,8 +234,11 @@ async fn erase_in_order(
         let sender_alias = r.opt_text("sender_alias")?;
         let to_person = person.is_theirs(&rcpt_alias)
             || keys.open_address(&r.text("rcpt_email")?)?.to_lowercase() == *person.email;
+        // The envelope sender: the person's alias, or their address.
+        let return_path = keys.open_address(&r.text("return_path")?)?.to_lowercase();
         let by_person = sender_alias.as_deref().is_some_and(|a| person.is_theirs(a))
-            || keys.open_address(&r.text("return_path")?)?.to_lowercase() == *person.email;
+            || return_path == *person.email
+            || person.is_theirs(&return_path);
         let d = Delivery {
             id: r.text("id")?,
             message_id: r.text("message_id")?,
