@@ -266,7 +266,32 @@ async fn a_participants_envelope_sender_is_kept_as_its_alias(backend: Backend) {
     );
 }
 
+/// A next hop that names the mailbox only by its local part, or in a
+/// spelling no address reader knows: its text is withheld from the
+/// timeline, the relay's notice and the log; the codes stay.
+async fn a_reply_naming_the_mailbox_is_withheld(backend: Backend) {
+    let (sink, relay, alias) = start(backend).await;
+    sink.script(&[SinkReply::Reply(
+        "550 5.1.1 mailbox JohnDoe unknown, see https://mx.example/u?johndoe%2540example.com"
+            .into(),
+    )]);
+    let reply = send(&relay, SHOP, &alias, &message(&alias)).await;
+    assert!(reply.starts_with("2.0.0"), "{reply}");
+    assert!(wait_until(Duration::from_secs(10), || sink.received().len() == 1).await);
+    let last = delivery(&relay)["last_reply"].as_str().unwrap().to_string();
+    assert!(
+        last.starts_with("550 5.1.1 (the next hop's text is withheld") && last.contains(&alias),
+        "{last}"
+    );
+    let notice = sink.received()[0].text();
+    assert!(notice.contains("Status: 5.1.1"), "{notice}");
+    for text in [last, notice, relay.log(), relay.timeline(ORDER).to_string()] {
+        assert!(!text.to_lowercase().contains("johndoe"), "{text}");
+    }
+}
+
 on_both_backends!(
+    a_reply_naming_the_mailbox_is_withheld,
     a_participants_envelope_sender_is_kept_as_its_alias,
     a_bounce_fails_the_delivery_and_tells_the_sender,
     forged_and_stale_bounce_addresses_are_refused,

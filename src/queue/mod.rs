@@ -4,8 +4,10 @@ mod backoff;
 pub mod destinations;
 pub mod handoff;
 pub mod heartbeat;
+mod redact;
 mod runner;
 
 pub use backoff::{Next, RetryPolicy};
 pub use handoff::{FreshDelivery, Handoff, HandoffReceiver};
-pub use runner::{redact, QueueRunner};
+pub use redact::redact;
+pub use runner::QueueRunner;

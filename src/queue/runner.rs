@@ -9,6 +9,7 @@
 //! without an attempt counted. Claims happen when the committer says unleased mail was queued, and
 //! otherwise at the next due time.
 
+use super::redact::redact;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -428,30 +429,5 @@ async fn recv(fresh: &mut Option<HandoffReceiver>) -> Option<FreshDelivery> {
     match fresh {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Replace the real address in a remote reply by its alias, so replies can be
-/// stored, logged and shown on the timeline.
-pub fn redact(reply: &str, real: &str, alias: &str) -> String {
-    let mut map = crate::masking::AliasMap::new();
-    map.insert(real, alias);
-    crate::masking::replace_text(reply, &map)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_the_real_address_in_any_case() {
-        assert_eq!(
-            redact(
-                "550 5.1.1 <John@Example.com>: unknown",
-                "john@example.com",
-                "x@ct.test"
-            ),
-            "550 5.1.1 <x@ct.test>: unknown"
-        );
     }
 }
