@@ -229,7 +229,7 @@ impl Acceptor {
 
     /// RFC 5321 trace field. Names the alias, never a real address.
     fn received_field(&self, copy: &CopyOf<'_>, rcpt: Option<&str>) -> String {
-        let helo = received_from_name(&copy.helo);
+        let helo = received_from_name(copy.helo);
         let for_part = rcpt.map(|a| format!("\r\n\tfor <{a}>")).unwrap_or_default();
         // RFC 3848: ESMTPS when the message came over TLS.
         let protocol = if copy.peer.tls { "ESMTPS" } else { "ESMTP" };
