@@ -217,6 +217,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     let api = match settings.api.listen {
         Some(addr) => {
             let state = HttpState {
+                node: settings.smtp.hostname.clone(),
                 services: Services::new(&settings, storage.clone(), aliaser.clone()),
                 tokens: Arc::new(settings.api.all_tokens()),
                 metrics: crate::telemetry::install(),

@@ -232,9 +232,25 @@ async fn database_unavailable_gives_451_never_250_and_recovers() {
     c.send_raw(b".\r\n").await;
     let r = c.reply().await.unwrap();
     assert_eq!(r.status(), "451 4.3.0", "{r:?}");
+    // /readyz says so: the database reads, but takes no write.
+    let ready = common::http::get(relay.api, "/readyz", None).await;
+    assert_eq!(ready.status, 503);
+    let body: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(
+        (&body["status"], &body["database"], &body["writable"]),
+        (&"not_ready".into(), &true.into(), &false.into()),
+        "{body}"
+    );
 
     lock.kill().unwrap();
     lock.wait().unwrap();
+    let ready = common::http::get(relay.api, "/readyz", None).await;
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
     // Same session, no restart: the next message is accepted.
     let r = c
         .send_mail("sac@acme-store.com", &[&alias], &message(2))

@@ -29,6 +29,8 @@ pub struct HttpState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// True while the SMTP listener accepts connections (for /readyz).
     pub smtp_up: Arc<AtomicBool>,
+    /// This relay's name in `write_probes` (`smtp.hostname`), for /readyz.
+    pub node: String,
 }
 
 /// The whole HTTP application: the API's routes, the console's, and a JSON

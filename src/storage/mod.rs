@@ -134,6 +134,11 @@ pub trait Storage:
     /// One cheap round trip: is the database there?
     async fn ping(&self) -> Result<()>;
 
+    /// One small committed write (a row of `write_probes` named `node`):
+    /// does storage take writes? A full disk, a read-only database or a
+    /// writer holding the lock past the busy timeout make it fail.
+    async fn probe_write(&self, node: &str) -> Result<()>;
+
     /// A stored (masked) message and the order it belongs to.
     async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>>;
 

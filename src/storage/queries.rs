@@ -158,6 +158,17 @@ impl<B: Backend> Storage for B {
         Ok(())
     }
 
+    async fn probe_write(&self, node: &str) -> Result<()> {
+        let stmt = Stmt::new(
+            "INSERT INTO write_probes (node, at) VALUES ($1, $2)
+             ON CONFLICT (node) DO UPDATE SET at = excluded.at",
+        )
+        .text(node)
+        .int(to_ms(Utc::now()));
+        self.writer().await?.execute(stmt).await?;
+        Ok(())
+    }
+
     async fn message(&self, message_id: &str) -> Result<Option<StoredMessage>> {
         let sql = format!("SELECT {} FROM messages WHERE id = $1", schema::MESSAGE);
         let row = self

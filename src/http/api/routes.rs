@@ -74,13 +74,15 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Ready: the database answers and the SMTP listener is up.
+/// Ready: the database answers, takes a write, and the SMTP listener is up.
 #[utoipa::path(get, path = "/readyz", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Readiness>) {
-    let database = state.services.storage.ping().await.is_ok();
+    let storage = &state.services.storage;
+    let database = storage.ping().await.is_ok();
+    let writable = database && storage.probe_write(&state.node).await.is_ok();
     let smtp = state.smtp_up.load(std::sync::atomic::Ordering::SeqCst);
-    let ready = database && smtp;
+    let ready = database && writable && smtp;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -89,6 +91,7 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Readine
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" }.into(),
         database,
+        writable,
         smtp,
     };
     (status, Json(body))

@@ -28,7 +28,11 @@ pub struct Health {
 pub struct Readiness {
     /// ready or not_ready
     pub status: String,
+    /// The database answers a read.
     pub database: bool,
+    /// Storage takes a write (false on a full disk, a read-only database,
+    /// a writer stuck past the busy timeout): mail would get 451 4.3.0.
+    pub writable: bool,
     pub smtp: bool,
 }
 
