@@ -369,6 +369,16 @@ async fn bulk_creation_reports_each_item(backend: Backend) {
         .status,
         422
     );
+    // A body over the 2 MiB limit: 413 with the API's JSON error.
+    let huge = format!(
+        r#"{{"items":[{}]}}"#,
+        vec![r#"{"store":"acme","order":"b","role":"customer","email":"a@b.example"}"#; 40_000]
+            .join(",")
+    );
+    let r = send_json(relay.api, "POST", "/v1/aliases/bulk", ADMIN, &huge).await;
+    assert_eq!(r.status, 413);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"], "too_large", "{body}");
 }
 
 on_both_backends!(

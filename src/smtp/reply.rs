@@ -197,6 +197,10 @@ impl Reply {
             "Bare CR or LF in message; lines must end with CRLF",
         )
     }
+    /// `554 5.6.0`: DATA held no message.
+    pub fn empty_message() -> Self {
+        Self::new(554, "5.6.0", "Message is empty")
+    }
     /// `554 5.6.0`: a NUL byte in DATA.
     pub fn nul_in_data() -> Self {
         Self::new(554, "5.6.0", "NUL byte in message; it is not text")

@@ -350,6 +350,11 @@ impl<R> Session<R> {
         let mail_from = std::mem::take(&mut self.mail_from);
         self.state = State::Ready;
         match body {
+            // Nothing, or only empty lines: no header, no text (RFC 5322
+            // wants at least From and Date).
+            Ok(body) if body.iter().all(|&b| b == b'\r' || b == b'\n') => {
+                Err(self.answer(Reply::empty_message()))
+            }
             Ok(body) => Ok(Envelope {
                 helo: self.helo.clone(),
                 mail_from,

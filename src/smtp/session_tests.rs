@@ -283,3 +283,17 @@ fn unadvertised_parameters_get_555() {
     }
     assert_eq!(code(&send(&mut s, "RCPT TO:<ok1@ct.test>")), "250 2.1.5");
 }
+
+/// DATA with nothing in it, or only empty lines, is no message.
+#[test]
+fn an_empty_message_is_refused() {
+    for body in [&b".\r\n"[..], b"\r\n.\r\n", b"\r\n\r\n.\r\n"] {
+        let mut s = ready();
+        let refused = through_data(&mut s, body).unwrap_err();
+        assert_eq!(code(&refused), "554 5.6.0", "{body:?}");
+        // The transaction is over; the session goes on.
+        assert_eq!(code(&send(&mut s, "MAIL FROM:<a@b.test>")), "250 2.1.0");
+    }
+    let mut s = ready();
+    assert!(through_data(&mut s, b"Subject: only a header\r\n.\r\n").is_ok());
+}

@@ -123,12 +123,16 @@ impl From<JsonRejection> for ApiError {
         let status = match r {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            // Over axum's body limit (2 MiB).
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
-        let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
-            "invalid"
-        } else {
-            "bad_request"
+        let code = match status {
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "bad_request",
         };
         Self::new(status, code, r.body_text())
     }
