@@ -319,7 +319,46 @@ async fn private_addresses_are_refused_by_default(backend: Backend) {
     assert_eq!(public.status, 200);
 }
 
+/// A sender hammering a dead alias: every RCPT is refused, but the order's
+/// timeline gets one entry per sender (with the count and the last time)
+/// and the store one event, not one per attempt. Senders are told apart by
+/// their alias; those without one (strangers) share an entry.
+async fn repeated_refusals_collapse_into_one_entry_and_one_event(backend: Backend) {
+    let (_sink, relay, hooks) = start(backend, &[]).await;
+    let body = format!(
+        r#"{{"webhook_url":"{}","webhook_secret":"{SECRET}"}}"#,
+        hooks.url("/hooks/ct")
+    );
+    assert_eq!(put_settings(&relay, ADMIN, "acme", &body).await.status, 200);
+    let alias = order_alias(&relay, "acme", ORDER, "buyer@example.com").await;
+    relay.cli(&["alias", "disable", &alias]);
+    for _ in 0..3 {
+        let mut c = SmtpClient::ready(relay.smtp).await;
+        assert_eq!(c.cmd("MAIL FROM:<spam@flood.example>").await.code, 250);
+        for _ in 0..4 {
+            let r = c.cmd(&format!("RCPT TO:<{alias}>")).await;
+            assert_eq!(r.status(), "550 5.1.1");
+        }
+    }
+    // Senders are told apart by their alias: the shop is a participant.
+    relay.create_alias("acme", ORDER, "store", "sac@acme-store.com");
+    assert!(mail(&relay, "sac@acme-store.com", &alias, "Hi")
+        .await
+        .starts_with("550 5.1.1"));
+    let hooks_seen = wait_for(&hooks, 2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(hooks.received().len(), 2, "{:?}", hooks_seen.len());
+    let timeline = relay.timeline(ORDER);
+    let entries = timeline["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{timeline}");
+    assert_eq!(entries[0]["repeats"], 12, "{timeline}");
+    assert!(entries[0]["last"].as_str().unwrap() >= entries[0]["date"].as_str().unwrap());
+    assert_eq!(entries[1]["repeats"], 1);
+    assert!(entries[1].get("last").is_none(), "{timeline}");
+}
+
 on_both_backends!(
+    repeated_refusals_collapse_into_one_entry_and_one_event,
     events_are_signed_and_hold_no_real_address,
     failed_requests_are_retried_then_given_up,
     refusals_are_announced_and_removal_stops_events,

@@ -336,6 +336,12 @@ impl Keyring {
                             n.content = self.seal_message(&n.content).into_owned();
                         }
                     }
+                    // A refusal after DATA shows the refused message's
+                    // subject; one at RCPT has none (and stays comparable
+                    // for collapsing repeats).
+                    Write::Refusal(r) if !r.subject.is_empty() => {
+                        r.subject = self.seal_text(&r.subject, Field::Excerpt);
+                    }
                     Write::Refusal(_) => {}
                 }
                 w

@@ -193,5 +193,7 @@ pub fn timeline_entry(
             .map(|t| from_json(&t))
             .transpose()?,
         event: r.opt_text("event")?,
+        repeats: u32::try_from(r.int("repeats")?).unwrap_or(u32::MAX),
+        last: r.opt_int("last_at")?.map(from_ms).transpose()?,
     })
 }

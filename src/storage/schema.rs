@@ -36,7 +36,7 @@ pub const MESSAGE: &str = "store, order_id, return_path, received_at, content, e
 
 /// `timeline_entries`: an entry as a timeline shows it (`rows::timeline_entry`).
 pub const TIMELINE_ENTRY: &str = "id, at, message_id, from_alias, to_aliases, subject, \
-     first_words, attachment_names, refused, reason, flags, authentication, event";
+     first_words, attachment_names, refused, reason, flags, authentication, event, repeats, last_at";
 
 /// `stores`: a store's settings (`settings::store_config`).
 pub const STORE: &str = "mask_mode, webhook_url, webhook_secret, policy, retention_ms";

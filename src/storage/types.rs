@@ -11,6 +11,17 @@ pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S:
     s.serialize_str(&rfc3339_string(*t))
 }
 
+/// `rfc3339` of a time that may be missing (skipped when it is).
+fn opt_rfc3339<S: Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// An alias as the timeline shows it: never the real address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AliasRef {
@@ -367,6 +378,15 @@ pub struct TimelineEntry {
     /// status that decided it in `reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// A refusal: how many times the same sender was refused for the same
+    /// recipients within the hour after `date` (1: once).
+    pub repeats: u32,
+    /// A refusal repeated: when it was last refused.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_rfc3339"
+    )]
+    pub last: Option<DateTime<Utc>>,
 }
 
 /// A timeline entry for mail that was refused, so the order shows it.

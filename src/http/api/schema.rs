@@ -81,6 +81,13 @@ pub struct TimelineEntryDoc {
     /// `participant.undeliverable` (the participant in `to`).
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<String>,
+    /// A refusal: how many times the same sender was refused for the same
+    /// recipients within the hour after `date` (1: once; repeats add no
+    /// entry and no webhook event).
+    repeats: u32,
+    /// A refusal repeated: when it was last refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<DateTime<Utc>>,
 }
 
 /// The JSON body of a webhook request.
@@ -222,6 +229,8 @@ mod tests {
                 dmarc: "none".into(),
             }),
             event: Some("participant.undeliverable".into()),
+            repeats: 2,
+            last: Some(Utc::now()),
         };
         let event = WebhookEvent {
             id: "w".into(),

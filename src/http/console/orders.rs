@@ -66,6 +66,8 @@ struct Entry {
     attachments: Vec<String>,
     refused: Option<String>,
     reason: Option<String>,
+    /// A refusal repeated within the hour: how often, and when last.
+    repeats: Option<(u32, String)>,
     flags: Vec<String>,
     deliveries: Vec<Delivery>,
     /// An entry about the order, not a message: a participant made
@@ -107,6 +109,10 @@ impl From<TimelineEntry> for Entry {
             attachments: e.attachment_names,
             refused: e.refused,
             reason: e.reason,
+            repeats: e
+                .last
+                .filter(|_| e.repeats > 1)
+                .map(|last| (e.repeats, shown_time(last).0)),
             flags: e.flags,
             undeliverable: e.event.as_deref() == Some(UNDELIVERABLE_EVENT),
             deliveries: e
