@@ -179,6 +179,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         clients: ClientLimits::new(
             settings.smtp.max_sessions_per_ip,
             settings.smtp.max_messages_per_ip_per_minute,
+            settings.smtp.max_refusals_per_ip_per_minute,
         ),
         tls: tls.clone(),
     });

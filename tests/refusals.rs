@@ -79,6 +79,31 @@ async fn expired_alias_is_refused(backend: Backend) {
     assert!(!ok && err.contains("no alias"), "{err}");
 }
 
+/// Refusals written to timelines are rate-limited per client address: past
+/// smtp.max_refusals_per_ip_per_minute the client is told to come back
+/// (450 4.7.1) and nothing more is written, across sessions.
+async fn refusals_per_client_address_are_rate_limited(backend: Backend) {
+    let sink = Sink::start().await;
+    let mut relay = Relay::with_smarthost(backend, sink.addr)
+        .env("CT_RELAY__SMTP__MAX_REFUSALS_PER_IP_PER_MINUTE", "5");
+    let alias = relay.create_alias("acme", "5006-01", "customer", "gone@example.net");
+    relay.cli(&["alias", "disable", &alias]);
+    relay.start().await;
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let mut c = SmtpClient::ready(relay.smtp).await;
+        c.cmd("MAIL FROM:<a@example.org>").await;
+        for _ in 0..4 {
+            replies.push(rcpt(&mut c, &alias).await);
+        }
+    }
+    assert_eq!(replies[..5], ["550 5.1.1"; 5], "{replies:?}");
+    assert_eq!(replies[5..], ["450 4.7.1"; 3], "{replies:?}");
+    let timeline = relay.timeline("5006-01");
+    assert_eq!(timeline["entries"][0]["repeats"], 5, "{timeline}");
+    assert_eq!(timeline["entries"].as_array().unwrap().len(), 1);
+}
+
 async fn limits_and_sequence_errors(backend: Backend) {
     let sink = Sink::start().await;
     let mut relay = Relay::with_smarthost(backend, sink.addr);
@@ -199,6 +224,7 @@ async fn alias_cli_validates_and_is_idempotent(backend: Backend) {
 on_both_backends!(
     relaying_and_dead_aliases_are_refused_with_one_text,
     expired_alias_is_refused,
+    refusals_per_client_address_are_rate_limited,
     limits_and_sequence_errors,
     alias_cli_validates_and_is_idempotent,
 );

@@ -175,8 +175,15 @@ impl Acceptor {
     /// guessed addresses cost no query. Mail to an alias that existed but has
     /// ended (expired, disabled) is put on its order's timeline as refused.
     /// A bounce address is accepted on its tag alone (forged and stale ones
-    /// fail it).
-    pub async fn check_recipient(&self, address: &str, mail_from: &str) -> Verdict<Recipient> {
+    /// fail it). `may_record` says whether the client may have one more
+    /// refusal recorded (its address's rate); when not, the answer is to try
+    /// later and nothing is written.
+    pub async fn check_recipient(
+        &self,
+        address: &str,
+        mail_from: &str,
+        may_record: impl FnOnce() -> bool,
+    ) -> Verdict<Recipient> {
         let key = match self.aliaser.check(address) {
             TagCheck::Foreign => return Verdict::Relaying,
             TagCheck::Invalid => {
@@ -195,6 +202,7 @@ impl Acceptor {
                     order: Arc::new(order),
                 })
             }
+            Ok(Some(_)) if !may_record() => Verdict::Throttled,
             Ok(Some((ended, order))) => {
                 // An undeliverable participant's alias reads as unknown,
                 // like an ended one: the sender learns nothing more.

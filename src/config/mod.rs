@@ -130,6 +130,11 @@ pub struct SmtpSettings {
     /// Messages (MAIL commands) one address may start per minute; 0: no limit.
     #[serde(default)]
     pub max_messages_per_ip_per_minute: u32,
+    /// Recipients one address may have refused as ended, disabled or
+    /// undeliverable aliases per minute, each put on an order's timeline;
+    /// past it `450 4.7.1` and nothing is written. 0: no limit.
+    #[serde(default = "default_max_refusals_per_ip_per_minute")]
+    pub max_refusals_per_ip_per_minute: u32,
     /// Wait this long before greeting; a client that talks first is
     /// dropped (554 5.5.1). Even at 0, input already there is caught.
     #[serde(default, with = "humantime_serde")]
@@ -200,6 +205,9 @@ fn default_max_commands() -> u32 {
 }
 fn default_max_session_time() -> Duration {
     Duration::from_secs(1800)
+}
+fn default_max_refusals_per_ip_per_minute() -> u32 {
+    30
 }
 fn default_ttl() -> String {
     "2 months".into()

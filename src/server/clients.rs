@@ -17,6 +17,7 @@ struct Client {
     sessions: usize,
     window_start: Option<Instant>,
     messages: u32,
+    refusals: u32,
 }
 
 /// Limits per client address shared by a listener's sessions: sessions at
@@ -25,6 +26,8 @@ pub struct ClientLimits {
     max_sessions: usize,
     /// 0: no limit.
     max_messages_per_minute: u32,
+    /// Refused recipients written to timelines per minute; 0: no limit.
+    max_refusals_per_minute: u32,
     clients: Mutex<HashMap<IpAddr, Client>>,
 }
 
@@ -48,11 +51,17 @@ impl Drop for SessionSlot {
 }
 
 impl ClientLimits {
-    /// Limits of `max_sessions` per address and `max_messages_per_minute` (0: none).
-    pub fn new(max_sessions: usize, max_messages_per_minute: u32) -> Arc<Self> {
+    /// Limits of `max_sessions` per address, `max_messages_per_minute` and
+    /// `max_refusals_per_minute` (0: none).
+    pub fn new(
+        max_sessions: usize,
+        max_messages_per_minute: u32,
+        max_refusals_per_minute: u32,
+    ) -> Arc<Self> {
         Arc::new(Self {
             max_sessions,
             max_messages_per_minute,
+            max_refusals_per_minute,
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -73,7 +82,19 @@ impl ClientLimits {
 
     /// Count a new message from `ip`; false when over the rate.
     pub fn allow_message(&self, ip: IpAddr) -> bool {
-        if self.max_messages_per_minute == 0 {
+        self.allow(ip, self.max_messages_per_minute, |c| &mut c.messages)
+    }
+
+    /// Count a refused recipient from `ip` about to be written to a
+    /// timeline; false when over the rate (it is then not written).
+    pub fn allow_refusal(&self, ip: IpAddr) -> bool {
+        self.allow(ip, self.max_refusals_per_minute, |c| &mut c.refusals)
+    }
+
+    /// Count one more of `count` in `ip`'s current minute, unless `max`
+    /// (0: no limit) is reached.
+    fn allow(&self, ip: IpAddr, max: u32, count: impl Fn(&mut Client) -> &mut u32) -> bool {
+        if max == 0 {
             return true;
         }
         let now = Instant::now();
@@ -88,12 +109,14 @@ impl ClientLimits {
             _ => {
                 c.window_start = Some(now);
                 c.messages = 0;
+                c.refusals = 0;
             }
         }
-        if c.messages >= self.max_messages_per_minute {
+        let n = count(c);
+        if *n >= max {
             return false;
         }
-        c.messages += 1;
+        *n += 1;
         true
     }
 
@@ -109,7 +132,7 @@ mod tests {
 
     #[test]
     fn sessions_per_address_are_capped_and_released() {
-        let limits = ClientLimits::new(2, 0);
+        let limits = ClientLimits::new(2, 0, 0);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let first = limits.open_session(a).unwrap();
@@ -124,8 +147,19 @@ mod tests {
     }
 
     #[test]
+    fn refusal_rate_per_address_is_apart_from_messages() {
+        let limits = ClientLimits::new(10, 2, 3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!((0..3).all(|_| limits.allow_refusal(a)));
+        assert!(!limits.allow_refusal(a));
+        assert!(limits.allow_message(a) && limits.allow_message(a));
+        assert!(!limits.allow_message(a));
+        assert!(limits.allow_refusal("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
     fn message_rate_per_address() {
-        let limits = ClientLimits::new(10, 3);
+        let limits = ClientLimits::new(10, 3, 0);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         assert!((0..3).all(|_| limits.allow_message(a)));
         assert!(!limits.allow_message(a));
@@ -134,7 +168,7 @@ mod tests {
 
     #[test]
     fn addresses_are_forgotten() {
-        let limits = ClientLimits::new(10, 0);
+        let limits = ClientLimits::new(10, 0, 0);
         let slot = limits.open_session("192.0.2.1".parse().unwrap()).unwrap();
         assert_eq!(limits.remembered(), 1);
         drop(slot);

@@ -186,10 +186,11 @@ impl Connection {
     ) -> std::io::Result<bool> {
         let event = match event {
             Event::CheckRecipient(address) => {
+                let (clients, ip) = (&self.ctx.clients, self.peer.ip);
                 let verdict = self
                     .ctx
                     .acceptor
-                    .check_recipient(&address, session.mail_from())
+                    .check_recipient(&address, session.mail_from(), || clients.allow_refusal(ip))
                     .await;
                 session.recipient_checked(verdict)
             }

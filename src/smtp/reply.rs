@@ -156,6 +156,14 @@ impl Reply {
     pub fn not_implemented() -> Self {
         Self::new(502, "5.5.1", "Command not implemented")
     }
+    /// `450 4.7.1`: too many recipients refused from this address this minute.
+    pub fn refusals_throttled() -> Self {
+        Self::new(
+            450,
+            "4.7.1",
+            "Too many refused recipients from your address; try again later",
+        )
+    }
     /// `555 5.5.4`: a MAIL or RCPT parameter of an extension EHLO did not
     /// offer.
     pub fn unadvertised_parameter(name: &str) -> Self {

@@ -61,6 +61,9 @@ pub enum Verdict<R> {
     Unknown,
     /// The database could not be asked.
     TemporaryFailure,
+    /// Refused like `Unknown`, but the client's address had too many such
+    /// refusals this minute: try later (nothing is recorded).
+    Throttled,
 }
 
 /// A complete transaction handed to the caller for acceptance.
@@ -325,6 +328,7 @@ impl<R> Session<R> {
             Verdict::Relaying => self.answer(Reply::relaying_denied()),
             Verdict::Unknown => self.answer(Reply::unknown_alias()),
             Verdict::TemporaryFailure => Event::Reply(Reply::storage_unavailable()),
+            Verdict::Throttled => Event::Reply(Reply::refusals_throttled()),
         }
     }
 

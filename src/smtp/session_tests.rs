@@ -297,3 +297,12 @@ fn an_empty_message_is_refused() {
     let mut s = ready();
     assert!(through_data(&mut s, b"Subject: only a header\r\n.\r\n").is_ok());
 }
+
+#[test]
+fn a_throttled_recipient_is_told_to_come_back() {
+    let mut s = ready();
+    send(&mut s, "MAIL FROM:<a@b.test>");
+    assert_eq!(code(&s.recipient_checked(Verdict::Throttled)), "450 4.7.1");
+    // Not an error that counts toward closing the session.
+    assert_eq!(code(&send(&mut s, "NOOP")), "250 2.0.0");
+}
