@@ -358,7 +358,9 @@ async fn no_participant_address_in_any_header_field(backend: Backend) {
 }
 
 /// Bad input through SMTP: a thousand fields naming participants, broken
-/// quotes and comments, lines that are no field, a malformed address field.
+/// quotes and comments, lines that are no field (no colon, a space in the
+/// name, an 8-bit name, a continuation with no field before it), the
+/// obsolete `To :`, a malformed address field.
 /// Each is masked or removed; none passes with a real address in it.
 async fn hostile_headers_are_masked_or_removed(backend: Backend) {
     let sink = Sink::start().await;
@@ -367,8 +369,10 @@ async fn hostile_headers_are_masked_or_removed(backend: Backend) {
     relay.create_alias("acme", ORDER, "customer", BUYER);
     relay.start().await;
 
-    let mut message = String::new();
+    // A continuation line with no field before it, then the fields.
+    let mut message = String::from(" leading continuation sac@acme-store.com\r\n");
     message.push_str("From: \"ACME <sac@acme-store.com>\r\n");
+    message.push_str("Tést: an 8-bit field name, sac@acme-store.com\r\n");
     message.push_str("Reply-To: (ACME <\"sac\"@acme-store.com\r\n");
     message.push_str("Fr om: sac@acme-store.com\r\n");
     message.push_str("To : Maria <maria.silva@gmail.com>,,, <<<\r\n");
@@ -406,7 +410,7 @@ async fn hostile_headers_are_masked_or_removed(backend: Backend) {
     let metrics =
         String::from_utf8(common::http::get(relay.api, "/metrics", None).await.body).unwrap();
     assert!(
-        metrics.contains("ct_relay_header_fields_removed_total{reason=\"unparsable\"} 2"),
+        metrics.contains("ct_relay_header_fields_removed_total{reason=\"unparsable\"} 4"),
         "{metrics}"
     );
     assert!(
