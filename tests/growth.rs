@@ -34,7 +34,8 @@ async fn timelines_page_by_key(backend: Backend) {
                 to: vec![(&to).into()],
                 reply: "550 5.7.1 refused".into(),
                 reason: "blocked".into(),
-                subject: String::new(),
+                // Refused after DATA, each its own message: no repeats.
+                subject: format!("refused {i}"),
             }));
         } else {
             writes.push(accept(message(&format!("m{i:03}"), "o1", &to, at)));
