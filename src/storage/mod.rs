@@ -25,6 +25,7 @@ mod protection;
 pub mod purge;
 mod queries;
 mod redaction;
+mod refusals;
 pub mod rotation;
 mod rows;
 mod schema;

@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use super::sql::SqlConn;
-use super::{notices, queries, suppression, AcceptedMessage, AttemptRecord, Notice, Result, Write};
+use super::{
+    notices, refusals, suppression, AcceptedMessage, AttemptRecord, Notice, Result, Write,
+};
 
 /// An attempt's outcome, to be written under `node`'s lease.
 pub(crate) struct Outcome<'a> {
@@ -85,7 +87,7 @@ pub(crate) async fn rare_writes<C: SqlConn>(
     let mut bounced = HashSet::new();
     for write in batch {
         match write {
-            Write::Refusal(r) => queries::insert_refusal(conn, r).await?,
+            Write::Refusal(r) => refusals::insert_refusal(conn, r).await?,
             Write::Attempt {
                 node,
                 delivery_id,
