@@ -325,14 +325,8 @@ impl Participants {
 /// `[unknown]`. Anything else a client sends there (`EHLO buyer@example.com`)
 /// would be copied into every masked message.
 pub(super) fn received_from_name(helo: &str) -> &str {
-    let is_label = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
     let host = helo.strip_suffix('.').unwrap_or(helo);
-    let is_host = (1..=253).contains(&host.len()) && host.split('.').all(is_label);
+    let is_host = host.len() <= 253 && crate::alias::is_ascii_domain(host);
     let is_literal = helo
         .strip_prefix('[')
         .and_then(|rest| rest.strip_suffix(']'))

@@ -175,19 +175,22 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// RFC 5322 atext besides letters and digits.
+pub(super) const ATEXT_SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+
 /// RFC 5322 dot-atom, ASCII only.
 pub fn is_dot_atom(s: &str) -> bool {
-    const SPECIAL: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
     !s.is_empty()
         && s.split('.').all(|atom| {
             !atom.is_empty()
                 && atom
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || SPECIAL.contains(&b))
+                    .all(|b| b.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(&b))
         })
 }
 
-fn is_ascii_domain(s: &str) -> bool {
+/// Labels of ASCII letters, digits and inner hyphens, 1 to 63 each.
+pub fn is_ascii_domain(s: &str) -> bool {
     !s.is_empty()
         && s.split('.').all(|label| {
             !label.is_empty()

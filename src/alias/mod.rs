@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use bounce::BOUNCE_VALIDITY_DAYS;
-pub use format::{check_tag, constant_time_eq, is_dot_atom, make_alias, TagCheck};
+pub use format::{check_tag, constant_time_eq, is_ascii_domain, is_dot_atom, make_alias, TagCheck};
 pub use ttl::Ttl;
 
 /// The HMAC key; its bytes are never printed (Debug is redacted).
@@ -336,7 +336,11 @@ pub fn split_address(email: &str) -> Result<(&str, &str), AliasError> {
     // script's letters and digits for SMTPUTF8), dots where real mailboxes
     // have them, or a quoted string. Not `x.t[een`, `a(b` or `a\b`, which a
     // lenient reading of a broken header can take for one.
-    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    let atext = |c: char| {
+        c.is_alphanumeric()
+            || c == '.'
+            || (c.is_ascii() && format::ATEXT_SPECIALS.contains(&(c as u8)))
+    };
     let quoted = local.len() >= 2
         && local.starts_with('"')
         && local.ends_with('"')

@@ -29,6 +29,7 @@ pub use alias_map::{canonical, AliasMap};
 pub use header::{mask, Masked, Masker, Report};
 pub use rules::REPLY_FIELDS;
 pub use section::{Field, Parsed};
+pub use spelling::percent_at;
 pub use summary::{summarize, Summary};
 pub use text::replace_text;
 

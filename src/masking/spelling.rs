@@ -94,7 +94,7 @@ pub(super) fn percent_before(raw: &[u8], p: usize) -> Option<u8> {
 }
 
 /// The byte a `%XX` escape starting at `p` stands for.
-pub(super) fn percent_at(raw: &[u8], p: usize) -> Option<u8> {
+pub fn percent_at(raw: &[u8], p: usize) -> Option<u8> {
     (raw.get(p) == Some(&b'%')).then_some(())?;
     Some(hex(*raw.get(p + 1)?)? * 16 + hex(*raw.get(p + 2)?)?)
 }

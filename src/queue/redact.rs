@@ -7,7 +7,7 @@
 //! the alias; if the local part is still there after that, in clear or
 //! percent-encoded, the text is withheld and only the codes are kept.
 
-use crate::masking::{replace_text, AliasMap};
+use crate::masking::{percent_at, replace_text, AliasMap};
 
 /// `reply` fit to store and show: `real` replaced by `alias`, or only the
 /// reply's codes when `real`'s local part would still be in it.
@@ -40,14 +40,13 @@ fn percent_decoded(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+        match percent_at(bytes, i) {
+            Some(b) => {
+                out.push(b);
                 i += 3;
             }
-            (b, _, _) => {
-                out.push(b);
+            None => {
+                out.push(bytes[i]);
                 i += 1;
             }
         }
