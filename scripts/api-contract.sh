@@ -35,8 +35,10 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-python3 -m schemathesis.cli run "http://127.0.0.1:$api_port/v1/openapi.json" \
+# From the scratch folder: schemathesis keeps its cache (.schemathesis/) in
+# the working directory, and a run must not leave files in the tree.
+(cd "$work" && python3 -m schemathesis.cli run "http://127.0.0.1:$api_port/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error \
     --max-examples 50 \
-    --seed 20261123
+    --seed 20261123)

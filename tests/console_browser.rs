@@ -3,7 +3,8 @@
 //! store's token; switch the store to Soft and save; make an order's
 //! aliases through the API; send mail over SMTP; read the conversation and
 //! the message; retry a waiting delivery from the queue. Saves a screenshot
-//! of each page under docs/console/.
+//! of each page into `CT_SCREENSHOTS_DIR`, else under the target folder;
+//! `scripts/screenshots.sh` points it at docs/console/ to refresh the docs.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`. Without them the test
 //! says `skipped` and passes, unless `CT_REQUIRE_CHROMIUM=1` (as .ci/run
@@ -91,8 +92,12 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         .expect("a browser session")
 }
 
+/// Where screenshots go: `CT_SCREENSHOTS_DIR`, else target/tmp/console,
+/// so a test run never changes the tracked ones in docs/console/.
 fn screenshots() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    let dir = std::env::var_os("CT_SCREENSHOTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("console"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

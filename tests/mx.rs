@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use common::dns::DnsServer;
-use common::{new_postgres_database, wait_until, Backend, Relay, Sink, SinkReply, SmtpClient};
+use common::{wait_until, Backend, Relay, Sink, SinkReply, SmtpClient};
 use serde_json::Value;
 
 const SHOP: &str = "sac@acme-store.com";
@@ -67,12 +67,8 @@ impl Internet {
     }
 
     fn relay_on(&self, backend: Backend) -> Relay {
-        let url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(new_postgres_database()),
-        };
-        Relay::configured(
-            url,
+        Relay::on(
+            backend,
             &format!(
                 "transport = \"mx\"\nport = {}\nnameservers = [\"{}\"]",
                 self.port, self.dns.addr

@@ -48,6 +48,8 @@ async fn local_topology_delivers_through_both_nodes() {
         "ct_topology_{}",
         ulid::Ulid::new().to_string().to_lowercase()
     );
+    // The script creates it; the test drops it when it ends.
+    let database = common::TestDatabase::named(&db);
     let ports = (port_pair(), port_pair(), free_port().port());
     let smtp = ports.0;
     let up = script(dir.path(), &db, ports, &["up", "2"]);
@@ -57,10 +59,7 @@ async fn local_topology_delivers_through_both_nodes() {
         String::from_utf8_lossy(&up.stderr)
     );
 
-    let url = format!(
-        "{}/{db}",
-        common::postgres_admin_url().rsplit_once('/').unwrap().0
-    );
+    let url = database.url.clone();
     let out = Command::new(env!("CARGO_BIN_EXE_ct-relay"))
         .args([
             "alias",

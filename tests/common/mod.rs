@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod http;
 pub mod pki;
 pub mod postfix;
+pub mod postgres;
 pub mod proxy;
 pub mod scanners;
 pub mod sink;
@@ -64,36 +65,8 @@ macro_rules! on_both_backends {
     )*};
 }
 
-/// The PostgreSQL server tests use: `DATABASE_URL` (CI sets it), else the
-/// local server. Each test gets a database of its own.
-pub fn postgres_admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// Create an empty database and return its URL.
-pub fn new_postgres_database() -> String {
-    let admin = postgres_admin_url();
-    let name = format!("ct_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let out = Command::new("psql")
-        .arg(&admin)
-        .args([
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "cannot create a test database on {admin} (is PostgreSQL running? set DATABASE_URL): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let base = admin.split('?').next().unwrap();
-    let base = &base[..base.rfind('/').unwrap()];
-    format!("{base}/{name}")
-}
+#[allow(unused_imports)]
+pub use postgres::{admin_url as postgres_admin_url, TestDatabase};
 
 pub fn free_port() -> SocketAddr {
     let l = StdListener::bind("127.0.0.1:0").unwrap();
@@ -120,6 +93,9 @@ pub struct Relay {
     pub config: PathBuf,
     child: Option<Child>,
     env: Vec<(String, String)>,
+    /// The PostgreSQL database this relay (and its other nodes) use, dropped
+    /// after the last of them.
+    database: Option<std::sync::Arc<TestDatabase>>,
 }
 
 /// A started relay on `backend` delivering to a new recording sink.
@@ -138,11 +114,21 @@ fn smarthost_delivery(smarthost: SocketAddr) -> String {
 impl Relay {
     /// A relay delivering to `smarthost`, with fast retries.
     pub fn with_smarthost(backend: Backend, smarthost: SocketAddr) -> Self {
-        let url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(new_postgres_database()),
-        };
-        Self::configured(url, &smarthost_delivery(smarthost))
+        Self::on(backend, &smarthost_delivery(smarthost))
+    }
+
+    /// A relay on `backend` (a new database of its own for PostgreSQL) with
+    /// these `[delivery]` lines.
+    pub fn on(backend: Backend, delivery: &str) -> Self {
+        match backend {
+            Backend::Sqlite => Self::configured(None, delivery),
+            Backend::Postgres => {
+                let db = TestDatabase::create();
+                let mut relay = Self::configured(Some(db.url.clone()), delivery);
+                relay.database = Some(db);
+                relay
+            }
+        }
     }
 
     /// A relay delivering to `smarthost`, on a new PostgreSQL database it
@@ -150,11 +136,11 @@ impl Relay {
     /// started, with the proxy.
     pub async fn behind_database_proxy(smarthost: SocketAddr) -> (proxy::Proxy, Self) {
         let proxy = proxy::Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-        let url = new_postgres_database().replace("127.0.0.1:5432", &proxy.addr.to_string());
-        (
-            proxy,
-            Self::configured(Some(url), &smarthost_delivery(smarthost)),
-        )
+        let db = TestDatabase::create();
+        let url = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+        let mut relay = Self::configured(Some(url), &smarthost_delivery(smarthost));
+        relay.database = Some(db);
+        (proxy, relay)
     }
 
     /// Another node on the same database as `self`, same next hop.
@@ -166,6 +152,7 @@ impl Relay {
             .replace(&self.api.to_string(), &node.api.to_string());
         std::fs::write(&node.config, text).unwrap();
         node.env = self.env.clone();
+        node.database = self.database.clone();
         node
     }
 
@@ -233,6 +220,7 @@ poll_interval = "100ms"
             config,
             child: None,
             env: Vec::new(),
+            database: None,
         }
     }
 

@@ -13,17 +13,32 @@ use ct_relay::storage::{
     TimelineSummary, Write,
 };
 
-pub async fn open(backend: Backend) -> (Arc<dyn Storage>, tempfile::TempDir) {
+/// What a test's storage lives in: a folder for SQLite, a database of its
+/// own for PostgreSQL. Both go when this is dropped.
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    _database: Option<Arc<super::TestDatabase>>,
+}
+
+pub async fn open(backend: Backend) -> (Arc<dyn Storage>, Scratch) {
     let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
-        Backend::Postgres => super::new_postgres_database(),
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(super::TestDatabase::create()),
     };
+    let url = match &database {
+        None => format!("sqlite://{}", dir.path().join("t.db").display()),
+        Some(db) => db.url.clone(),
+    };
+    let storage = storage::open(&StorageSettings::with_url(&url))
+        .await
+        .unwrap();
     (
-        storage::open(&StorageSettings::with_url(&url))
-            .await
-            .unwrap(),
-        dir,
+        storage,
+        Scratch {
+            _dir: dir,
+            _database: database,
+        },
     )
 }
 
