@@ -12,6 +12,7 @@ pub mod masking;
 pub mod message_log;
 pub mod mime;
 pub mod policy;
+pub mod private_files;
 pub mod queue;
 pub mod sender_auth;
 pub mod server;

@@ -16,9 +16,9 @@ pub struct FileTransport {
 }
 
 impl FileTransport {
-    /// Write into `dir`, creating it.
+    /// Write into `dir`, creating it (0700; the files are 0600).
     pub fn new(dir: &Path) -> Result<Self, TransportError> {
-        std::fs::create_dir_all(dir)
+        crate::private_files::create_dir(dir)
             .map_err(|e| TransportError::Dir(dir.display().to_string(), e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -28,7 +28,7 @@ impl FileTransport {
 
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
+    let mut file = crate::private_files::create_file(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, dir.join(name))

@@ -5,7 +5,9 @@ mod batch;
 mod checkpoint;
 mod readers;
 
-use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use readers::{Reader, Readers};
 
 use super::sql::Backend;
 use super::{BatchWriter, Keyring, Result, StorageError, Write};
+use crate::private_files;
 
 /// The writer's page cache: a transaction that touches more pages than
 /// the cache holds writes them to the log twice or more (a bulk import's
@@ -82,11 +85,25 @@ impl SqliteStorage {
             // Deleted rows are overwritten, not left in free pages: an
             // erased person's address must not survive in the file.
             .pragma("secure_delete", "on");
-        if let Some(dir) = Path::new(options.get_filename()).parent() {
+        let file = options.get_filename().to_path_buf();
+        if let Some(dir) = file.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
+                private_files::create_dir(dir).map_err(|e| {
                     StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                 })?;
+            }
+        }
+        // The file holds real addresses: 0600, and its WAL follows its mode.
+        if file.as_os_str() != ":memory:" {
+            private_files::create_empty_if_missing(&file).map_err(|e| {
+                StorageError::Unavailable(format!("cannot create {}: {e}", file.display()))
+            })?;
+            if let Some(mode) = private_files::open_to_others(&file) {
+                tracing::warn!(
+                    file = %file.display(),
+                    mode = format!("{mode:o}"),
+                    "the database file can be read by others than the relay's user; chmod 600 it"
+                );
             }
         }
         let writer = Arc::new(Writer {
