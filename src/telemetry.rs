@@ -66,6 +66,9 @@ pub const MTA_STS_FETCH_FAILURES: &str = "ct_relay_mta_sts_fetch_failures_total"
 /// Participants marked undeliverable after hard bounces.
 pub const UNDELIVERABLE: &str = "ct_relay_participants_undeliverable_total";
 
+/// Wrong or missing API tokens and refused console logins.
+pub const AUTH_FAILURES: &str = "ct_relay_http_auth_failures_total";
+
 /// Always 1, with the running version as its label.
 pub const BUILD_INFO: &str = "ct_relay_build_info";
 
@@ -178,6 +181,10 @@ fn describe() {
         UNDELIVERABLE,
         "Participants marked undeliverable after hard bounces."
     );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Wrong or missing API tokens and refused console logins."
+    );
     describe_gauge!(
         BUILD_INFO,
         "The running version, as the label version; always 1."
@@ -247,6 +254,11 @@ pub fn mta_sts_failure(mode: &'static str) {
 /// Count a policy that could not be fetched.
 pub fn mta_sts_fetch_failed() {
     counter!(MTA_STS_FETCH_FAILURES).increment(1);
+}
+
+/// Count a failed authentication over HTTP.
+pub fn auth_failure() {
+    counter!(AUTH_FAILURES).increment(1);
 }
 
 /// Count a participant marked undeliverable.

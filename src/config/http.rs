@@ -53,7 +53,7 @@ impl Default for WebhookSettings {
 }
 
 /// The integrators' HTTP API. Off unless `listen` is set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// Where the HTTP API and the console listen; none: off.
@@ -68,6 +68,27 @@ pub struct ApiSettings {
     /// More tokens, each optionally limited to one store.
     #[serde(default)]
     pub tokens: Vec<ApiToken>,
+    /// Wrong or missing tokens and refused console logins one client
+    /// address may make per minute before it gets `429` for the rest of
+    /// that minute; 0: no limit.
+    #[serde(default = "default_max_auth_failures")]
+    pub max_auth_failures_per_minute: u32,
+}
+
+fn default_max_auth_failures() -> u32 {
+    10
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            token: None,
+            token_file: None,
+            tokens: Vec::new(),
+            max_auth_failures_per_minute: default_max_auth_failures(),
+        }
+    }
 }
 
 /// A bearer token of the API (and a console login).

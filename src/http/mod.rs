@@ -4,11 +4,12 @@
 //! the rules in `crate::service`; this module puts their routes together.
 
 pub mod api;
+pub mod auth_failures;
 pub mod console;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::http::StatusCode;
 use axum::Router;
@@ -24,13 +25,38 @@ pub struct HttpState {
     /// The rules shared with the command line, and the storage behind them.
     pub services: Services,
     /// `api.token` and `[[api.tokens]]`: who may call, and for which store.
-    pub tokens: Arc<Vec<ApiToken>>,
+    pub tokens: ApiTokens,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// True while the SMTP listener accepts connections (for /readyz).
     pub smtp_up: Arc<AtomicBool>,
     /// This relay's name in `write_probes` (`smtp.hostname`), for /readyz.
     pub node: String,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<auth_failures::AuthFailures>,
+}
+
+/// The configured API tokens, replaced whole when the configuration is
+/// reloaded (SIGHUP); requests read the set current when they arrive.
+#[derive(Clone, Default)]
+pub struct ApiTokens(Arc<RwLock<Arc<Vec<ApiToken>>>>);
+
+impl ApiTokens {
+    /// These tokens.
+    pub fn new(tokens: Vec<ApiToken>) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(tokens))))
+    }
+
+    /// The tokens now.
+    pub fn current(&self) -> Arc<Vec<ApiToken>> {
+        self.0.read().expect("not poisoned").clone()
+    }
+
+    /// Replace every token: a token no longer listed stops working at once,
+    /// and so do the console sessions opened with it.
+    pub fn replace(&self, tokens: Vec<ApiToken>) {
+        *self.0.write().expect("not poisoned") = Arc::new(tokens);
+    }
 }
 
 /// The whole HTTP application: the API's routes, the console's, and a JSON
@@ -58,10 +84,13 @@ pub async fn bind(
     let listener = TcpListener::bind(addr).await?;
     let app = app(state);
     Ok(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
     })
 }

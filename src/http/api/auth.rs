@@ -5,6 +5,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use crate::http::auth_failures::client_of;
 use crate::http::HttpState;
 use crate::service::{find_token, Scope};
 
@@ -23,13 +24,20 @@ impl FromRequestParts<HttpState> for Scope {
         parts: &mut Parts,
         state: &HttpState,
     ) -> Result<Self, Self::Rejection> {
-        let presented = parts
+        let client = client_of(&parts.extensions);
+        if let Some(wait) = state.auth_failures.wait_for(client) {
+            return Err(ApiError::too_many_failures(wait));
+        }
+        let found = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        find(&state.tokens, presented.trim()).ok_or_else(ApiError::unauthorized)
+            .and_then(|presented| find(&state.tokens.current(), presented.trim()));
+        found.ok_or_else(|| {
+            state.auth_failures.record(client, "API token");
+            ApiError::unauthorized()
+        })
     }
 }
 

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,
+    /// Seconds to wait, sent as `Retry-After` (with `429`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     /// `401`: no valid bearer token.
@@ -37,6 +40,18 @@ impl ApiError {
             "unauthorized",
             "a valid bearer token is required",
         )
+    }
+    /// `429`: this client failed to authenticate too often; wait `wait`.
+    pub fn too_many_failures(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs().max(1);
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!("too many failed authentications from this address; try again in {secs} s"),
+            )
+        }
     }
     /// `403`: the token may not act for `store`.
     pub fn forbidden(store: &str) -> Self {
@@ -75,6 +90,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         response
     }

@@ -152,7 +152,7 @@ impl FromRequestParts<HttpState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, LoginFirst> {
         cookie(&parts.headers, SESSION_COOKIE)
-            .and_then(|value| verify(&state.services.aliaser, &state.tokens, value))
+            .and_then(|value| verify(&state.services.aliaser, &state.tokens.current(), value))
             .ok_or(LoginFirst)
     }
 }

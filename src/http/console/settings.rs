@@ -3,7 +3,8 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use chrono::Utc;
@@ -11,8 +12,9 @@ use serde::Deserialize;
 
 use super::policy::PolicyView;
 use super::session::{self, Session, LIFETIME, LOGIN_COOKIE, SESSION_COOKIE};
-use super::{page, see_other, valid_id, ConsoleError, Nav};
+use super::{page, see_other, ConsoleError, Nav};
 use crate::alias::{MaskMode, Role};
+use crate::http::auth_failures::ClientAddr;
 use crate::http::HttpState;
 use crate::service::SettingsChange;
 
@@ -58,6 +60,7 @@ pub struct LoginForm {
 
 pub async fn log_in(
     State(state): State<HttpState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -69,8 +72,20 @@ pub async fn log_in(
             Some("The login form had expired. Please log in again."),
         );
     }
-    let Some(token) = crate::service::find_token(&state.tokens, form.token.trim()) else {
-        tracing::info!("console login refused: unknown token");
+    if let Some(wait) = state.auth_failures.wait_for(client) {
+        let text = format!(
+            "Too many failed logins from this address. Try again in {} s.",
+            wait.as_secs().max(1)
+        );
+        let mut response = login_form(&headers, StatusCode::TOO_MANY_REQUESTS, Some(&text));
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return response;
+    }
+    let tokens = state.tokens.current();
+    let Some(token) = crate::service::find_token(&tokens, form.token.trim()) else {
+        state.auth_failures.record(client, "console login");
         return login_form(
             &headers,
             StatusCode::UNAUTHORIZED,
@@ -79,6 +94,7 @@ pub async fn log_in(
     };
     tracing::info!(
         store = token.store.as_deref().unwrap_or("(all)"),
+        client = %client,
         "console login"
     );
     let value = session::open(&state.services.aliaser, token);
@@ -158,7 +174,9 @@ pub fn chosen_store(
         .within(page, session)),
         (Some(mine), _) => Ok(Some(mine.clone())),
         (None, Some(store)) => {
-            valid_id(store, "store id").map_err(|e| e.within(page, session))?;
+            crate::alias::validate_store_id(store)
+                .map_err(|e| ConsoleError::new(StatusCode::BAD_REQUEST, e.to_string()))
+                .map_err(|e| e.within(page, session))?;
             Ok(Some(store.to_string()))
         }
         (None, None) => Ok(None),
