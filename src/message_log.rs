@@ -75,6 +75,24 @@ pub fn deferred(qid: &str, reason: &str, reply: &str) {
     tracing::info!(target: "ct_relay::message", event = "deferred", qid, reason, reply, "message deferred");
 }
 
+/// An SMTP command answered 4xx or 5xx: the client, what it called itself
+/// (only a host name or address literal; anything else as `[unknown]`, as
+/// in Received) and the relay's reply, which names no real address.
+pub fn smtp_refused(client: IpAddr, helo: &str, reply: &crate::smtp::Reply) {
+    let helo = match helo {
+        "" => "-",
+        helo => crate::accept::received_from_name(helo),
+    };
+    tracing::info!(
+        target: "ct_relay::message",
+        event = "smtp_refused",
+        client = %client,
+        helo,
+        reply = reply.one_line(),
+        "SMTP command refused"
+    );
+}
+
 /// A recipient refused at RCPT (an ended, disabled or undeliverable alias).
 pub fn rcpt_refused(alias: &str, store: &str, order: &str, reason: &str) {
     tracing::info!(

@@ -1,6 +1,6 @@
 //! The log operators grep: with `log.format = "json"` every line is one flat
 //! JSON object with one `message` key, and each message event (received,
-//! delivery, dsn, rcpt_refused) carries the ids that tie a message's story
+//! delivery, dsn, rcpt_refused, smtp_refused) carries the ids that tie a message's story
 //! together, `journalctl -u ct-relay | grep <id>` style. No real address.
 
 mod common;
@@ -96,8 +96,37 @@ async fn message_events_are_one_json_line_each(backend: Backend) {
         .await
     );
 
+    // A session calling itself by a real address: its refusal is logged
+    // with the client and the reply, the name only as `[unknown]`.
+    let (mut other, _) = SmtpClient::connect(relay.smtp).await;
+    assert_eq!(other.cmd(&format!("EHLO {REAL}")).await.code, 250);
+    assert_eq!(other.cmd(&format!("MAIL FROM:<{SHOP}>")).await.code, 250);
+    assert_eq!(other.cmd(&format!("RCPT TO:<{customer}>")).await.code, 550);
+    assert!(
+        wait_until(Duration::from_secs(5), || relay
+            .log()
+            .matches("smtp_refused")
+            .count()
+            == 2)
+        .await
+    );
+
     let log = relay.log();
     let lines = lines(&log);
+    let session_refusals: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "smtp_refused")
+        .collect();
+    assert_eq!(session_refusals.len(), 2, "{session_refusals:#?}");
+    for refusal in &session_refusals {
+        assert_eq!(refusal["client"], "127.0.0.1");
+        assert!(
+            refusal["reply"].as_str().unwrap().starts_with("550 5.1.1"),
+            "{refusal}"
+        );
+    }
+    assert_ne!(session_refusals[0]["helo"], "[unknown]");
+    assert_eq!(session_refusals[1]["helo"], "[unknown]");
 
     let delivered = story(&lines, &sent);
     assert_eq!(
@@ -142,7 +171,7 @@ async fn message_events_are_one_json_line_each(backend: Backend) {
         .iter()
         .filter(|l| l["event"] == "rcpt_refused")
         .collect();
-    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused.len(), 2, "one per session: {refused:#?}");
     assert_eq!(refused[0]["to"], customer.as_str());
     assert_eq!(refused[0]["order"], ORDER);
 

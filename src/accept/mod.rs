@@ -4,6 +4,7 @@
 //! calls it.
 
 mod order;
+pub(crate) use order::received_from_name;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -324,7 +324,7 @@ impl Participants {
 /// argument when that is a host name or an address literal, else
 /// `[unknown]`. Anything else a client sends there (`EHLO buyer@example.com`)
 /// would be copied into every masked message.
-pub(super) fn received_from_name(helo: &str) -> &str {
+pub(crate) fn received_from_name(helo: &str) -> &str {
     let host = helo.strip_suffix('.').unwrap_or(helo);
     let is_host = host.len() <= 253 && crate::alias::is_ascii_domain(host);
     let is_literal = helo

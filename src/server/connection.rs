@@ -204,6 +204,11 @@ impl Connection {
             }
             other => other,
         };
+        if let Event::Reply(r) | Event::Close(r) = &event {
+            if r.code >= 400 {
+                crate::message_log::smtp_refused(self.peer.ip, session.helo(), r);
+            }
+        }
         match event {
             Event::Reply(r) => {
                 self.send(&r).await?;

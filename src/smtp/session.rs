@@ -175,6 +175,11 @@ impl<R> Session<R> {
         Reply::shutting_down(&self.hostname)
     }
 
+    /// What the client called itself in HELO or EHLO (empty before).
+    pub fn helo(&self) -> &str {
+        &self.helo
+    }
+
     /// The current transaction's envelope sender (empty: null sender or none yet).
     pub fn mail_from(&self) -> &str {
         &self.mail_from
