@@ -72,6 +72,10 @@ pub enum AliasError {
     /// A store or order id with characters other than letters, digits, `.`, `_` and `-` (the id, what it is).
     #[error("`{0}` is not a valid {1} (letters, digits, `.`, `_`, `-`; 1 to 128 characters)")]
     BadId(String, &'static str),
+    /// A store id with capital letters: store ids are compared exactly, so
+    /// `ACME` would silently be another store than `acme`.
+    #[error("store id `{0}` must be lowercase (store ids are compared exactly; use `{1}`)")]
+    UppercaseStore(String, String),
     /// Not `customer`, `store` or `contact`.
     #[error("unknown role `{0}` (customer, store or contact)")]
     BadRole(String),
@@ -287,7 +291,7 @@ impl Aliaser {
         mode: MaskMode,
         now: DateTime<Utc>,
     ) -> Result<Participant, AliasError> {
-        validate_id(store, "store id")?;
+        validate_store_id(store)?;
         validate_id(order, "order id")?;
         let email = email.trim();
         let (_, domain) = split_address(email)?;
@@ -376,9 +380,38 @@ pub fn validate_id(id: &str, what: &'static str) -> Result<(), AliasError> {
     }
 }
 
+/// A store id: as `validate_id`, and lowercase, so that `ACME` is refused
+/// rather than becoming a store apart from `acme`.
+pub fn validate_store_id(store: &str) -> Result<(), AliasError> {
+    validate_id(store, "store id")?;
+    if store.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(AliasError::UppercaseStore(
+            store.to_string(),
+            store.to_ascii_lowercase(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_ids_are_lowercase() {
+        assert!(validate_store_id("acme-store_2.br").is_ok());
+        let e = validate_store_id("ACME").unwrap_err();
+        assert_eq!(e, AliasError::UppercaseStore("ACME".into(), "acme".into()));
+        assert!(e.to_string().contains("use `acme`"), "{e}");
+        assert!(matches!(
+            validate_store_id("a b"),
+            Err(AliasError::BadId(..))
+        ));
+        assert!(
+            validate_id("Order-ABC", "order id").is_ok(),
+            "order ids keep their case"
+        );
+    }
 
     fn aliaser() -> Aliaser {
         let key = AliasKey::new((0u8..32).collect()).unwrap();

@@ -1,17 +1,15 @@
-//! Read-side commands: store, timeline, queue.
+//! Read-side commands: store, timeline.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::bail;
 use chrono::Utc;
 use serde_json::json;
 
-use ct_relay::alias::validate_id;
+use ct_relay::alias::validate_store_id;
 use ct_relay::service::{Scope, ServiceError, Services, SettingsChange};
-use ct_relay::storage::Storage;
 
-use super::{QueueCommand, StoreCommand};
+use super::StoreCommand;
 
 pub fn print(value: &impl serde::Serialize) {
     println!(
@@ -24,7 +22,7 @@ pub async fn store(cmd: StoreCommand, services: Services) -> anyhow::Result<Exit
     let storage = &services.storage;
     match cmd {
         StoreCommand::SetMode { store, mode } => {
-            validate_id(&store, "store id")?;
+            validate_store_id(&store)?;
             storage.set_store_mode(&store, mode.parse()?).await?;
             print(&storage.store_summary(&store).await?);
         }
@@ -93,20 +91,5 @@ pub async fn timeline(
         Err(e) => return Err(e.into()),
     };
     print(&json!({ "store": store, "order": order, "entries": entries, "next": next }));
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn queue(cmd: QueueCommand, storage: Arc<dyn Storage>) -> anyhow::Result<ExitCode> {
-    match cmd {
-        QueueCommand::List { limit } => {
-            print(&json!({ "deliveries": storage.queue_list(None, limit).await? }));
-        }
-        QueueCommand::Retry { id } => {
-            if !storage.queue_retry(&id, Utc::now()).await? {
-                bail!("no delivery `{id}` waiting or failed (delivered ones, and those to an erased person, are not retried)");
-            }
-            print(&json!({ "id": id, "due": "now" }));
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }

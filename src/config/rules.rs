@@ -60,6 +60,11 @@ impl Settings {
                     format!("every API token must have at least {MIN_TOKEN_LEN} characters"),
                 );
             }
+            for store in tokens.iter().filter_map(|t| t.store.as_deref()) {
+                if let Err(e) = crate::alias::validate_store_id(store) {
+                    problem("api.tokens", format!("api.tokens: {e}"));
+                }
+            }
         }
         if self.storage.commit_batch == 0 {
             problem(

@@ -3,7 +3,7 @@
 //! are opened with the same tokens) both end up as a `Scope`.
 
 use super::{Result, ServiceError};
-use crate::alias::{constant_time_eq, validate_id};
+use crate::alias::{constant_time_eq, validate_store_id};
 use crate::config::ApiToken;
 
 /// The stores a caller may act for: all of them, or one.
@@ -44,7 +44,7 @@ impl Scope {
     /// unless this caller may act for it: the check every rule that acts
     /// for a named store makes first.
     pub fn allow(&self, store: &str) -> Result<()> {
-        validate_id(store, "store id")?;
+        validate_store_id(store)?;
         match &self.store {
             Some(mine) if mine != store => Err(ServiceError::Forbidden(store.to_string())),
             _ => Ok(()),
