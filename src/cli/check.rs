@@ -35,3 +35,22 @@ pub fn run(path: &Path) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// Why the configuration could not be loaded, placed: the errors
+/// `check-config` finds, each at its `file:line` or variable with the full
+/// key; else `error` as it was.
+pub fn placed(path: &Path, error: ct_relay::config::ConfigError) -> anyhow::Error {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let report = check_config(path, &env);
+    let errors: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {}", f.place, f.message))
+        .collect();
+    match errors.len() {
+        0 => error.into(),
+        1 => anyhow::anyhow!("{}", errors[0]),
+        _ => anyhow::anyhow!("{}", errors.join("\n")),
+    }
+}

@@ -163,6 +163,14 @@ impl Check<'_> {
                 self.error(Some(key), place, message);
                 break;
             }
+            // The full key: `smtp.max_recipents`, not the field alone.
+            let message = match message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((_, rest)) => format!("unknown key `{key}`{rest}"),
+                None => format!("{key}: {message}"),
+            };
             self.error(Some(key.clone()), place, message);
             if !remove(table.get_mut(), &key) {
                 break;

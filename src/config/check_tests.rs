@@ -80,7 +80,12 @@ fn every_bad_key_is_named_at_its_line() {
         ],
         "{report:#?}"
     );
-    assert!(report.findings[0].message.contains("unknown field"));
+    assert!(
+        report.findings[0]
+            .message
+            .starts_with("unknown key `smtp.max_recipents`, expected"),
+        "the full key: {report:#?}"
+    );
 }
 
 #[test]
