@@ -1,6 +1,7 @@
 //! `ct-relay serve`: wires storage, the committer, the SMTP listener and the
 //! delivery queue together, and stops them in order on SIGTERM or SIGINT.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -55,7 +56,8 @@ pub enum DaemonError {
 /// Run the relay until SIGTERM or SIGINT: migrate, listen for SMTP and HTTP,
 /// deliver, send webhooks, purge; then stop in order (listener, sessions,
 /// queue runner, webhooks, heartbeat, committer).
-pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
+/// `config` is the file `settings` came from, read again on SIGHUP.
+pub async fn serve(settings: Settings, config: &Path) -> Result<(), DaemonError> {
     let aliaser = settings.aliaser()?;
     if settings.uses_development_key() {
         tracing::warn!(
@@ -87,7 +89,6 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         (None, None) => None,
         _ => return Err(DaemonError::TlsHalf),
     };
-    let dkim = settings.dkim_signing()?;
     let sender_auth = settings
         .auth
         .check
@@ -121,11 +122,6 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
             );
         }
     }
-    let transport = delivery::from_settings(
-        &settings.delivery,
-        &settings.smtp.hostname,
-        &settings.auth.nameservers,
-    )?;
     let socket = TcpListener::bind(settings.smtp.listen)
         .await
         .map_err(|e| DaemonError::Listen(settings.smtp.listen, e))?;
@@ -183,29 +179,13 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
         ),
         tls: tls.clone(),
     });
-    let runner = Arc::new(QueueRunner {
-        storage: storage.clone(),
-        transport,
+    let runner = Arc::new(queue_runner(
+        &settings,
+        storage.clone(),
         committer,
-        node: node.clone(),
-        policy: RetryPolicy {
-            initial: settings.delivery.retry_initial,
-            max: settings.delivery.retry_max,
-            give_up_after: settings.delivery.give_up_after,
-        },
-        workers: settings.delivery.workers,
-        limits: settings.delivery.clone(),
-        lease: settings.delivery.lease,
-        poll_interval: settings.delivery.poll_interval,
+        node.clone(),
         wake,
-        notifier: Notifier::new(
-            storage.clone(),
-            &settings.smtp.hostname,
-            &settings.alias.domain,
-        )
-        .with_suppression(settings.delivery.suppression()),
-        dkim: dkim.map(Arc::new),
-    });
+    )?);
 
     let webhooks = Arc::new(WebhookDispatcher::new(
         storage.clone(),
@@ -215,14 +195,18 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
 
     let (stop, stopped) = watch::channel(false);
     let smtp_up = Arc::new(AtomicBool::new(true));
+    let tokens = http::ApiTokens::new(settings.api.all_tokens());
     let api = match settings.api.listen {
         Some(addr) => {
             let state = HttpState {
                 node: settings.smtp.hostname.clone(),
                 services: Services::new(&settings, storage.clone(), aliaser.clone()),
-                tokens: Arc::new(settings.api.all_tokens()),
+                tokens: tokens.clone(),
                 metrics: crate::telemetry::install(),
                 smtp_up: smtp_up.clone(),
+                auth_failures: Arc::new(http::auth_failures::AuthFailures::new(
+                    settings.api.max_auth_failures_per_minute,
+                )),
             };
             let serve = http::bind(addr, state, stopped.clone())
                 .await
@@ -256,7 +240,7 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     ));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
 
-    wait_for_signal(tls.as_deref()).await?;
+    wait_for_signal(config, tls.as_deref(), &tokens).await?;
     tracing::info!("shutting down: no new sessions; finishing open ones");
     smtp_up.store(false, Ordering::SeqCst);
     let _ = stop.send(true);
@@ -278,8 +262,54 @@ pub async fn serve(settings: Settings) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Wait for SIGTERM or SIGINT; on SIGHUP, re-read the TLS certificate.
-async fn wait_for_signal(tls: Option<&TlsFiles>) -> Result<(), DaemonError> {
+/// The queue runner `settings` describe, with its transport and DKIM
+/// signing, recording through `committer` as `node`: `serve`'s, and the
+/// one `ct-relay queue retry` attempts a delivery with.
+#[allow(clippy::result_large_err)] // called once per process, at start
+pub fn queue_runner(
+    settings: &Settings,
+    storage: Arc<dyn Storage>,
+    committer: Committer,
+    node: String,
+    wake: Arc<Notify>,
+) -> Result<QueueRunner, DaemonError> {
+    let transport = delivery::from_settings(
+        &settings.delivery,
+        &settings.smtp.hostname,
+        &settings.auth.nameservers,
+    )?;
+    Ok(QueueRunner {
+        notifier: Notifier::new(
+            storage.clone(),
+            &settings.smtp.hostname,
+            &settings.alias.domain,
+        )
+        .with_suppression(settings.delivery.suppression()),
+        storage,
+        transport,
+        committer,
+        node,
+        policy: RetryPolicy {
+            initial: settings.delivery.retry_initial,
+            max: settings.delivery.retry_max,
+            give_up_after: settings.delivery.give_up_after,
+        },
+        workers: settings.delivery.workers,
+        limits: settings.delivery.clone(),
+        lease: settings.delivery.lease,
+        poll_interval: settings.delivery.poll_interval,
+        wake,
+        dkim: settings.dkim_signing()?.map(Arc::new),
+    })
+}
+
+/// Wait for SIGTERM or SIGINT; on SIGHUP, reload what can change while
+/// serving (see `reload`).
+async fn wait_for_signal(
+    config: &Path,
+    tls: Option<&TlsFiles>,
+    tokens: &http::ApiTokens,
+) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
@@ -288,12 +318,34 @@ async fn wait_for_signal(tls: Option<&TlsFiles>) -> Result<(), DaemonError> {
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match tls.map(TlsFiles::reload) {
-                Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                Some(Err(e)) => tracing::warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
-                None => tracing::info!("SIGHUP: nothing to reload"),
-            },
+            _ = hup.recv() => reload(config, tls, tokens),
         }
+    }
+}
+
+/// SIGHUP: read the configuration file (and CT_RELAY__* overrides) again
+/// and take its API tokens (`api.token`, `api.token_file`, `[[api.tokens]]`);
+/// re-read the STARTTLS certificate and key files. A configuration that no
+/// longer loads changes nothing. Everything else, keys included, is read
+/// only at start (docs/OPERATIONS.md says why).
+fn reload(config: &Path, tls: Option<&TlsFiles>, tokens: &http::ApiTokens) {
+    match Settings::load(config) {
+        Ok(settings) => {
+            let new = settings.api.all_tokens();
+            tracing::info!(tokens = new.len(), "SIGHUP: API tokens reloaded");
+            tokens.replace(new);
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "SIGHUP: the configuration does not load; API tokens unchanged"
+        ),
+    }
+    match tls.map(TlsFiles::reload) {
+        Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays")
+        }
+        None => {}
     }
 }
 

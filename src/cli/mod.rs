@@ -6,6 +6,7 @@ mod check;
 mod generate;
 mod import;
 mod logging;
+mod queue;
 mod report;
 
 use std::path::PathBuf;
@@ -63,7 +64,7 @@ enum Command {
     },
     /// Inspect and nudge the delivery queue.
     #[command(subcommand)]
-    Queue(QueueCommand),
+    Queue(queue::QueueCommand),
     /// Delete expired aliases and data past retention (serve does it hourly),
     /// then give freed space back to the file system (SQLite).
     Purge,
@@ -205,28 +206,13 @@ enum StoreCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum QueueCommand {
-    /// Deliveries not yet delivered (queued, retrying, failed).
-    List {
-        /// Print at most this many, oldest first.
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
-    /// Make a delivery due now (a failed one is tried again).
-    Retry {
-        /// The delivery's id (`queue list` shows it).
-        id: String,
-    },
-}
-
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => return Ok(check::run(&cli.config)),
         Command::Generate(cmd) => return generate::run(cmd),
         _ => {}
     }
-    let settings = Settings::load(&cli.config)?;
+    let settings = Settings::load(&cli.config).map_err(|e| check::placed(&cli.config, e))?;
     if let Command::Dkim(DkimCommand::Generate {
         selector,
         algorithm,
@@ -238,7 +224,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     logging::init(&settings.log, matches!(cli.command, Command::Serve))?;
     match cli.command {
         Command::Serve => {
-            ct_relay::daemon::serve(settings).await?;
+            ct_relay::daemon::serve(settings, &cli.config).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -257,7 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let page = report::Page { limit, after };
             report::timeline(&order, store, page, services(&settings).await?).await
         }
-        Command::Queue(cmd) => report::queue(cmd, open(&settings).await?).await,
+        Command::Queue(cmd) => queue::run(cmd, &settings, open(&settings).await?).await,
         Command::Dkim(_) | Command::CheckConfig | Command::Generate(_) => {
             unreachable!("handled above, without storage")
         }

@@ -132,7 +132,7 @@ impl QueueRunner {
                     freed: freed.clone(),
                 };
                 let me = self.clone();
-                in_flight.spawn(async move { me.attempt(leased, slot, destination).await });
+                in_flight.spawn(async move { me.attempt(leased, Some(slot), destination).await });
             }
             if !postponed.is_empty() {
                 // Claim again when the first of them is due, not at the
@@ -295,8 +295,26 @@ impl QueueRunner {
         }
     }
 
+    /// Attempt `job`, leased to this runner's node, at once and outside
+    /// the workers and destination limits, recording the outcome as any
+    /// attempt's: what `ct-relay queue retry` does.
+    pub async fn attempt_now(&self, job: DeliveryJob) {
+        let leased = Leased {
+            destination: None,
+            job,
+            content: None,
+            since: Instant::now(),
+        };
+        self.attempt(leased, None, None).await
+    }
+
     /// Send, give the slot back, then record the outcome.
-    async fn attempt(&self, leased: Leased, slot: Slot, destination: Option<DestinationPermit>) {
+    async fn attempt(
+        &self,
+        leased: Leased,
+        slot: Option<Slot>,
+        destination: Option<DestinationPermit>,
+    ) {
         let job = leased.job;
         let content = match leased.content {
             Some(c) => Ok(Some(c)),

@@ -423,37 +423,14 @@ async fn cancel(
     order: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let at = to_ms(now);
-    let stmt = Stmt::new(
-        "UPDATE deliveries SET state = 'failed', last_reply = $1, updated_at = $2,
-             lease_owner = NULL, lease_until = NULL
-         WHERE id = $3",
+    super::queue_control::end_delivery(
+        conn,
+        (&d.id, &d.message_id),
+        (store, order),
+        CANCELLED_REPLY,
+        now,
     )
-    .text(CANCELLED_REPLY)
-    .int(at)
-    .text(&d.id);
-    conn.execute(stmt).await?;
-    let stmt = Stmt::new(
-        "INSERT INTO delivery_attempts (delivery_id, at, state, reply) VALUES ($1, $2, 'failed', $3)",
-    )
-    .text(&d.id)
-    .int(at)
-    .text(CANCELLED_REPLY);
-    conn.execute(stmt).await?;
-    let on_timeline =
-        Stmt::new("SELECT id FROM timeline_entries WHERE id = $1").text(&d.message_id);
-    if conn.fetch_optional(on_timeline).await?.is_some() {
-        super::outbox::insert_webhook_event(
-            conn,
-            store,
-            order,
-            &d.message_id,
-            super::WebhookEventKind::DeliveryUpdated,
-            now,
-        )
-        .await?;
-    }
-    Ok(())
+    .await
 }
 
 /// Remove the person from the reply texts of one of their deliveries.

@@ -24,6 +24,7 @@ mod postgres;
 mod protection;
 pub mod purge;
 mod queries;
+pub mod queue_control;
 mod redaction;
 mod refusals;
 pub mod rotation;
@@ -57,6 +58,7 @@ pub use nodes::Nodes;
 pub use outbox::*;
 pub use postgres::PgStorage;
 pub use protection::Protection;
+pub use queue_control::{QueueChange, QueueControl};
 pub use settings::*;
 pub use suppression::UNDELIVERABLE_EVENT;
 pub use timeline::{TimelinePage, Timelines, PAGE_MAX};
@@ -128,6 +130,7 @@ pub trait Storage:
     + Maintenance
     + Nodes
     + Protection
+    + QueueControl
 {
     /// Apply this backend's migrations.
     async fn migrate(&self) -> Result<()>;

@@ -333,7 +333,8 @@ impl<B: Backend> Storage for B {
         let stmt = claim::<B>(
             Claim {
                 table: "deliveries",
-                due: "state IN ('queued', 'retrying') AND next_attempt_at <= $3",
+                due:
+                    "state IN ('queued', 'retrying') AND next_attempt_at <= $3 AND held_at IS NULL",
                 order: "next_attempt_at",
                 columns: schema::DELIVERY_JOB,
             },
@@ -403,7 +404,7 @@ impl<B: Backend> Storage for B {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
         let sql = format!(
             "SELECT MIN({}(next_attempt_at, COALESCE(lease_until, 0))) AS due
-             FROM deliveries WHERE state IN ('queued', 'retrying')",
+             FROM deliveries WHERE state IN ('queued', 'retrying') AND held_at IS NULL",
             B::GREATEST
         );
         let row = self.reader().await?.fetch_one(Stmt::new(sql)).await?;
@@ -438,7 +439,7 @@ impl<B: Backend> Storage for B {
     async fn queue_retry(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<bool> {
         let stmt = Stmt::new(
             "UPDATE deliveries SET state = CASE state WHEN 'failed' THEN 'retrying' ELSE state END,
-                 next_attempt_at = $1, updated_at = $1
+                 next_attempt_at = $1, updated_at = $1, held_at = NULL
              WHERE id = $2 AND state <> 'delivered'
                AND rcpt_email NOT LIKE 'erased:%'",
         )

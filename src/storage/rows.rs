@@ -128,15 +128,17 @@ pub fn delivery_job(r: &impl Columns, keys: &Keyring) -> Result<DeliveryJob> {
     })
 }
 
-/// Columns: d.id, d.message_id, m.store, m.order_id, d.rcpt_alias, d.state,
-/// d.attempts, d.next_attempt_at, d.last_reply, d.lease_owner.
+/// Columns: `schema::QUEUE_ENTRY`.
 pub fn queue_entry(r: &impl Columns) -> Result<QueueEntry> {
     Ok(QueueEntry {
         id: r.text("id")?,
         message_id: r.text("message_id")?,
         store: r.text("store")?,
         order: r.text("order_id")?,
+        from: r.opt_text("sender_alias")?,
         to: r.text("rcpt_alias")?,
+        received_at: time(r, "received_at")?,
+        held_at: r.opt_int("held_at")?.map(from_ms).transpose()?,
         state: state(r)?,
         attempts: count(r, "attempts")?,
         next_attempt_at: time(r, "next_attempt_at")?,

@@ -28,8 +28,9 @@ pub const DELIVERY_STATUS: &str = "message_id, rcpt_alias, state, attempts, last
 
 /// `deliveries` joined to `messages` as `d` and `m`: a line of the queue
 /// (`rows::queue_entry`).
-pub const QUEUE_ENTRY: &str = "d.id, d.message_id, m.store, m.order_id, d.rcpt_alias, d.state, \
-     d.attempts, d.next_attempt_at, d.last_reply, d.lease_owner";
+pub const QUEUE_ENTRY: &str = "d.id, d.message_id, m.store, m.order_id, d.sender_alias, \
+     d.rcpt_alias, d.state, d.attempts, d.next_attempt_at, d.last_reply, d.lease_owner, d.held_at, \
+     m.received_at";
 
 /// `messages`: a stored message with its order.
 pub const MESSAGE: &str = "store, order_id, return_path, received_at, content, erasure";

@@ -433,8 +433,16 @@ pub struct QueueEntry {
     pub store: String,
     /// The message's order.
     pub order: String,
+    /// The alias of the participant the copy came from (none: not one).
+    pub from: Option<String>,
     /// The recipient's alias.
     pub to: String,
+    /// When the message was accepted.
+    #[serde(serialize_with = "rfc3339")]
+    pub received_at: DateTime<Utc>,
+    /// Since when an operator holds it (`queue hold`); not attempted then.
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub held_at: Option<DateTime<Utc>>,
     /// Where it stands.
     pub state: DeliveryState,
     /// Attempts made.
