@@ -2,7 +2,8 @@
 # The ops/ files against a real relay: the alerting rules (promtool check
 # and unit tests), the dashboard's queries (every metric they name is one
 # the relay exports), and the relay's /metrics as scraped (promtool check
-# metrics: HELP and TYPE lines, names, units).
+# metrics: HELP and TYPE lines, names, units); and every metric exported is
+# listed in docs/OPERATIONS.md.
 # Usage: scripts/ops-check.sh [BINARY]   (default target/debug/ct-relay)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,11 @@ for m in re.findall(r"ct_relay_[a-z_]+", open("ops/prometheus/ct-relay-rules.yml
 unknown = {m: where for m, where in used.items() if m not in exported}
 if unknown:
     sys.exit(f"ops-check: metrics the relay does not export: {unknown}")
+# And every metric the relay exports is listed in docs/OPERATIONS.md.
+listed = set(re.findall(r"`(ct_relay_[a-z_]+)`", open("docs/OPERATIONS.md").read()))
+unlisted = sorted(exported - listed)
+if unlisted:
+    sys.exit(f"ops-check: metrics docs/OPERATIONS.md does not list: {unlisted}")
 print(f"ops-check: {len(dash['panels'])} panels and the rules name {len(used)} metrics, all exported")
 PY
 

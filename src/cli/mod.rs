@@ -221,6 +221,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return dkim_generate(&settings, selector, *algorithm, out);
     }
+    if !matches!(cli.command, Command::Serve) {
+        // `serve` logs it; the other commands say it here.
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        for name in ct_relay::config::misspelled_overrides(&env) {
+            eprintln!(
+                "ct-relay: warning: {name} is not read: overrides are spelled CT_RELAY__SECTION__KEY"
+            );
+        }
+    }
     logging::init(&settings.log, matches!(cli.command, Command::Serve))?;
     match cli.command {
         Command::Serve => {

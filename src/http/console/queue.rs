@@ -52,7 +52,12 @@ impl From<QueueEntry> for Row {
             to: q.to,
             store: q.store,
             order: q.order,
-            state: q.state.as_str(),
+            // An operator's hold (`ct-relay queue hold`) is what stops it.
+            state: if q.held_at.is_some() {
+                "held"
+            } else {
+                q.state.as_str()
+            },
             attempts: q.attempts,
             last_reply: q.last_reply,
         }
