@@ -327,8 +327,8 @@ async fn serve_names_a_misspelled_key_with_its_file_and_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_variable_with_one_underscore_is_reported() {
-    let relay = Relay::configured(None, "transport = \"file\"")
-        .env("CT_RELAY_SMTP__MAX_RECIPIENTS", "7");
+    let relay =
+        Relay::configured(None, "transport = \"file\"").env("CT_RELAY_SMTP__MAX_RECIPIENTS", "7");
     let (ok, out, err) = relay.cli_raw(&["store", "show", "acme"], None);
     assert!(ok, "{err}");
     assert!(out.contains("\"acme\""), "{out}");

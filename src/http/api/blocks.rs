@@ -30,11 +30,12 @@ fn answer(store: String, order: String, senders: Vec<Participant>) -> Json<Block
 pub struct BlocksQuery {
     /// Needed when several stores have this order id (token not limited to one store).
     #[serde(default)]
+    #[param(pattern = "^[a-z0-9._-]{1,128}$")]
     store: Option<String>,
 }
 
 /// The order's blocked senders.
-#[utoipa::path(get, path = "/v1/orders/{order}/blocks", params(("order" = String, Path), BlocksQuery),
+#[utoipa::path(get, path = "/v1/orders/{order}/blocks", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$"), BlocksQuery),
     responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
@@ -56,7 +57,7 @@ pub async fn list_blocks(
 /// refused with `550 5.7.1` and shows on the timeline as `blocked`. By
 /// address, every participant with it is blocked, and an address that is
 /// no participant yet becomes a blocked contact. Idempotent.
-#[utoipa::path(post, path = "/v1/orders/{order}/blocks", params(("order" = String, Path)),
+#[utoipa::path(post, path = "/v1/orders/{order}/blocks", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$")),
     request_body = BlockRequest,
     responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -77,7 +78,7 @@ pub async fn block_sender(
 
 /// Lift a block: the sender's mail is taken again.
 #[utoipa::path(delete, path = "/v1/orders/{order}/blocks/{sender}",
-    params(("order" = String, Path), ("sender" = String, Path, description = "The sender's alias or address."), BlocksQuery),
+    params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$"), ("sender" = String, Path, description = "The sender's alias or address."), BlocksQuery),
     responses((status = 200, body = Blocks), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]

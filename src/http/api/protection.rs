@@ -21,6 +21,7 @@ use crate::storage::{rfc3339_string, Erasure, Hold};
 #[into_params(parameter_in = Query)]
 pub struct HoldQuery {
     /// The order's store.
+    #[param(pattern = "^[a-z0-9._-]{1,128}$")]
     store: String,
     /// Why the order is held (PUT only; 1 to 500 characters).
     #[serde(default)]
@@ -40,7 +41,7 @@ fn held(store: String, order: String, hold: Option<Hold>) -> Json<OrderHold> {
 /// Put the order on legal hold: the purge keeps its aliases, messages and
 /// timeline, whatever their age, until the hold is lifted. Idempotent: an
 /// order already held keeps its first hold.
-#[utoipa::path(put, path = "/v1/orders/{order}/hold", params(("order" = String, Path), HoldQuery),
+#[utoipa::path(put, path = "/v1/orders/{order}/hold", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$"), HoldQuery),
     responses((status = 200, body = OrderHold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn hold_order(
@@ -59,7 +60,7 @@ pub async fn hold_order(
 }
 
 /// Whether the order is on legal hold.
-#[utoipa::path(get, path = "/v1/orders/{order}/hold", params(("order" = String, Path), HoldQuery),
+#[utoipa::path(get, path = "/v1/orders/{order}/hold", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$"), HoldQuery),
     responses((status = 200, body = OrderHold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn show_hold(
@@ -77,7 +78,7 @@ pub async fn show_hold(
 }
 
 /// Lift the order's legal hold: the purge treats it as any other again.
-#[utoipa::path(delete, path = "/v1/orders/{order}/hold", params(("order" = String, Path), HoldQuery),
+#[utoipa::path(delete, path = "/v1/orders/{order}/hold", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$"), HoldQuery),
     responses((status = 200, body = OrderHold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn release_order(
@@ -100,6 +101,7 @@ pub async fn release_order(
 pub struct SubjectQuery {
     /// Only this store's orders (a token limited to one store sees its own only).
     #[serde(default)]
+    #[param(pattern = "^[a-z0-9._-]{1,128}$")]
     store: Option<String>,
 }
 

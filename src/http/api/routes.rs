@@ -130,7 +130,7 @@ pub async fn openapi() -> Response {
 
 /// Both aliases of an order in the store's mask mode. Idempotent: the same
 /// request gives the same aliases.
-#[utoipa::path(post, path = "/v1/orders/{order}/aliases", params(("order" = String, Path)),
+#[utoipa::path(post, path = "/v1/orders/{order}/aliases", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$")),
     request_body = CreateAliases,
     responses((status = 200, body = OrderAliases), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -213,7 +213,7 @@ pub async fn bulk_create(
 /// Invoiced or canceled: the order's aliases end after `alias.end_grace`
 /// (never later than they would anyway). Reopened: they work again for
 /// `alias.reopen_window`.
-#[utoipa::path(post, path = "/v1/orders/{order}/events", params(("order" = String, Path)),
+#[utoipa::path(post, path = "/v1/orders/{order}/events", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$")),
     request_body = OrderEventRequest,
     responses((status = 200, body = OrderEventResult), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -312,6 +312,7 @@ pub async fn disable_alias(
 pub struct TimelineQuery {
     /// Needed when several stores have this order id (token not limited to one store).
     #[serde(default)]
+    #[param(pattern = "^[a-z0-9._-]{1,128}$")]
     store: Option<String>,
     /// Entries per page (1 to 1000, default 100).
     #[serde(default)]
@@ -322,7 +323,7 @@ pub struct TimelineQuery {
 }
 
 /// The order's conversation, oldest first, a page at a time.
-#[utoipa::path(get, path = "/v1/orders/{order}/timeline", params(("order" = String, Path), TimelineQuery),
+#[utoipa::path(get, path = "/v1/orders/{order}/timeline", params(("order" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$"), TimelineQuery),
     responses((status = 200, body = Timeline), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn timeline(

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::types::*;
 use crate::http::HttpState;
 
-#[utoipa::path(get, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
+#[utoipa::path(get, path = "/v1/stores/{store}/settings", params(("store" = String, Path, pattern = "^[a-z0-9._-]{1,128}$")),
     responses((status = 200, body = StoreSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn get_settings(
@@ -28,7 +28,7 @@ pub async fn get_settings(
 /// bulk mail, attachments); fields left out stay as they are.
 /// Each webhook request is a POST of a `WebhookEvent`, signed with
 /// `CT-Relay-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-#[utoipa::path(put, path = "/v1/stores/{store}/settings", params(("store" = String, Path)),
+#[utoipa::path(put, path = "/v1/stores/{store}/settings", params(("store" = String, Path, pattern = "^[a-z0-9._-]{1,128}$")),
     request_body = SettingsUpdate,
     responses((status = 200, body = StoreSettings), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]

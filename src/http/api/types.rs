@@ -39,6 +39,7 @@ pub struct Readiness {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAliases {
+    #[schema(pattern = "^[a-z0-9._-]{1,128}$")]
     pub store: String,
     pub customer_email: String,
     #[serde(default)]
@@ -81,7 +82,9 @@ pub struct OrderAliases {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkItem {
+    #[schema(pattern = "^[a-z0-9._-]{1,128}$")]
     pub store: String,
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub order: String,
     pub role: Role,
     pub email: String,
@@ -357,6 +360,7 @@ impl SettingsUpdate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
+    #[schema(pattern = "^[a-z0-9._-]{1,128}$")]
     pub store: String,
     /// The sender's alias, or its address.
     pub sender: String,
@@ -412,6 +416,7 @@ impl TryFrom<SettingsUpdate> for service::SettingsChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderEventRequest {
+    #[schema(pattern = "^[a-z0-9._-]{1,128}$")]
     pub store: String,
     #[schema(value_type = super::schema::OrderEventDoc)]
     pub event: service::OrderEvent,
