@@ -86,6 +86,25 @@ async fn find(conn: &mut impl SqlConn, id: &str, now: DateTime<Utc>) -> Result<O
     }))
 }
 
+/// Run `sql` (`$1` now, `$2` the delivery's id): `Done` when it changed
+/// the delivery, else what `explain` makes of the delivery as it stands.
+async fn change_or_explain(
+    conn: &mut impl SqlConn,
+    sql: &'static str,
+    id: &str,
+    now: DateTime<Utc>,
+    explain: impl FnOnce(Found) -> QueueChange + Send,
+) -> Result<QueueChange> {
+    let stmt = Stmt::new(sql).int(to_ms(now)).text(id);
+    if conn.execute(stmt).await? > 0 {
+        return Ok(QueueChange::Done);
+    }
+    Ok(match find(conn, id, now).await? {
+        None => QueueChange::Unknown,
+        Some(found) => explain(found),
+    })
+}
+
 /// End delivery `id` of `message_id` (order `order` of `store`) as failed
 /// with `reply`: an attempt on record, and the store's webhook told when
 /// the message is on the timeline.
@@ -172,40 +191,26 @@ impl<B: Backend> QueueControl for B {
     }
 
     async fn queue_hold(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<QueueChange> {
-        let stmt = Stmt::new(
-            "UPDATE deliveries SET held_at = $1, updated_at = $1
-             WHERE id = $2 AND state IN ('queued', 'retrying') AND held_at IS NULL",
-        )
-        .int(to_ms(now))
-        .text(delivery_id);
+        let sql = "UPDATE deliveries SET held_at = $1, updated_at = $1
+                   WHERE id = $2 AND state IN ('queued', 'retrying') AND held_at IS NULL";
         let mut writer = self.writer().await?;
-        if writer.execute(stmt).await? > 0 {
-            return Ok(QueueChange::Done);
-        }
-        Ok(match find(&mut *writer, delivery_id, now).await? {
-            None => QueueChange::Unknown,
-            Some(f) if !f.waiting => QueueChange::NotWaiting,
-            Some(_) => QueueChange::Done, // held already
+        change_or_explain(&mut *writer, sql, delivery_id, now, |f| match f.waiting {
+            true => QueueChange::Done, // held already
+            false => QueueChange::NotWaiting,
         })
+        .await
     }
 
     async fn queue_release(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<QueueChange> {
-        let stmt = Stmt::new(
-            "UPDATE deliveries SET held_at = NULL, updated_at = $1,
-                 next_attempt_at = CASE WHEN state IN ('queued', 'retrying') THEN $1
-                                        ELSE next_attempt_at END
-             WHERE id = $2 AND held_at IS NOT NULL",
-        )
-        .int(to_ms(now))
-        .text(delivery_id);
+        let sql = "UPDATE deliveries SET held_at = NULL, updated_at = $1,
+                       next_attempt_at = CASE WHEN state IN ('queued', 'retrying') THEN $1
+                                              ELSE next_attempt_at END
+                   WHERE id = $2 AND held_at IS NOT NULL";
         let mut writer = self.writer().await?;
-        if writer.execute(stmt).await? > 0 {
-            return Ok(QueueChange::Done);
-        }
-        Ok(match find(&mut *writer, delivery_id, now).await? {
-            None => QueueChange::Unknown,
-            Some(_) => QueueChange::NotWaiting,
+        change_or_explain(&mut *writer, sql, delivery_id, now, |_| {
+            QueueChange::NotWaiting
         })
+        .await
     }
 
     async fn queue_delete(&self, delivery_id: &str, now: DateTime<Utc>) -> Result<QueueChange> {
