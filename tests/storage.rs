@@ -10,7 +10,7 @@ use common::storage::{
 use common::Backend;
 use ct_relay::alias::{MaskMode, Role};
 use ct_relay::policy::{PolicyUpdate, SpamAction, StorePolicy};
-use ct_relay::storage::{DeliveryState, StoreUpdate, Write};
+use ct_relay::storage::{DeliveryState, QueueChange, StoreUpdate, Write};
 
 async fn participants_are_idempotent_and_case_insensitive(backend: Backend) {
     let (db, _dir) = open(backend).await;
@@ -259,6 +259,67 @@ async fn released_leases_are_due_again(backend: Backend) {
     assert!(listed.iter().all(|q| q.leased_by.is_some()));
 }
 
+async fn held_deliveries_wait_for_release_and_delete_ends_them(backend: Backend) {
+    let (db, _dir) = open(backend).await;
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let to = person("o7", "g@example.com", now);
+    db.apply(&[accept(message("m6", "o7", &to, now))])
+        .await
+        .unwrap();
+    assert_eq!(db.queue_hold("m6-d", now).await.unwrap(), QueueChange::Done);
+    assert_eq!(db.queue_hold("m6-d", now).await.unwrap(), QueueChange::Done);
+    assert!(
+        db.claim_due("a", now, lease, 10).await.unwrap().is_empty(),
+        "due, but held"
+    );
+    assert_eq!(db.next_due().await.unwrap(), None);
+    assert!(db.queue_list(None, 10).await.unwrap()[0].held_at.is_some());
+
+    assert_eq!(
+        db.queue_release("m6-d", now).await.unwrap(),
+        QueueChange::Done
+    );
+    assert_eq!(
+        db.queue_release("m6-d", now).await.unwrap(),
+        QueueChange::NotWaiting,
+        "not held"
+    );
+    let job = db.claim_delivery("cli", "m6-d", now, lease).await.unwrap();
+    assert_eq!(job.unwrap().id, "m6-d");
+    let again = db
+        .claim_delivery("other", "m6-d", now, lease)
+        .await
+        .unwrap();
+    assert_eq!(again.unwrap_err(), QueueChange::InFlight);
+    assert_eq!(
+        db.queue_delete("m6-d", now).await.unwrap(),
+        QueueChange::InFlight
+    );
+    db.release_leases(Some("cli")).await.unwrap();
+    assert_eq!(
+        db.queue_delete("m6-d", now).await.unwrap(),
+        QueueChange::Done
+    );
+    let status = db.delivery_status("m6-d").await.unwrap().unwrap();
+    assert_eq!(status.state, DeliveryState::Failed);
+    assert!(status
+        .last_reply
+        .unwrap()
+        .contains("deleted from the queue"));
+    assert!(db.claim_due("a", now, lease, 10).await.unwrap().is_empty());
+    assert_eq!(
+        db.queue_delete("m6-d", now).await.unwrap(),
+        QueueChange::NotWaiting
+    );
+    assert_eq!(
+        db.queue_hold("nope", now).await.unwrap(),
+        QueueChange::Unknown
+    );
+    let unknown = db.claim_delivery("x", "nope", now, lease).await.unwrap();
+    assert_eq!(unknown.unwrap_err(), QueueChange::Unknown);
+}
+
 async fn purge_keeps_pending_mail_and_live_aliases(backend: Backend) {
     let (db, _dir) = open(backend).await;
     let old = Utc::now() - chrono::Duration::days(400);
@@ -371,5 +432,6 @@ on_both_backends!(
     leases_keep_a_delivery_to_one_node,
     concurrent_claims_never_overlap,
     released_leases_are_due_again,
+    held_deliveries_wait_for_release_and_delete_ends_them,
     purge_keeps_pending_mail_and_live_aliases,
 );
