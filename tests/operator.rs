@@ -2,7 +2,8 @@
 //! (list as a table, retry attempted by the command itself, hold, release,
 //! delete), API tokens reloaded on SIGHUP, failed logins limited per
 //! client address, data files private to the relay, lowercase store ids,
-//! and a misspelled configuration key named with its file and line.
+//! a misspelled configuration key named with its file and line, and a
+//! delivery lease too short to start with.
 
 mod common;
 
@@ -323,6 +324,18 @@ async fn serve_names_a_misspelled_key_with_its_file_and_line() {
     let place = format!("{}:{line}", relay.config.display());
     assert!(err.contains(&place), "{err}");
     assert!(err.contains("smtp.max_recipents"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_refuses_a_lease_shorter_than_eleven_timeouts() {
+    // The test relays' delivery.timeout is 500ms: 5s is under 11 of them.
+    let relay =
+        Relay::configured(None, "transport = \"file\"").env("CT_RELAY__DELIVERY__LEASE", "5s");
+    let (ok, _, err) = relay.cli_raw(&["serve"], None);
+    assert!(!ok, "serve must not start");
+    assert!(err.contains("CT_RELAY__DELIVERY__LEASE"), "{err}");
+    assert!(err.contains("must exceed 11 × delivery.timeout"), "{err}");
+    assert!(std::net::TcpStream::connect(relay.smtp).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
