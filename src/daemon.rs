@@ -184,7 +184,7 @@ pub async fn serve(settings: Settings, config: &Path) -> Result<(), DaemonError>
         storage.clone(),
         committer,
         node.clone(),
-        wake,
+        wake.clone(),
     )?);
 
     let webhooks = Arc::new(WebhookDispatcher::new(
@@ -204,6 +204,7 @@ pub async fn serve(settings: Settings, config: &Path) -> Result<(), DaemonError>
                 tokens: tokens.clone(),
                 metrics: crate::telemetry::install(),
                 smtp_up: smtp_up.clone(),
+                queue_wake: wake.clone(),
                 auth_failures: Arc::new(http::auth_failures::AuthFailures::new(
                     settings.api.max_auth_failures_per_minute,
                 )),

@@ -232,9 +232,11 @@ async fn the_conversation_shows_aliases_and_roles_and_never_a_real_address(backe
 async fn a_store_login_sees_its_store_only(backend: Backend) {
     let sink = Sink::start().await;
     let mut relay = Relay::with_smarthost(backend, sink.addr);
-    // Retries an hour apart: only the console's button brings one sooner.
+    // Retries an hour apart and the queue read hourly: only the console's
+    // button, waking the runner, brings one sooner.
     relay.edit_config("retry_initial = \"200ms\"", "retry_initial = \"1h\"");
     relay.edit_config("retry_max = \"1s\"", "retry_max = \"2h\"");
+    relay.edit_config("poll_interval = \"200ms\"", "poll_interval = \"1h\"");
     relay.start().await;
     let other = customer_alias(
         relay.api,

@@ -32,6 +32,9 @@ pub struct HttpState {
     pub smtp_up: Arc<AtomicBool>,
     /// This relay's name in `write_probes` (`smtp.hostname`), for /readyz.
     pub node: String,
+    /// Wakes this node's queue runner: a delivery made due now is claimed
+    /// at once, not at the next poll.
+    pub queue_wake: Arc<tokio::sync::Notify>,
     /// Failed authentications per client address.
     pub auth_failures: Arc<auth_failures::AuthFailures>,
 }

@@ -142,6 +142,7 @@ pub async fn retry(
         )
         .within("queue", &session));
     }
+    state.queue_wake.notify_one();
     tracing::info!(delivery = %id, "retry asked in the console");
     Ok(see_other(&format!(
         "/console/queue?retried={}",
