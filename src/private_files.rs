@@ -39,10 +39,16 @@ pub fn create_empty_if_missing(path: &Path) -> io::Result<()> {
     }
 }
 
-/// The mode bits of `path` when its group or others may read or write it.
-pub fn open_to_others(path: &Path) -> Option<u32> {
+/// Group or others may read, write or run it.
+pub const GROUP_OR_OTHERS: u32 = 0o077;
+/// Others (not the owner, not the group) may read it.
+pub const OTHERS_READ: u32 = 0o004;
+
+/// The mode bits of `path` when they grant any of `bits`
+/// (`GROUP_OR_OTHERS`, `OTHERS_READ`).
+pub fn mode_granting(path: &Path, bits: u32) -> Option<u32> {
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o077 != 0).then_some(mode)
+    (mode & bits != 0).then_some(mode)
 }
 
 #[cfg(test)]
@@ -63,7 +69,7 @@ mod tests {
         let file = dir.join("f");
         create_file(&file).unwrap();
         assert_eq!(mode(&file), 0o600);
-        assert_eq!(open_to_others(&file), None);
+        assert_eq!(mode_granting(&file, GROUP_OR_OTHERS), None);
         let db = dir.join("t.db");
         create_empty_if_missing(&db).unwrap();
         assert_eq!(mode(&db), 0o600);
@@ -71,6 +77,8 @@ mod tests {
         create_empty_if_missing(&db).unwrap();
         assert_eq!(std::fs::read(&db).unwrap(), b"kept");
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(open_to_others(&db), Some(0o644));
+        assert_eq!(mode_granting(&db, GROUP_OR_OTHERS), Some(0o644));
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(mode_granting(&db, OTHERS_READ), None, "the group may");
     }
 }

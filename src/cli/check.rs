@@ -48,9 +48,9 @@ pub fn placed(path: &Path, error: ct_relay::config::ConfigError) -> anyhow::Erro
         .filter(|f| f.severity == Severity::Error)
         .map(|f| format!("{}: {}", f.place, f.message))
         .collect();
-    match errors.len() {
-        0 => error.into(),
-        1 => anyhow::anyhow!("{}", errors[0]),
-        _ => anyhow::anyhow!("{}", errors.join("\n")),
+    if errors.is_empty() {
+        error.into()
+    } else {
+        anyhow::anyhow!("{}", errors.join("\n"))
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue, Deserializer};
 
 use super::{ConfigError, Settings, ENV_PREFIX};
+use crate::private_files::{mode_granting, OTHERS_READ};
 use crate::server::tls::TlsFiles;
 
 /// How bad a finding is.
@@ -244,7 +245,7 @@ impl Check<'_> {
         ];
         for (key, file) in key_files {
             let Some(file) = file else { continue };
-            if let Some(mode) = others_may_read(file) {
+            if let Some(mode) = mode_granting(file, OTHERS_READ) {
                 let place = self.place_of(key);
                 self.warning(
                     key,
@@ -415,13 +416,6 @@ fn variable_of_key(key: &str) -> String {
         "{ENV_PREFIX}__{}",
         key.to_ascii_uppercase().replace('.', "__")
     )
-}
-
-/// The mode of a file other users may read, if they may.
-fn others_may_read(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o004 != 0).then_some(mode)
 }
 
 /// The line of a `file:line` place (0 for others, which come first).

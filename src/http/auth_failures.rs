@@ -33,15 +33,16 @@ impl AuthFailures {
         }
     }
 
-    /// How long `client` must wait, if it is over the limit.
-    pub fn wait_for(&self, client: IpAddr) -> Option<Duration> {
+    /// How many seconds (at least 1) `client` must wait, if it is over
+    /// the limit: what `Retry-After` says.
+    pub fn wait_for(&self, client: IpAddr) -> Option<u64> {
         if self.max_per_minute == 0 {
             return None;
         }
         let by_client = self.by_client.lock().expect("not poisoned");
         let &(start, failures) = by_client.get(&client)?;
         let left = WINDOW.checked_sub(start.elapsed())?;
-        (failures >= self.max_per_minute).then_some(left)
+        (failures >= self.max_per_minute).then_some(left.as_secs().max(1))
     }
 
     /// Count a failure from `client`; true when this one reached the limit.
@@ -116,7 +117,7 @@ mod tests {
         assert_eq!(failures.wait_for(a), None, "under the limit");
         assert!(failures.failed(a), "the third reaches it");
         let wait = failures.wait_for(a).unwrap();
-        assert!(wait > Duration::from_secs(55) && wait <= WINDOW);
+        assert!((55..=60).contains(&wait), "{wait}");
         assert!(!failures.failed(a), "reported once");
         assert_eq!(failures.wait_for(b), None);
         assert_eq!(failures.remembered(), 1);

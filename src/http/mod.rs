@@ -41,7 +41,7 @@ pub struct HttpState {
 
 /// The configured API tokens, replaced whole when the configuration is
 /// reloaded (SIGHUP); requests read the set current when they arrive.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ApiTokens(Arc<RwLock<Arc<Vec<ApiToken>>>>);
 
 impl ApiTokens {

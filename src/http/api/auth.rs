@@ -25,8 +25,8 @@ impl FromRequestParts<HttpState> for Scope {
         state: &HttpState,
     ) -> Result<Self, Self::Rejection> {
         let client = client_of(&parts.extensions);
-        if let Some(wait) = state.auth_failures.wait_for(client) {
-            return Err(ApiError::too_many_failures(wait));
+        if let Some(secs) = state.auth_failures.wait_for(client) {
+            return Err(ApiError::too_many_failures(secs));
         }
         let found = parts
             .headers

@@ -41,9 +41,8 @@ impl ApiError {
             "a valid bearer token is required",
         )
     }
-    /// `429`: this client failed to authenticate too often; wait `wait`.
-    pub fn too_many_failures(wait: std::time::Duration) -> Self {
-        let secs = wait.as_secs().max(1);
+    /// `429`: this client failed to authenticate too often; wait `secs`.
+    pub fn too_many_failures(secs: u64) -> Self {
         Self {
             retry_after: Some(secs),
             ..Self::new(

@@ -48,16 +48,11 @@ impl From<QueueEntry> for Row {
         Self {
             next,
             next_iso,
+            state: q.shown_state(),
             id: q.id,
             to: q.to,
             store: q.store,
             order: q.order,
-            // An operator's hold (`ct-relay queue hold`) is what stops it.
-            state: if q.held_at.is_some() {
-                "held"
-            } else {
-                q.state.as_str()
-            },
             attempts: q.attempts,
             last_reply: q.last_reply,
         }

@@ -72,15 +72,12 @@ pub async fn log_in(
             Some("The login form had expired. Please log in again."),
         );
     }
-    if let Some(wait) = state.auth_failures.wait_for(client) {
-        let text = format!(
-            "Too many failed logins from this address. Try again in {} s.",
-            wait.as_secs().max(1)
-        );
+    if let Some(secs) = state.auth_failures.wait_for(client) {
+        let text = format!("Too many failed logins from this address. Try again in {secs} s.");
         let mut response = login_form(&headers, StatusCode::TOO_MANY_REQUESTS, Some(&text));
         response
             .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
         return response;
     }
     let tokens = state.tokens.current();

@@ -98,7 +98,8 @@ impl SqliteStorage {
             private_files::create_empty_if_missing(&file).map_err(|e| {
                 StorageError::Unavailable(format!("cannot create {}: {e}", file.display()))
             })?;
-            if let Some(mode) = private_files::open_to_others(&file) {
+            if let Some(mode) = private_files::mode_granting(&file, private_files::GROUP_OR_OTHERS)
+            {
                 tracing::warn!(
                     file = %file.display(),
                     mode = format!("{mode:o}"),
