@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use ulid::Ulid;
 
 use ct_relay::config::Settings;
-use ct_relay::storage::{Committer, QueueChange, QueueEntry, Storage};
+use ct_relay::storage::{Committer, DeliveryState, QueueChange, QueueEntry, Storage};
 
 use super::report::print;
 
@@ -165,17 +165,12 @@ fn table(entries: &[QueueEntry], now: DateTime<Utc>) -> String {
         "{:<26}  {:<9} {:>8}  {:<20}  Store/Order",
         "Delivery", "State", "Attempts", "Next attempt"
     );
-    let mut held = 0;
     for e in entries {
-        let state = match (&e.held_at, e.leased_by.is_some()) {
-            (Some(_), _) => {
-                held += 1;
-                "held"
-            }
-            (None, true) => "sending",
-            (None, false) => e.state.as_str(),
+        let state = match (e.held_at, &e.leased_by) {
+            (None, Some(_)) => "sending",
+            _ => e.shown_state(),
         };
-        let next = if e.state.as_str() == "failed" {
+        let next = if e.state == DeliveryState::Failed {
             "-".to_string()
         } else if e.next_attempt_at <= now {
             "now".to_string()
@@ -198,9 +193,10 @@ fn table(entries: &[QueueEntry], now: DateTime<Utc>) -> String {
             let _ = writeln!(out, "    ({reply})");
         }
     }
+    let held = entries.iter().filter(|e| e.held_at.is_some()).count();
     let failed = entries
         .iter()
-        .filter(|e| e.state.as_str() == "failed")
+        .filter(|e| e.state == DeliveryState::Failed)
         .count();
     let _ = writeln!(
         out,
@@ -214,7 +210,6 @@ fn table(entries: &[QueueEntry], now: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ct_relay::storage::DeliveryState;
 
     fn entry(id: &str, state: DeliveryState, held: bool, reply: Option<&str>) -> QueueEntry {
         let at = DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z")

@@ -11,7 +11,7 @@ use super::queries::{claim, Claim};
 use super::rows::{self, to_ms, Columns};
 use super::schema;
 use super::sql::{Backend, SqlConn, Stmt};
-use super::{DeliveryJob, DeliveryStatus, Result, WebhookEventKind};
+use super::{DeliveryJob, DeliveryState, DeliveryStatus, Result, WebhookEventKind};
 
 /// The reply a delivery deleted from the queue ends with.
 pub const DELETED_REPLY: &str = "deleted from the queue by an operator (ct-relay queue delete)";
@@ -67,22 +67,22 @@ struct Found {
 
 async fn find(conn: &mut impl SqlConn, id: &str, now: DateTime<Utc>) -> Result<Option<Found>> {
     let stmt = Stmt::new(
-        "SELECT d.message_id, m.store, m.order_id, d.state,
-                CAST(CASE WHEN d.lease_until > $2 THEN 1 ELSE 0 END AS BIGINT) AS leased
+        "SELECT d.message_id, m.store, m.order_id, d.state, d.lease_until
          FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = $1",
     )
-    .text(id)
-    .int(to_ms(now));
+    .text(id);
     let Some(r) = conn.fetch_optional(stmt).await? else {
         return Ok(None);
     };
-    let state = r.text("state")?;
     Ok(Some(Found {
         message_id: r.text("message_id")?,
         store: r.text("store")?,
         order: r.text("order_id")?,
-        waiting: state == "queued" || state == "retrying",
-        leased: r.int("leased")? == 1,
+        waiting: matches!(
+            rows::state(&r)?,
+            DeliveryState::Queued | DeliveryState::Retrying
+        ),
+        leased: r.opt_int("lease_until")?.is_some_and(|t| t > to_ms(now)),
     }))
 }
 

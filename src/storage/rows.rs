@@ -72,7 +72,8 @@ fn parsed<T: FromStr>(r: &impl Columns, col: &str) -> Result<T> {
         .map_err(|_| StorageError::Corrupt(format!("{col} = `{text}`")))
 }
 
-fn state(r: &impl Columns) -> Result<DeliveryState> {
+/// Column `state`.
+pub(crate) fn state(r: &impl Columns) -> Result<DeliveryState> {
     let text = r.text("state")?;
     DeliveryState::parse(&text)
         .ok_or_else(|| StorageError::Corrupt(format!("delivery state `{text}`")))

@@ -456,6 +456,17 @@ pub struct QueueEntry {
     pub leased_by: Option<String>,
 }
 
+impl QueueEntry {
+    /// Its state as an operator reads it: `held` while an operator holds
+    /// it (`queue hold`), else the delivery's state.
+    pub fn shown_state(&self) -> &'static str {
+        match self.held_at {
+            Some(_) => "held",
+            None => self.state.as_str(),
+        }
+    }
+}
+
 /// A store as `ct-relay store show` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreSummary {
