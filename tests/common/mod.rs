@@ -68,9 +68,21 @@ macro_rules! on_both_backends {
 #[allow(unused_imports)]
 pub use postgres::{admin_url as postgres_admin_url, TestDatabase};
 
+/// A port nothing listens on now, never one this test process was given
+/// before: the kernel may hand a just-closed port out again, and a relay
+/// whose SMTP and API ports came out equal could not start (nor could its
+/// config be told which `listen` to move).
 pub fn free_port() -> SocketAddr {
-    let l = StdListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = StdListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// Poll `check` until it is true or `limit` passes.
