@@ -239,7 +239,7 @@ pub async fn serve(settings: Settings, config: &Path) -> Result<(), DaemonError>
         settings.storage.clone(),
         stopped,
     ));
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), smtp = %local, node = %node, transport = ?settings.delivery.transport, "ct-relay started");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), smtp = %local, node = %node, transport = settings.delivery.transport.as_str(), "ct-relay started");
 
     wait_for_signal(config, tls.as_deref(), &tokens).await?;
     tracing::info!("shutting down: no new sessions; finishing open ones");

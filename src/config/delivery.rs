@@ -21,6 +21,17 @@ pub enum TransportKind {
     Mx,
 }
 
+impl TransportKind {
+    /// The value as `delivery.transport` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Smarthost => "smarthost",
+            Self::Mx => "mx",
+        }
+    }
+}
+
 /// STARTTLS towards the next hop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

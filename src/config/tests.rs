@@ -56,3 +56,19 @@ fn delivery_lease_and_heartbeat_are_checked() {
     s.delivery.heartbeat = Duration::from_secs(10);
     s.validate().unwrap();
 }
+
+#[test]
+fn transport_names_are_the_ones_the_config_takes() {
+    for kind in [
+        TransportKind::File,
+        TransportKind::Smarthost,
+        TransportKind::Mx,
+    ] {
+        let parsed: TransportKind =
+            serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
+                serde::de::value::Error,
+            >::new(kind.as_str()))
+            .unwrap();
+        assert_eq!(parsed, kind);
+    }
+}
