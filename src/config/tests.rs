@@ -64,11 +64,7 @@ fn transport_names_are_the_ones_the_config_takes() {
         TransportKind::Smarthost,
         TransportKind::Mx,
     ] {
-        let parsed: TransportKind =
-            serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
-                serde::de::value::Error,
-            >::new(kind.as_str()))
-            .unwrap();
+        let parsed: TransportKind = serde_json::from_value(kind.as_str().into()).unwrap();
         assert_eq!(parsed, kind);
     }
 }
