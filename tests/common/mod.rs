@@ -308,15 +308,17 @@ poll_interval = "100ms"
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            // Up once the API listens: `serve` binds the SMTP port before
-            // it. Probing the SMTP port itself would open a session that
-            // counts against the address's session limit until the relay
-            // sees it close (tests/limits.rs raced it).
-            let api = self.api;
+            // Up once this process logs that it started, which it does
+            // after binding both ports. A connection is no proof: on a
+            // restart another test's process may already listen on the old
+            // port (durability.rs saw its relay exit with "Address already
+            // in use" after the probe had connected), and a probe of the
+            // SMTP port would open a session that counts against the
+            // address's session limit (tests/limits.rs raced that).
             let mut exited = false;
             let up = wait_until(Duration::from_secs(20), || {
                 exited = child.try_wait().unwrap().is_some();
-                exited || std::net::TcpStream::connect(api).is_ok()
+                exited || self.log()[log_before..].contains("ct-relay started")
             })
             .await;
             if up && !exited {
